@@ -1,0 +1,94 @@
+//! `pdu`: parse + canonicalise + event id per PDU, roomgraph beside ruma in the same run.
+//!
+//! Inputs: a realistic ~1.5 KB member event and a ~60 KB power-levels event (1 500 users), room v11.
+//! roomgraph: `Pdu::parse` (borrowing parse, format checks, streaming reference hash) plus canonical
+//! serialisation into a reused buffer. ruma: `CanonicalJsonObject` parse, canonical serialisation and
+//! `ruma_signatures::reference_hash`.
+
+use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
+use roomgraph::builder::EventBuilder;
+use roomgraph::canonical_json::write_object;
+use roomgraph::pdu::Pdu;
+use roomgraph::room_version::RoomVersion;
+use ruma::CanonicalJsonObject;
+use ruma::room_version_rules::RoomVersionRules;
+
+fn member_event(version: &'static RoomVersion) -> String {
+    let bio = "Long-time Matrix user; ".repeat(30);
+    EventBuilder::with_json_content(
+        version,
+        "m.room.member",
+        "@alice.wonderland:matrix.example.org",
+        &format!(
+            r#"{{"membership":"join","displayname":"Alice in Wonderland 🐇","avatar_url":"mxc://matrix.example.org/AbCdEfGhIjKlMnOpQrStUvWx","io.element.bio":"{bio}","reason":"joining from the space directory"}}"#
+        ),
+    )
+    .state_key("@alice.wonderland:matrix.example.org")
+    .room_id("!OGEhHVWSdvArJzumhm:matrix.org")
+    .depth(1_234_567)
+    .origin_server_ts(1_732_000_000_000)
+    .prev_events(&["$Rmx3gB5tWUJ2FYBD8sCWRWcgAAHtpv1HwuY7IXr8sP4", "$9mE0Xh4Pl3TgGufJ9LE-GJ3OkOjHBvzEtGaE7IoPQQI"])
+    .auth_events(&[
+        "$Co8oumrR4Y1vhrgdCj1kxgGnIYCSNkW66HZwSp14Tvk",
+        "$Zp2HRmVYPD2Obt2BA1gIYQBpVRKNDmKh41MHTOQsEH0",
+        "$dkFJFYYNP2ie2MCm3PbfoGLsl5F95X42JjJDITfHL2M",
+        "$x0EFLTX5vQeK2cRw31dRbT4vs8H6gxbgi0ceHcWwJxs",
+    ])
+    .build_json_line()
+}
+
+fn power_levels_event(version: &'static RoomVersion, users: usize) -> String {
+    let users: Vec<String> = (0..users).map(|i| format!(r#""@user{i:05}:server{}.example.org":{}"#, i % 97, i % 100)).collect();
+    EventBuilder::with_json_content(
+        version,
+        "m.room.power_levels",
+        "@admin:matrix.example.org",
+        &format!(
+            r#"{{"users":{{{}}},"users_default":0,"events":{{"m.room.name":50,"m.room.power_levels":100,"m.room.history_visibility":100,"m.room.canonical_alias":50,"m.room.avatar":50,"m.room.tombstone":100,"m.room.server_acl":100,"m.room.encryption":100}},"events_default":0,"state_default":50,"ban":50,"kick":50,"redact":50,"invite":0,"notifications":{{"room":50}}}}"#,
+            users.join(",")
+        ),
+    )
+    .state_key("")
+    .room_id("!OGEhHVWSdvArJzumhm:matrix.org")
+    .depth(99_999)
+    .origin_server_ts(1_732_000_000_000)
+    .prev_events(&["$Rmx3gB5tWUJ2FYBD8sCWRWcgAAHtpv1HwuY7IXr8sP4"])
+    .auth_events(&["$Co8oumrR4Y1vhrgdCj1kxgGnIYCSNkW66HZwSp14Tvk", "$Zp2HRmVYPD2Obt2BA1gIYQBpVRKNDmKh41MHTOQsEH0"])
+    .build_json_line()
+}
+
+fn roomgraph_path(input: &[u8], version: &'static RoomVersion, buf: &mut Vec<u8>) -> usize {
+    let pdu = Pdu::parse(input, version).expect("valid pdu");
+    buf.clear();
+    write_object(&pdu.json, buf);
+    pdu.event_id.len() + buf.len()
+}
+
+fn ruma_path(input: &[u8], rules: &RoomVersionRules) -> usize {
+    let obj: CanonicalJsonObject = serde_json::from_slice(input).expect("valid json");
+    let canonical = ruma::CanonicalJsonValue::Object(obj.clone()).to_string();
+    let id = ruma::signatures::reference_hash(&obj, rules).expect("hash");
+    id.len() + canonical.len()
+}
+
+fn bench(c: &mut Criterion) {
+    let version = RoomVersion::from_id("11").expect("v11");
+    let rules = RoomVersionRules::V11;
+    let inputs = [("member_1.5k", member_event(version)), ("power_levels_60k", power_levels_event(version, 1_500))];
+    let mut group = c.benchmark_group("pdu");
+    for (name, input) in &inputs {
+        assert!(input.len() <= 65_536, "{name} is {} bytes", input.len());
+        group.throughput(Throughput::Elements(1));
+        let mut buf = Vec::with_capacity(70_000);
+        group.bench_with_input(BenchmarkId::new("roomgraph", format!("{name}/{}B", input.len())), input, |b, input| {
+            b.iter(|| roomgraph_path(black_box(input.as_bytes()), version, &mut buf))
+        });
+        group.bench_with_input(BenchmarkId::new("ruma", format!("{name}/{}B", input.len())), input, |b, input| {
+            b.iter(|| ruma_path(black_box(input.as_bytes()), &rules))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,158 @@
+//! The `roomgraph` command line: a thin shell over the library. Output on stdout, diagnostics on stderr;
+//! exit code 2 for invalid input.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use roomgraph::canonical_json::{self, JsonValue, NumberPolicy};
+use roomgraph::pdu::Pdu;
+use roomgraph::redaction::redact;
+use roomgraph::room_version::RoomVersion;
+
+#[derive(Parser)]
+#[command(name = "roomgraph", version, about = "Fast engine for Matrix room event graphs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the event id of one federation-format PDU.
+    EventId {
+        #[arg(long = "room-version", value_name = "V")]
+        room_version: String,
+        /// Input file, or `-` for standard input.
+        #[arg(default_value = "-")]
+        file: String,
+    },
+    /// Print the redacted PDU as canonical JSON.
+    Redact {
+        #[arg(long = "room-version", value_name = "V")]
+        room_version: String,
+        #[arg(default_value = "-")]
+        file: String,
+    },
+    /// Print the unpadded base64 SHA-256 content hash of a PDU.
+    ContentHash {
+        #[arg(long = "room-version", value_name = "V")]
+        room_version: String,
+        #[arg(default_value = "-")]
+        file: String,
+    },
+    /// Print a JSON document as canonical JSON (with a room version: that version's number rules).
+    CanonicalJson {
+        #[arg(long = "room-version", value_name = "V")]
+        room_version: Option<String>,
+        #[arg(default_value = "-")]
+        file: String,
+    },
+    /// Check every PDU of an NDJSON file (default: the embedded sample room) and print one line each.
+    Inspect {
+        #[arg(long = "room-version", value_name = "V", default_value = "11")]
+        room_version: String,
+        /// NDJSON file, `-` for standard input; without it, the sample room shipped with roomgraph.
+        file: Option<String>,
+    },
+}
+
+/// An error for the user: message on stderr, exit code 2.
+struct Failure(String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(message)) => {
+            eprintln!("roomgraph: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+const SAMPLE_ROOM: &str = include_str!("../../../../datasets/sample-room-v11.ndjson");
+
+fn run(command: Command) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match command {
+        Command::EventId { room_version, file } => {
+            let version = RoomVersion::from_id(&room_version)?;
+            let input = read_input(&file)?;
+            let pdu = Pdu::parse(&input, version)?;
+            writeln!(stdout, "{}", pdu.event_id)?;
+        }
+        Command::Redact { room_version, file } => {
+            let version = RoomVersion::from_id(&room_version)?;
+            let input = read_input(&file)?;
+            let pdu = Pdu::parse(&input, version)?;
+            let redacted = redact(&pdu.json, version.redaction);
+            writeln!(stdout, "{}", canonical_json::to_canonical_string(&JsonValue::Object(redacted)))?;
+        }
+        Command::ContentHash { room_version, file } => {
+            let version = RoomVersion::from_id(&room_version)?;
+            let input = read_input(&file)?;
+            let pdu = Pdu::parse(&input, version)?;
+            writeln!(stdout, "{}", pdu.content_hash_base64())?;
+        }
+        Command::CanonicalJson { room_version, file } => {
+            let policy = match room_version {
+                None => NumberPolicy::Normalise,
+                Some(v) if RoomVersion::from_id(&v)?.strict_canonical_json => NumberPolicy::Strict,
+                Some(_) => NumberPolicy::Lenient,
+            };
+            let input = read_input(&file)?;
+            let value = canonical_json::parse(&input, policy)?;
+            writeln!(stdout, "{}", canonical_json::to_canonical_string(&value))?;
+        }
+        Command::Inspect { room_version, file } => {
+            let version = RoomVersion::from_id(&room_version)?;
+            let input = match file {
+                Some(f) => read_input(&f)?,
+                None => SAMPLE_ROOM.as_bytes().to_vec(),
+            };
+            let mut bad = 0usize;
+            for (n, line) in input.split(|&b| b == b'\n').enumerate() {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                match Pdu::parse(line, version) {
+                    Ok(pdu) => writeln!(
+                        stdout,
+                        "{}\t{}\t{}\t{}",
+                        pdu.event_id,
+                        pdu.event_type,
+                        pdu.state_key.as_deref().unwrap_or("-"),
+                        if pdu.content_hash_matches() { "hash-ok" } else { "hash-mismatch" }
+                    )?,
+                    Err(e) => {
+                        bad += 1;
+                        eprintln!("roomgraph: line {}: {e}", n + 1);
+                    }
+                }
+            }
+            if bad > 0 {
+                return Err(Failure(format!("{bad} invalid PDU(s)")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_input(file: &str) -> Result<Vec<u8>, Failure> {
+    let mut buf = Vec::new();
+    if file == "-" {
+        std::io::stdin().read_to_end(&mut buf).map_err(|e| Failure(format!("reading standard input: {e}")))?;
+    } else {
+        std::fs::File::open(file)
+            .and_then(|mut f| f.read_to_end(&mut buf))
+            .map_err(|e| Failure(format!("reading {file}: {e}")))?;
+    }
+    Ok(buf)
+}

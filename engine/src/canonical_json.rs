@@ -1,0 +1,605 @@
+//! JSON values that borrow from the input buffer, and their canonical serialisation.
+//!
+//! Spec appendix "Canonical JSON": keys sorted by Unicode code point (= UTF-8 byte order), no
+//! insignificant whitespace, raw UTF-8, only the mandatory escapes, integers in ±(2^53−1) and no floats
+//! (strictly enforced from room version 6). Objects are kept as sorted vectors, so serialisation needs no
+//! sort and lookups are a binary search; duplicate keys are an error, never a silent "last one wins".
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::room_version::MAX_SAFE_INT;
+
+/// A JSON value whose strings borrow from the parsed buffer where they contain no escapes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonValue<'a> {
+    Null,
+    Bool(bool),
+    /// An integer that fits `i64`.
+    Int(i64),
+    /// A non-negative integer above `i64::MAX` (only tolerated where canonical JSON is not enforced).
+    UInt(u64),
+    /// A number with a fraction or exponent, or beyond the integer range.
+    Float(f64),
+    String(Cow<'a, str>),
+    Array(Vec<JsonValue<'a>>),
+    Object(JsonObject<'a>),
+}
+
+/// A JSON object as a vector of entries sorted by key bytes, keys unique.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JsonObject<'a> {
+    entries: Vec<(Cow<'a, str>, JsonValue<'a>)>,
+}
+
+/// How strictly numbers are checked when parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberPolicy {
+    /// Room versions 1–5: floats and integers of any size are tolerated and kept.
+    Lenient,
+    /// Room versions 6+: floats and integers outside ±(2^53−1) are errors.
+    Strict,
+    /// The spec appendix's canonicalisation: `-0` → `0`, `1e10` → `10000000000`; numbers that are not
+    /// integers in range are errors.
+    Normalise,
+}
+
+/// Why a buffer is not acceptable JSON.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonError {
+    #[error("invalid JSON: {0}")]
+    Syntax(String),
+    #[error("JSON value at `{path}` is not an object")]
+    NotAnObject { path: String },
+    #[error("float {value} at `{path}` is not allowed in canonical JSON")]
+    Float { path: String, value: String },
+    #[error("integer {value} at `{path}` is outside the canonical JSON range ±(2^53−1)")]
+    IntegerRange { path: String, value: String },
+}
+
+impl JsonObject<'static> {
+    /// The empty object.
+    pub const EMPTY: JsonObject<'static> = JsonObject { entries: Vec::new() };
+}
+
+impl<'a> JsonObject<'a> {
+    pub fn new() -> Self {
+        JsonObject { entries: Vec::new() }
+    }
+
+    /// Builds an object from entries in any order; `None` if a key repeats.
+    pub fn from_entries(mut entries: Vec<(Cow<'a, str>, JsonValue<'a>)>) -> Option<Self> {
+        entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        if entries.windows(2).any(|w| w[0].0 == w[1].0) {
+            return None;
+        }
+        Some(JsonObject { entries })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&JsonValue<'a>> {
+        self.entries
+            .binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes()))
+            .ok()
+            .map(|i| &self.entries[i].1)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut JsonValue<'a>> {
+        match self.entries.binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes())) {
+            Ok(i) => Some(&mut self.entries[i].1),
+            Err(_) => None,
+        }
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Inserts or replaces `key`, keeping the order; returns the previous value.
+    pub fn insert(&mut self, key: Cow<'a, str>, value: JsonValue<'a>) -> Option<JsonValue<'a>> {
+        match self.entries.binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes())) {
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            Err(i) => {
+                self.entries.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<JsonValue<'a>> {
+        match self.entries.binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes())) {
+            Ok(i) => Some(self.entries.remove(i).1),
+            Err(_) => None,
+        }
+    }
+
+    /// Keeps only the entries for which `keep(key)` holds.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &mut JsonValue<'a>) -> bool) {
+        self.entries.retain_mut(|(k, v)| keep(k, v));
+    }
+
+    /// Entries in canonical (sorted) order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &JsonValue<'a>)> {
+        self.entries.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Copies every borrowed string so the object no longer refers to the input buffer.
+    pub fn into_owned(self) -> JsonObject<'static> {
+        JsonObject {
+            entries: self
+                .entries
+                .into_iter()
+                .map(|(k, v)| (Cow::Owned(k.into_owned()), v.into_owned()))
+                .collect(),
+        }
+    }
+}
+
+impl<'a> JsonValue<'a> {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            JsonValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_object(&self) -> Option<&JsonObject<'a>> {
+        match self {
+            JsonValue::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&[JsonValue<'a>]> {
+        match self {
+            JsonValue::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            JsonValue::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            JsonValue::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// A short name of the value's JSON type, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            JsonValue::Null => "null",
+            JsonValue::Bool(_) => "boolean",
+            JsonValue::Int(_) | JsonValue::UInt(_) => "integer",
+            JsonValue::Float(_) => "float",
+            JsonValue::String(_) => "string",
+            JsonValue::Array(_) => "array",
+            JsonValue::Object(_) => "object",
+        }
+    }
+
+    pub fn into_owned(self) -> JsonValue<'static> {
+        match self {
+            JsonValue::Null => JsonValue::Null,
+            JsonValue::Bool(b) => JsonValue::Bool(b),
+            JsonValue::Int(i) => JsonValue::Int(i),
+            JsonValue::UInt(u) => JsonValue::UInt(u),
+            JsonValue::Float(f) => JsonValue::Float(f),
+            JsonValue::String(s) => JsonValue::String(Cow::Owned(s.into_owned())),
+            JsonValue::Array(a) => JsonValue::Array(a.into_iter().map(JsonValue::into_owned).collect()),
+            JsonValue::Object(o) => JsonValue::Object(o.into_owned()),
+        }
+    }
+}
+
+/// Parses a JSON document, borrowing strings from `input`, and applies `policy` to its numbers.
+pub fn parse(input: &[u8], policy: NumberPolicy) -> Result<JsonValue<'_>, JsonError> {
+    let mut de = serde_json::Deserializer::from_slice(input);
+    let mut value = JsonValue::deserialize(&mut de).map_err(|e| JsonError::Syntax(e.to_string()))?;
+    de.end().map_err(|e| JsonError::Syntax(e.to_string()))?;
+    let mut path = String::new();
+    apply_policy(&mut value, policy, &mut path)?;
+    Ok(value)
+}
+
+/// Parses a JSON document that must be an object.
+pub fn parse_object(input: &[u8], policy: NumberPolicy) -> Result<JsonObject<'_>, JsonError> {
+    match parse(input, policy)? {
+        JsonValue::Object(o) => Ok(o),
+        _ => Err(JsonError::NotAnObject { path: "$".into() }),
+    }
+}
+
+fn apply_policy(value: &mut JsonValue<'_>, policy: NumberPolicy, path: &mut String) -> Result<(), JsonError> {
+    match value {
+        JsonValue::Int(i) => {
+            if policy != NumberPolicy::Lenient && !(-MAX_SAFE_INT..=MAX_SAFE_INT).contains(i) {
+                return Err(JsonError::IntegerRange { path: display_path(path), value: i.to_string() });
+            }
+        }
+        JsonValue::UInt(u) => {
+            if policy != NumberPolicy::Lenient {
+                return Err(JsonError::IntegerRange { path: display_path(path), value: u.to_string() });
+            }
+        }
+        JsonValue::Float(f) => match policy {
+            NumberPolicy::Lenient => {}
+            NumberPolicy::Strict => {
+                return Err(JsonError::Float { path: display_path(path), value: f.to_string() });
+            }
+            NumberPolicy::Normalise => {
+                let limit = MAX_SAFE_INT as f64;
+                if f.fract() == 0.0 && f.abs() <= limit {
+                    *value = JsonValue::Int(*f as i64);
+                } else if f.fract() == 0.0 && f.is_finite() {
+                    return Err(JsonError::IntegerRange { path: display_path(path), value: f.to_string() });
+                } else {
+                    return Err(JsonError::Float { path: display_path(path), value: f.to_string() });
+                }
+            }
+        },
+        JsonValue::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                apply_policy(item, policy, path)?;
+                path.truncate(len);
+            }
+        }
+        JsonValue::Object(obj) => {
+            for (k, v) in obj.entries.iter_mut() {
+                let len = path.len();
+                path.push('.');
+                path.push_str(k);
+                apply_policy(v, policy, path)?;
+                path.truncate(len);
+            }
+        }
+        JsonValue::Null | JsonValue::Bool(_) | JsonValue::String(_) => {}
+    }
+    Ok(())
+}
+
+fn display_path(path: &str) -> String {
+    if path.is_empty() { "$".to_owned() } else { format!("${path}") }
+}
+
+impl<'de> Deserialize<'de> for JsonValue<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = JsonValue<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(JsonValue::Null)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(JsonValue::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(JsonValue::Int(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(match i64::try_from(v) {
+            Ok(i) => JsonValue::Int(i),
+            Err(_) => JsonValue::UInt(v),
+        })
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(JsonValue::Float(v))
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(JsonValue::String(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(JsonValue::String(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(JsonValue::String(Cow::Owned(v)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(JsonValue::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries: Vec<(Cow<'de, str>, JsonValue<'de>)> = Vec::with_capacity(8);
+        while let Some(key) = map.next_key::<KeyStr<'de>>()? {
+            let value = map.next_value()?;
+            entries.push((key.0, value));
+        }
+        // Parsers usually see keys already sorted (canonical input), so this is a linear check.
+        if !entries.is_sorted_by(|a, b| a.0.as_bytes() < b.0.as_bytes()) {
+            entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            if let Some(w) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
+                return Err(de::Error::custom(format_args!("duplicate key `{}`", w[0].0)));
+            }
+        }
+        Ok(JsonValue::Object(JsonObject { entries }))
+    }
+}
+
+struct KeyStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for KeyStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = KeyStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(KeyStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(KeyStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(KeyStr(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// A destination for canonical JSON bytes: a buffer, or a hash function fed directly.
+pub trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl Sink for sha2::Sha256 {
+    fn put(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(self, bytes);
+    }
+}
+
+/// Counts bytes without storing them (used for the PDU size limit).
+#[derive(Debug, Default)]
+pub struct CountingSink(pub usize);
+
+impl Sink for CountingSink {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len();
+    }
+}
+
+/// Writes `value` as canonical JSON.
+pub fn write_value(value: &JsonValue<'_>, out: &mut impl Sink) {
+    match value {
+        JsonValue::Null => out.put(b"null"),
+        JsonValue::Bool(true) => out.put(b"true"),
+        JsonValue::Bool(false) => out.put(b"false"),
+        JsonValue::Int(i) => out.put(itoa::Buffer::new().format(*i).as_bytes()),
+        JsonValue::UInt(u) => out.put(itoa::Buffer::new().format(*u).as_bytes()),
+        JsonValue::Float(f) => write_float(*f, out),
+        JsonValue::String(s) => write_string(s, out),
+        JsonValue::Array(items) => {
+            out.put(b"[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.put(b",");
+                }
+                write_value(item, out);
+            }
+            out.put(b"]");
+        }
+        JsonValue::Object(obj) => write_object(obj, out),
+    }
+}
+
+/// Writes `obj` as canonical JSON.
+pub fn write_object(obj: &JsonObject<'_>, out: &mut impl Sink) {
+    write_object_filtered(obj, out, |_, v| Some(v));
+}
+
+/// Writes the entries of `obj` for which `select` returns a value (possibly a replacement), in order.
+pub fn write_object_filtered<'v, 'a: 'v>(
+    obj: &'v JsonObject<'a>,
+    out: &mut impl Sink,
+    mut select: impl FnMut(&str, &'v JsonValue<'a>) -> Option<&'v JsonValue<'a>>,
+) {
+    out.put(b"{");
+    let mut first = true;
+    for (k, v) in obj.entries.iter() {
+        let Some(v) = select(k, v) else { continue };
+        if !first {
+            out.put(b",");
+        }
+        first = false;
+        write_string(k, out);
+        out.put(b":");
+        write_value(v, out);
+    }
+    out.put(b"}");
+}
+
+/// Writes a JSON string with exactly the escapes canonical JSON requires.
+pub fn write_string(s: &str, out: &mut impl Sink) {
+    out.put(b"\"");
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x09 => b"\\t",
+            0x0a => b"\\n",
+            0x0c => b"\\f",
+            0x0d => b"\\r",
+            0x00..=0x1f => {
+                if start < i {
+                    out.put(&bytes[start..i]);
+                }
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.put(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        if start < i {
+            out.put(&bytes[start..i]);
+        }
+        out.put(escape);
+        start = i + 1;
+    }
+    if start < bytes.len() {
+        out.put(&bytes[start..]);
+    }
+    out.put(b"\"");
+}
+
+fn write_float(f: f64, out: &mut impl Sink) {
+    // Only reachable for room versions 1–5, where canonical JSON is not enforced; integral values are
+    // written as integers (as Synapse's encoder does for whole floats read from the wire), others in the
+    // shortest round-trip form.
+    if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
+        out.put(itoa::Buffer::new().format(f as i64).as_bytes());
+    } else if f.is_finite() {
+        out.put(ryu::Buffer::new().format_finite(f).as_bytes());
+    } else {
+        out.put(b"null");
+    }
+}
+
+/// Canonical JSON of `value` as a byte vector.
+pub fn to_canonical_vec(value: &JsonValue<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    write_value(value, &mut out);
+    out
+}
+
+/// Canonical JSON of `value` as a string.
+pub fn to_canonical_string(value: &JsonValue<'_>) -> String {
+    // The writer only emits valid UTF-8: input strings are `str` and escapes are ASCII.
+    String::from_utf8(to_canonical_vec(value)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canon(input: &str) -> Result<String, JsonError> {
+        parse(input.as_bytes(), NumberPolicy::Normalise).map(|v| to_canonical_string(&v))
+    }
+
+    /// Spec appendix "Canonical JSON" examples.
+    #[test]
+    fn spec_test_vectors() {
+        let cases = [
+            ("{}", "{}"),
+            (r#"{"one": 1, "two": "Two"}"#, r#"{"one":1,"two":"Two"}"#),
+            (r#"{"b": "2", "a": "1"}"#, r#"{"a":"1","b":"2"}"#),
+            (
+                r#"{"auth": {"success": true, "mxid": "@john.doe:example.com", "profile": {"display_name": "John Doe", "three_pids": [{"medium": "email", "address": "john.doe@example.org"}, {"medium": "msisdn", "address": "123456789"}]}}}"#,
+                r#"{"auth":{"mxid":"@john.doe:example.com","profile":{"display_name":"John Doe","three_pids":[{"address":"john.doe@example.org","medium":"email"},{"address":"123456789","medium":"msisdn"}]},"success":true}}"#,
+            ),
+            (r#"{"a": "日本語"}"#, r#"{"a":"日本語"}"#),
+            (r#"{"本": 2, "日": 1}"#, r#"{"日":1,"本":2}"#),
+            (r#"{"a": "\u65E5"}"#, r#"{"a":"日"}"#),
+            (r#"{"a": null}"#, r#"{"a":null}"#),
+            (r#"{"a": -0, "b": 1e10}"#, r#"{"a":0,"b":10000000000}"#),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(canon(input).as_deref(), Ok(expected), "input {input}");
+        }
+    }
+
+    #[test]
+    fn escapes_only_what_is_required() {
+        let input = "{\"a\":\"\\u0000\\u0001\\b\\t\\n\\u000b\\f\\r\\u001f \\\" \\\\ / \\u007f \\u00e9\"}";
+        assert_eq!(
+            canon(input).as_deref(),
+            Ok("{\"a\":\"\\u0000\\u0001\\b\\t\\n\\u000b\\f\\r\\u001f \\\" \\\\ / \u{7f} é\"}")
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected() {
+        let err = canon(r#"{"a": 1, "b": 2, "a": 3}"#).expect_err("duplicate accepted");
+        assert!(err.to_string().contains("duplicate key `a`"), "{err}");
+        assert!(canon(r#"{"x": {"k": 1, "k": 1}}"#).is_err());
+    }
+
+    #[test]
+    fn strict_policy_rejects_floats_and_big_integers() {
+        let strict = |s: &str| parse(s.as_bytes(), NumberPolicy::Strict).map(|v| to_canonical_string(&v));
+        assert!(matches!(strict(r#"{"a": {"b": [1, 2.5]}}"#), Err(JsonError::Float { path, .. }) if path == "$.a.b[1]"));
+        assert!(matches!(strict(r#"{"a": 9007199254740992}"#), Err(JsonError::IntegerRange { .. })));
+        assert!(matches!(strict(r#"{"a": -9007199254740992}"#), Err(JsonError::IntegerRange { .. })));
+        assert_eq!(strict(r#"{"a": 9007199254740991}"#).as_deref(), Ok(r#"{"a":9007199254740991}"#));
+        assert!(matches!(strict(r#"{"a": 1e3}"#), Err(JsonError::Float { .. })));
+        assert!(matches!(strict(r#"{"a": 18446744073709551615}"#), Err(JsonError::IntegerRange { .. })));
+    }
+
+    #[test]
+    fn lenient_policy_keeps_numbers() {
+        let lenient = |s: &str| parse(s.as_bytes(), NumberPolicy::Lenient).map(|v| to_canonical_string(&v));
+        assert_eq!(lenient(r#"{"a": 50.57}"#).as_deref(), Ok(r#"{"a":50.57}"#));
+        assert_eq!(lenient(r#"{"a": 9007199254740993}"#).as_deref(), Ok(r#"{"a":9007199254740993}"#));
+    }
+
+    #[test]
+    fn syntax_errors_are_reported_not_panicked() {
+        for bad in ["", "{", "{\"a\":}", "[1,]", "{\"a\":1} x", "\u{feff}{}", "{'a':1}", "nul"] {
+            assert!(matches!(canon(bad), Err(JsonError::Syntax(_))), "{bad:?}");
+        }
+        let deep = "[".repeat(10_000);
+        assert!(canon(&deep).is_err());
+    }
+
+    #[test]
+    fn object_api_keeps_order() {
+        let mut obj = JsonObject::new();
+        obj.insert("b".into(), JsonValue::Int(2));
+        obj.insert("a".into(), JsonValue::Int(1));
+        obj.insert("c".into(), JsonValue::Null);
+        assert_eq!(obj.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(obj.remove("b"), Some(JsonValue::Int(2)));
+        assert_eq!(to_canonical_string(&JsonValue::Object(obj)), r#"{"a":1,"c":null}"#);
+        assert!(JsonObject::from_entries(vec![("a".into(), JsonValue::Null), ("a".into(), JsonValue::Null)]).is_none());
+    }
+}

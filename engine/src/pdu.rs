@@ -1,0 +1,430 @@
+//! A federation-format PDU, parsed once, checked against its room version's schema and size limits.
+//!
+//! Spec: server-server API "PDUs" and `pdu_v1`…`pdu_v12` schemas; client-server API "Size limits".
+//! The JSON tree borrows from the input buffer; the typed fields below are borrowed views into it
+//! (copied only when the JSON string contained escapes). Unknown keys are kept: they are covered by the
+//! content hash and removed by redaction.
+
+use std::borrow::Cow;
+
+use crate::canonical_json::{
+    CountingSink, JsonError, JsonObject, JsonValue, NumberPolicy, parse_object, write_object,
+};
+use crate::event_id::{
+    EventIdError, MAX_ID_BYTES, check_server_chosen_id, create_event_id_from_room_id, event_id,
+    room_id_from_create_event_id, truncate,
+};
+use crate::hashes::{Sha256Digest, base64_standard, content_hash, decode_base64_standard};
+use crate::room_version::RoomVersion;
+
+/// Largest PDU, as canonical JSON with signatures (client-server API "Size limits").
+pub const MAX_PDU_BYTES: usize = 65_536;
+/// Most `auth_events` a PDU may list.
+pub const MAX_AUTH_EVENTS: usize = 10;
+/// Most `prev_events` a PDU may list.
+pub const MAX_PREV_EVENTS: usize = 20;
+
+/// Why a PDU is not well-formed for its room version. Each variant names the key and the limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PduError {
+    #[error("pdu: {0}")]
+    Json(#[from] JsonError),
+    #[error("pdu: key `{field}` is required")]
+    Missing { field: &'static str },
+    #[error("pdu: key `{field}` must be {expected}, found {found}")]
+    WrongType { field: String, expected: &'static str, found: &'static str },
+    #[error("pdu: key `{field}` is {len} bytes, limit {max}")]
+    TooLong { field: String, len: usize, max: usize },
+    #[error("pdu: key `{field}` has {len} entries, limit {max}")]
+    TooMany { field: &'static str, len: usize, max: usize },
+    #[error("pdu: event is {size} bytes as canonical JSON, limit {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("pdu: key `depth` is {depth}, allowed range 0..={max} in room version {version}")]
+    DepthOutOfRange { depth: i64, max: i64, version: &'static str },
+    #[error("pdu: key `{field}`: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("pdu: key `room_id` must be absent on an m.room.create event in room version {0}")]
+    CreateHasRoomId(&'static str),
+    #[error("{0}")]
+    EventId(#[from] EventIdError),
+}
+
+/// A well-formed PDU of a known room version with its event id.
+#[derive(Debug, Clone)]
+pub struct Pdu<'a> {
+    pub version: &'static RoomVersion,
+    /// The whole event, as received (federation format).
+    pub json: JsonObject<'a>,
+    pub event_id: Cow<'a, str>,
+    /// The room id; for a v12 create event, derived from its event id.
+    pub room_id: Cow<'a, str>,
+    pub sender: Cow<'a, str>,
+    pub event_type: Cow<'a, str>,
+    pub state_key: Option<Cow<'a, str>>,
+    pub origin_server_ts: i64,
+    pub depth: i64,
+    pub prev_events: Vec<Cow<'a, str>>,
+    pub auth_events: Vec<Cow<'a, str>>,
+    /// The redaction target: top-level `redacts` (v1–v10) or `content.redacts` (v11+).
+    pub redacts: Option<Cow<'a, str>>,
+}
+
+impl<'a> Pdu<'a> {
+    /// Parses and checks `input` as a PDU of `version`, computing its event id.
+    pub fn parse(input: &'a [u8], version: &'static RoomVersion) -> Result<Pdu<'a>, PduError> {
+        let policy = if version.strict_canonical_json { NumberPolicy::Strict } else { NumberPolicy::Lenient };
+        let json = parse_object(input, policy)?;
+        // In strict mode canonical JSON is never longer than its input (numbers are plain integers and
+        // escapes only shrink), so short inputs need no second pass to check the size limit.
+        let size_known_ok = version.strict_canonical_json && input.len() <= MAX_PDU_BYTES;
+        Pdu::from_json_inner(json, version, size_known_ok)
+    }
+
+    /// Checks an already parsed object as a PDU of `version`.
+    pub fn from_json(json: JsonObject<'a>, version: &'static RoomVersion) -> Result<Pdu<'a>, PduError> {
+        Pdu::from_json_inner(json, version, false)
+    }
+
+    fn from_json_inner(
+        json: JsonObject<'a>,
+        version: &'static RoomVersion,
+        size_known_ok: bool,
+    ) -> Result<Pdu<'a>, PduError> {
+        if !size_known_ok {
+            let mut counter = CountingSink::default();
+            write_object(&json, &mut counter);
+            if counter.0 > MAX_PDU_BYTES {
+                return Err(PduError::TooLarge { size: counter.0, max: MAX_PDU_BYTES });
+            }
+        }
+        let event_type = required_str(&json, "type")?;
+        let sender = required_str(&json, "sender")?;
+        check_user_id("sender", &sender)?;
+        let state_key = optional_str(&json, "state_key")?;
+        if let Some(sk) = &state_key {
+            check_len("state_key", sk)?;
+        }
+        let origin_server_ts = required_int(&json, "origin_server_ts")?;
+        let depth = required_int(&json, "depth")?;
+        if !(0..=version.max_depth).contains(&depth) {
+            return Err(PduError::DepthOutOfRange { depth, max: version.max_depth, version: version.id });
+        }
+        let content = match json.get("content") {
+            Some(JsonValue::Object(c)) => c,
+            Some(other) => return Err(wrong_type("content", "an object", other)),
+            None => return Err(PduError::Missing { field: "content" }),
+        };
+        match json.get("hashes") {
+            Some(JsonValue::Object(h)) => match h.get("sha256") {
+                Some(JsonValue::String(_)) => {}
+                Some(other) => return Err(wrong_type("hashes.sha256", "a string", other)),
+                None => return Err(PduError::Missing { field: "hashes.sha256" }),
+            },
+            Some(other) => return Err(wrong_type("hashes", "an object", other)),
+            None => return Err(PduError::Missing { field: "hashes" }),
+        }
+        match json.get("signatures") {
+            Some(JsonValue::Object(_)) => {}
+            Some(other) => return Err(wrong_type("signatures", "an object", other)),
+            None => return Err(PduError::Missing { field: "signatures" }),
+        }
+        if let Some(unsigned) = json.get("unsigned")
+            && !matches!(unsigned, JsonValue::Object(_))
+        {
+            return Err(wrong_type("unsigned", "an object", unsigned));
+        }
+        let prev_events = event_refs(&json, "prev_events", version, MAX_PREV_EVENTS)?;
+        let auth_events = event_refs(&json, "auth_events", version, MAX_AUTH_EVENTS)?;
+
+        let redacts = if version.redacts_in_content {
+            match content.get("redacts") {
+                Some(JsonValue::String(s)) => Some(s.clone()),
+                _ => None,
+            }
+        } else {
+            optional_str(&json, "redacts")?
+        };
+
+        let is_create = event_type == "m.room.create" && state_key.as_deref() == Some("");
+        let event_id: Cow<'a, str> = Cow::Owned(event_id(&json, version)?);
+        check_len("event_id", &event_id)?;
+        let room_id = if version.room_id_from_create && is_create {
+            if json.contains_key("room_id") {
+                return Err(PduError::CreateHasRoomId(version.id));
+            }
+            Cow::Owned(room_id_from_create_event_id(&event_id))
+        } else {
+            let room_id = required_str(&json, "room_id")?;
+            if !room_id.starts_with('!') {
+                return Err(PduError::Invalid {
+                    field: "room_id".into(),
+                    reason: format!("`{}` does not start with `!`", truncate(&room_id)),
+                });
+            }
+            room_id
+        };
+        check_len("room_id", &room_id)?;
+        check_len("type", &event_type)?;
+
+        Ok(Pdu {
+            version,
+            json,
+            event_id,
+            room_id,
+            sender,
+            event_type,
+            state_key,
+            origin_server_ts,
+            depth,
+            prev_events,
+            auth_events,
+            redacts,
+        })
+    }
+
+    /// The event's `content` object (presence and type were checked at parse time).
+    pub fn content(&self) -> &JsonObject<'a> {
+        static EMPTY: JsonObject<'static> = JsonObject::EMPTY;
+        match self.json.get("content") {
+            Some(JsonValue::Object(c)) => c,
+            _ => &EMPTY,
+        }
+    }
+
+    /// Whether this is a state event (it has a `state_key`, possibly empty).
+    pub fn is_state(&self) -> bool {
+        self.state_key.is_some()
+    }
+
+    /// The id of the create event of this event's room, when the room version derives it from the room
+    /// id (v12); `None` for earlier versions, where the create event is found among `auth_events`.
+    pub fn implied_create_event_id(&self) -> Option<String> {
+        self.version.room_id_from_create.then(|| create_event_id_from_room_id(&self.room_id))
+    }
+
+    /// The content hash this event should carry.
+    pub fn computed_content_hash(&self) -> Sha256Digest {
+        content_hash(&self.json)
+    }
+
+    /// Whether `hashes.sha256` matches the content (spec "Checks performed on receipt of a PDU", step 3).
+    pub fn content_hash_matches(&self) -> bool {
+        let claimed = self
+            .json
+            .get("hashes")
+            .and_then(JsonValue::as_object)
+            .and_then(|h| h.get("sha256"))
+            .and_then(JsonValue::as_str)
+            .and_then(decode_base64_standard);
+        claimed.as_deref() == Some(&self.computed_content_hash()[..])
+    }
+
+    /// The content hash as the unpadded standard base64 found in `hashes.sha256`.
+    pub fn content_hash_base64(&self) -> String {
+        base64_standard(&self.computed_content_hash())
+    }
+
+    /// Copies every borrowed string, detaching the PDU from the input buffer.
+    pub fn into_owned(self) -> Pdu<'static> {
+        let own = |c: Cow<'a, str>| -> Cow<'static, str> { Cow::Owned(c.into_owned()) };
+        Pdu {
+            version: self.version,
+            json: self.json.into_owned(),
+            event_id: own(self.event_id),
+            room_id: own(self.room_id),
+            sender: own(self.sender),
+            event_type: own(self.event_type),
+            state_key: self.state_key.map(own),
+            origin_server_ts: self.origin_server_ts,
+            depth: self.depth,
+            prev_events: self.prev_events.into_iter().map(own).collect(),
+            auth_events: self.auth_events.into_iter().map(own).collect(),
+            redacts: self.redacts.map(own),
+        }
+    }
+}
+
+fn wrong_type(field: &str, expected: &'static str, found: &JsonValue<'_>) -> PduError {
+    PduError::WrongType { field: field.to_owned(), expected, found: found.type_name() }
+}
+
+fn required_str<'a>(json: &JsonObject<'a>, field: &'static str) -> Result<Cow<'a, str>, PduError> {
+    optional_str(json, field)?.ok_or(PduError::Missing { field })
+}
+
+fn optional_str<'a>(json: &JsonObject<'a>, field: &'static str) -> Result<Option<Cow<'a, str>>, PduError> {
+    match json.get(field) {
+        Some(JsonValue::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(wrong_type(field, "a string", other)),
+        None => Ok(None),
+    }
+}
+
+fn required_int(json: &JsonObject<'_>, field: &'static str) -> Result<i64, PduError> {
+    match json.get(field) {
+        Some(JsonValue::Int(i)) => Ok(*i),
+        Some(other) => Err(wrong_type(field, "an integer", other)),
+        None => Err(PduError::Missing { field }),
+    }
+}
+
+fn check_len(field: &str, value: &str) -> Result<(), PduError> {
+    if value.len() > MAX_ID_BYTES {
+        return Err(PduError::TooLong { field: field.to_owned(), len: value.len(), max: MAX_ID_BYTES });
+    }
+    Ok(())
+}
+
+/// User-id grammar as far as events must respect it: `@localpart:server`, ≤ 255 bytes. Historical
+/// localparts (any character but `:`) are accepted, as the spec requires inside events.
+pub fn check_user_id(field: &str, user_id: &str) -> Result<(), PduError> {
+    check_len(field, user_id)?;
+    let valid = user_id
+        .strip_prefix('@')
+        .and_then(|rest| rest.split_once(':'))
+        .is_some_and(|(_, server)| !server.is_empty());
+    if valid {
+        Ok(())
+    } else {
+        Err(PduError::Invalid {
+            field: field.to_owned(),
+            reason: format!("`{}` is not a user id of the form `@localpart:server`", truncate(user_id)),
+        })
+    }
+}
+
+/// The server name of a user id (`@a:example.org` → `example.org`).
+pub fn server_name(user_id: &str) -> &str {
+    user_id.split_once(':').map_or("", |(_, s)| s)
+}
+
+/// Parses `prev_events` / `auth_events`: ids (v3+) or `[id, {"sha256": …}]` pairs (v1/v2).
+fn event_refs<'a>(
+    json: &JsonObject<'a>,
+    field: &'static str,
+    version: &RoomVersion,
+    max: usize,
+) -> Result<Vec<Cow<'a, str>>, PduError> {
+    let items = match json.get(field) {
+        Some(JsonValue::Array(items)) => items,
+        Some(other) => return Err(wrong_type(field, "an array", other)),
+        None => return Err(PduError::Missing { field }),
+    };
+    if items.len() > max {
+        return Err(PduError::TooMany { field, len: items.len(), max });
+    }
+    let mut ids = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let id = if version.reference_pairs {
+            match item.as_array() {
+                Some([JsonValue::String(id), JsonValue::Object(_)]) => {
+                    check_server_chosen_id(id)
+                        .map_err(|reason| PduError::Invalid { field: format!("{field}[{i}]"), reason })?;
+                    id
+                }
+                _ => {
+                    return Err(PduError::WrongType {
+                        field: format!("{field}[{i}]"),
+                        expected: "an [event_id, {\"sha256\": …}] pair",
+                        found: item.type_name(),
+                    });
+                }
+            }
+        } else {
+            match item {
+                JsonValue::String(id) if id.starts_with('$') => id,
+                JsonValue::String(id) => {
+                    return Err(PduError::Invalid {
+                        field: format!("{field}[{i}]"),
+                        reason: format!("`{}` does not start with `$`", truncate(id)),
+                    });
+                }
+                other => return Err(wrong_type(&format!("{field}[{i}]"), "an event id string", other)),
+            }
+        };
+        check_len(&format!("{field}[{i}]"), id)?;
+        ids.push(id.clone());
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(id: &str) -> &'static RoomVersion {
+        RoomVersion::from_id(id).expect("known")
+    }
+
+    const MEMBER_V11: &str = r#"{"auth_events":["$a","$b"],"content":{"membership":"join"},"depth":5,"hashes":{"sha256":"x"},"origin_server_ts":10,"prev_events":["$c"],"room_id":"!r:x","sender":"@u:x","signatures":{},"state_key":"@u:x","type":"m.room.member"}"#;
+
+    #[test]
+    fn parses_typed_fields() {
+        let pdu = Pdu::parse(MEMBER_V11.as_bytes(), v("11")).expect("valid");
+        assert_eq!(pdu.event_type, "m.room.member");
+        assert_eq!(pdu.state_key.as_deref(), Some("@u:x"));
+        assert_eq!(pdu.auth_events, ["$a", "$b"]);
+        assert_eq!(pdu.prev_events, ["$c"]);
+        assert_eq!(pdu.depth, 5);
+        assert!(pdu.event_id.starts_with('$') && pdu.event_id.len() == 44);
+        assert!(matches!(pdu.sender, Cow::Borrowed(_)), "strings without escapes are borrowed");
+    }
+
+    #[test]
+    fn v1_reference_pairs() {
+        let json = r#"{"auth_events":[["$a:x",{"sha256":"h"}]],"content":{},"depth":1,"event_id":"$e:x","hashes":{"sha256":"x"},"origin_server_ts":1,"prev_events":[],"room_id":"!r:x","sender":"@u:x","signatures":{},"type":"m.room.message","redacts":"$z:x"}"#;
+        let pdu = Pdu::parse(json.as_bytes(), v("1")).expect("valid");
+        assert_eq!(pdu.event_id, "$e:x");
+        assert_eq!(pdu.auth_events, ["$a:x"]);
+        assert_eq!(pdu.redacts.as_deref(), Some("$z:x"));
+        let plain = json.replace(r#"[["$a:x",{"sha256":"h"}]]"#, r#"["$a:x"]"#);
+        assert!(matches!(Pdu::parse(plain.as_bytes(), v("1")), Err(PduError::WrongType { .. })));
+    }
+
+    #[test]
+    fn v12_create_derives_room_id() {
+        let create = r#"{"auth_events":[],"content":{"room_version":"12"},"depth":1,"hashes":{"sha256":"x"},"origin_server_ts":1,"prev_events":[],"sender":"@u:x","signatures":{},"state_key":"","type":"m.room.create"}"#;
+        let pdu = Pdu::parse(create.as_bytes(), v("12")).expect("valid");
+        assert_eq!(pdu.room_id[1..], pdu.event_id[1..]);
+        assert!(pdu.room_id.starts_with('!'));
+        let with_room = create.replace(r#""prev_events":[]"#, r#""prev_events":[],"room_id":"!r:x""#);
+        assert_eq!(Pdu::parse(with_room.as_bytes(), v("12")).err(), Some(PduError::CreateHasRoomId("12")));
+        // A v12 non-create event still needs a room id.
+        let msg = create.replace("m.room.create", "m.room.topic");
+        assert_eq!(Pdu::parse(msg.as_bytes(), v("12")).err(), Some(PduError::Missing { field: "room_id" }));
+    }
+
+    #[test]
+    fn format_errors_name_the_field_and_limit() {
+        let cases: Vec<(String, &str)> = vec![
+            (MEMBER_V11.replace(r#""depth":5"#, r#""depth":"5""#), "key `depth` must be an integer, found string"),
+            (MEMBER_V11.replace(r#""depth":5"#, r#""depth":-1"#), "key `depth` is -1"),
+            (MEMBER_V11.replace(r#""depth":5"#, r#""depth":5.5"#), "float 5.5 at `$.depth`"),
+            (MEMBER_V11.replace(r#""sender":"@u:x""#, r#""sender":"u""#), "key `sender`: `u` is not a user id"),
+            (MEMBER_V11.replace(r#""type":"m.room.member""#, &format!(r#""type":"{}""#, "t".repeat(256))), "key `type` is 256 bytes, limit 255"),
+            (MEMBER_V11.replace(r#""state_key":"@u:x""#, &format!(r#""state_key":"{}""#, "s".repeat(300))), "key `state_key` is 300 bytes, limit 255"),
+            (MEMBER_V11.replace(r#""prev_events":["$c"]"#, &format!(r#""prev_events":[{}]"#, vec![r#""$p""#; 21].join(","))), "key `prev_events` has 21 entries, limit 20"),
+            (MEMBER_V11.replace(r#""auth_events":["$a","$b"]"#, &format!(r#""auth_events":[{}]"#, vec![r#""$p""#; 11].join(","))), "key `auth_events` has 11 entries, limit 10"),
+            (MEMBER_V11.replace(r#""hashes":{"sha256":"x"},"#, ""), "key `hashes` is required"),
+            (MEMBER_V11.replace(r#""content":{"membership":"join"}"#, r#""content":[]"#), "key `content` must be an object"),
+            (MEMBER_V11.replace(r#""auth_events":["$a","$b"]"#, r#""auth_events":["a"]"#), "key `auth_events[0]`"),
+            (MEMBER_V11.replace(r#""room_id":"!r:x""#, r#""room_id":"r""#), "key `room_id`"),
+            (MEMBER_V11.replace(r#""depth":5"#, r#""depth":5,"depth":6"#), "duplicate key `depth`"),
+            (MEMBER_V11.replace(r#""depth":5"#, r#""depth":9007199254740992"#), "outside the canonical JSON range"),
+            (MEMBER_V11.replace(r#""content":{"membership":"join"}"#, &format!(r#""content":{{"membership":"join","pad":"{}"}}"#, "p".repeat(70_000))), "limit 65536"),
+            ("[1]".to_owned(), "not an object"),
+            ("{".to_owned(), "invalid JSON"),
+        ];
+        for (input, expected) in cases {
+            let err = Pdu::parse(input.as_bytes(), v("11")).expect_err(expected);
+            assert!(err.to_string().contains(expected), "expected `{expected}` in `{err}`");
+        }
+    }
+
+    #[test]
+    fn lenient_versions_accept_floats_in_content() {
+        let json = MEMBER_V11.replace(r#""content":{"membership":"join"}"#, r#""content":{"membership":"join","x":1.5}"#);
+        assert!(Pdu::parse(json.as_bytes(), v("5")).is_ok());
+        assert!(Pdu::parse(json.as_bytes(), v("6")).is_err());
+    }
+}

@@ -1,0 +1,226 @@
+//! The redaction algorithm of every room version (spec "Redactions": v1, v6, v8, v9 and v11 fragments).
+//!
+//! Redaction keeps an allow-list of top-level keys and, inside `content`, an allow-list per event type.
+//! The same decision functions drive [`redact`] (which builds the redacted object) and the streaming
+//! writer used for reference hashes, so the two can never disagree.
+
+use std::borrow::Cow;
+
+use crate::canonical_json::{JsonObject, JsonValue, Sink, write_string, write_value};
+use crate::room_version::RedactionRules;
+
+/// What redaction does with one key of `content`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ContentKey {
+    Keep,
+    Drop,
+    /// v11 `m.room.member` `third_party_invite`: only its `signed` member survives (MSC3821).
+    SignedOnly,
+}
+
+/// Whether a top-level key survives redaction.
+fn keeps_top_level(rules: RedactionRules, key: &str) -> bool {
+    match key {
+        "event_id" | "type" | "room_id" | "sender" | "state_key" | "content" | "hashes" | "signatures"
+        | "depth" | "prev_events" | "auth_events" | "origin_server_ts" => true,
+        // MSC2176 (v11) drops `origin`, `membership` and `prev_state`.
+        "origin" | "membership" | "prev_state" => rules < RedactionRules::R11,
+        _ => false,
+    }
+}
+
+fn content_key(rules: RedactionRules, event_type: &str, key: &str) -> ContentKey {
+    use RedactionRules::*;
+    let keep = match (event_type, key) {
+        ("m.room.member", "membership") => true,
+        ("m.room.member", "join_authorised_via_users_server") => rules >= R9,
+        ("m.room.member", "third_party_invite") if rules >= R11 => return ContentKey::SignedOnly,
+        ("m.room.create", "creator") => true,
+        ("m.room.create", _) => rules >= R11,
+        ("m.room.join_rules", "join_rule") => true,
+        ("m.room.join_rules", "allow") => rules >= R8,
+        (
+            "m.room.power_levels",
+            "ban" | "events" | "events_default" | "kick" | "redact" | "state_default" | "users" | "users_default",
+        ) => true,
+        ("m.room.power_levels", "invite") => rules >= R11,
+        ("m.room.aliases", "aliases") => rules == R1,
+        ("m.room.history_visibility", "history_visibility") => true,
+        ("m.room.redaction", "redacts") => rules >= R11,
+        _ => false,
+    };
+    if keep { ContentKey::Keep } else { ContentKey::Drop }
+}
+
+fn event_type<'o>(event: &'o JsonObject<'_>) -> &'o str {
+    event.get("type").and_then(JsonValue::as_str).unwrap_or("")
+}
+
+/// The `{"signed": …}` remnant of a v11 `third_party_invite`, if it has a `signed` member.
+fn signed_only<'v, 'a>(value: &'v JsonValue<'a>) -> Option<&'v JsonValue<'a>> {
+    value.as_object().and_then(|o| o.get("signed"))
+}
+
+/// Returns the redacted copy of a PDU (keys outside the allow-lists removed, `content` pruned).
+pub fn redact<'a>(event: &JsonObject<'a>, rules: RedactionRules) -> JsonObject<'a> {
+    let ty = event_type(event);
+    let mut out = JsonObject::new();
+    for (key, value) in event.iter() {
+        if !keeps_top_level(rules, key) {
+            continue;
+        }
+        let value = match (key, value) {
+            ("content", JsonValue::Object(content)) => JsonValue::Object(redact_content(content, rules, ty)),
+            _ => value.clone(),
+        };
+        out.insert(Cow::Owned(key.to_owned()), value);
+    }
+    out
+}
+
+/// Redacts a `content` object of an event of type `event_type`.
+pub fn redact_content<'a>(content: &JsonObject<'a>, rules: RedactionRules, event_type: &str) -> JsonObject<'a> {
+    let mut out = JsonObject::new();
+    for (key, value) in content.iter() {
+        match content_key(rules, event_type, key) {
+            ContentKey::Keep => {
+                out.insert(Cow::Owned(key.to_owned()), value.clone());
+            }
+            ContentKey::Drop => {}
+            ContentKey::SignedOnly => {
+                if let Some(signed) = signed_only(value) {
+                    let mut tpi = JsonObject::new();
+                    tpi.insert(Cow::Borrowed("signed"), signed.clone());
+                    out.insert(Cow::Owned(key.to_owned()), JsonValue::Object(tpi));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Streams the canonical JSON of the redacted event, without `signatures`, `unsigned` and any key in
+/// `also_drop`, into `out` — the input of the reference hash — without building the redacted copy.
+pub(crate) fn write_redacted_for_hash(
+    event: &JsonObject<'_>,
+    rules: RedactionRules,
+    also_drop: &[&str],
+    out: &mut impl Sink,
+) {
+    let ty = event_type(event);
+    out.put(b"{");
+    let mut first = true;
+    for (key, value) in event.iter() {
+        if key == "signatures" || !keeps_top_level(rules, key) || also_drop.contains(&key) {
+            continue;
+        }
+        if !first {
+            out.put(b",");
+        }
+        first = false;
+        write_string(key, out);
+        out.put(b":");
+        match (key, value) {
+            ("content", JsonValue::Object(content)) => write_redacted_content(content, rules, ty, out),
+            _ => write_value(value, out),
+        }
+    }
+    out.put(b"}");
+}
+
+fn write_redacted_content(content: &JsonObject<'_>, rules: RedactionRules, ty: &str, out: &mut impl Sink) {
+    out.put(b"{");
+    let mut first = true;
+    for (key, value) in content.iter() {
+        let action = content_key(rules, ty, key);
+        let signed = match action {
+            ContentKey::Drop => continue,
+            ContentKey::Keep => None,
+            ContentKey::SignedOnly => match signed_only(value) {
+                Some(s) => Some(s),
+                None => continue,
+            },
+        };
+        if !first {
+            out.put(b",");
+        }
+        first = false;
+        write_string(key, out);
+        out.put(b":");
+        match signed {
+            Some(s) => {
+                out.put(b"{\"signed\":");
+                write_value(s, out);
+                out.put(b"}");
+            }
+            None => write_value(value, out),
+        }
+    }
+    out.put(b"}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical_json::{NumberPolicy, parse_object, to_canonical_string};
+    use crate::room_version::RoomVersion;
+
+    fn redacted(version: &str, json: &str) -> String {
+        let obj = parse_object(json.as_bytes(), NumberPolicy::Lenient).expect("valid json");
+        let rules = RoomVersion::from_id(version).expect("known").redaction;
+        let out = redact(&obj, rules);
+        let mut streamed = Vec::new();
+        write_redacted_for_hash(&obj, rules, &[], &mut streamed);
+        // The streaming writer must agree with the tree builder (minus signatures).
+        let mut without_sigs = out.clone();
+        without_sigs.remove("signatures");
+        assert_eq!(String::from_utf8(streamed).expect("utf8"), to_canonical_string(&JsonValue::Object(without_sigs)));
+        to_canonical_string(&JsonValue::Object(out))
+    }
+
+    #[test]
+    fn member_event_per_version() {
+        let ev = r#"{"type":"m.room.member","state_key":"@a:x","origin":"x","membership":"join","unsigned":{"age":1},
+            "signatures":{"x":{"ed25519:1":"s"}},"extra":1,
+            "content":{"membership":"join","displayname":"A","join_authorised_via_users_server":"@b:x",
+            "third_party_invite":{"display_name":"d","signed":{"mxid":"@a:x","token":"t"}}}}"#;
+        assert_eq!(
+            redacted("1", ev),
+            r#"{"content":{"membership":"join"},"membership":"join","origin":"x","signatures":{"x":{"ed25519:1":"s"}},"state_key":"@a:x","type":"m.room.member"}"#
+        );
+        assert_eq!(
+            redacted("9", ev),
+            r#"{"content":{"join_authorised_via_users_server":"@b:x","membership":"join"},"membership":"join","origin":"x","signatures":{"x":{"ed25519:1":"s"}},"state_key":"@a:x","type":"m.room.member"}"#
+        );
+        assert_eq!(
+            redacted("11", ev),
+            r#"{"content":{"join_authorised_via_users_server":"@b:x","membership":"join","third_party_invite":{"signed":{"mxid":"@a:x","token":"t"}}},"signatures":{"x":{"ed25519:1":"s"}},"state_key":"@a:x","type":"m.room.member"}"#
+        );
+    }
+
+    #[test]
+    fn create_join_rules_power_levels_aliases() {
+        let create = r#"{"type":"m.room.create","content":{"creator":"@a:x","room_version":"11","m.federate":false}}"#;
+        assert_eq!(redacted("10", create), r#"{"content":{"creator":"@a:x"},"type":"m.room.create"}"#);
+        assert_eq!(
+            redacted("11", create),
+            r#"{"content":{"creator":"@a:x","m.federate":false,"room_version":"11"},"type":"m.room.create"}"#
+        );
+        let jr = r#"{"type":"m.room.join_rules","content":{"join_rule":"restricted","allow":[],"x":1}}"#;
+        assert_eq!(redacted("7", jr), r#"{"content":{"join_rule":"restricted"},"type":"m.room.join_rules"}"#);
+        assert_eq!(redacted("8", jr), r#"{"content":{"allow":[],"join_rule":"restricted"},"type":"m.room.join_rules"}"#);
+        let pl = r#"{"type":"m.room.power_levels","content":{"invite":0,"ban":50,"notifications":{"room":50}}}"#;
+        assert_eq!(redacted("10", pl), r#"{"content":{"ban":50},"type":"m.room.power_levels"}"#);
+        assert_eq!(redacted("11", pl), r#"{"content":{"ban":50,"invite":0},"type":"m.room.power_levels"}"#);
+        let aliases = r##"{"type":"m.room.aliases","content":{"aliases":["#a:x"]}}"##;
+        assert_eq!(redacted("5", aliases), r##"{"content":{"aliases":["#a:x"]},"type":"m.room.aliases"}"##);
+        assert_eq!(redacted("6", aliases), r#"{"content":{},"type":"m.room.aliases"}"#);
+    }
+
+    #[test]
+    fn redaction_event_keeps_redacts_in_v11() {
+        let ev = r#"{"type":"m.room.redaction","redacts":"$a","content":{"redacts":"$a","reason":"r"}}"#;
+        assert_eq!(redacted("10", ev), r#"{"content":{},"type":"m.room.redaction"}"#);
+        assert_eq!(redacted("11", ev), r#"{"content":{"redacts":"$a"},"type":"m.room.redaction"}"#);
+    }
+}
