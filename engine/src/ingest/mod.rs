@@ -1,0 +1,965 @@
+//! The ingest pipeline: PDUs in, each checked the way a homeserver checks a PDU received over
+//! federation (spec server-server API "Checks performed on receipt of a PDU"), results in the
+//! [`store`](crate::store).
+//!
+//! Per batch:
+//! 1. **parse** (parallel, rayon): route each line to its room, parse it as a PDU of the room's version
+//!    (format and size checks, event id), check the content hash and redact on mismatch (step 3);
+//! 2. **apply** (parallel across rooms, sequential inside a room): auth against the event's own
+//!    `auth_events` (step 4, reject), against the state before it, i.e. the resolution of the states
+//!    after its `prev_events` (step 5, reject), and against the room's current state (step 6, soft fail);
+//!    events whose parents are unknown wait in a bounded, persisted pending set;
+//! 3. **commit**: one atomic `WriteBatch` for the whole batch (events, edges, snapshots, extremities,
+//!    counters, pending rows), fsynced by default.
+//!
+//! The room version comes from the room's create event (v12: the room id is derived from it). Signatures
+//! are not verified (step 2 is out of scope for roomgraph).
+
+pub mod room;
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use rayon::prelude::*;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::canonical_json::{self, JsonValue, NumberPolicy};
+use crate::pdu::Pdu;
+use crate::redaction::redact;
+use crate::room_version::RoomVersion;
+use crate::store::{
+    Cf, Counters, EventStatus, META_PENDING_PREFIX, StateKey, Store, StoreError, StoreOptions,
+    Writes, codec,
+};
+
+use room::{Item, RoomState};
+
+/// What happened to one input event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    Accepted,
+    Rejected,
+    SoftFailed,
+    Pending,
+    Duplicate,
+    Invalid,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Rejected => "rejected",
+            Outcome::SoftFailed => "soft_failed",
+            Outcome::Pending => "pending",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Invalid => "invalid",
+        }
+    }
+
+    /// Whether the event is now in the store.
+    pub fn is_stored(self) -> bool {
+        matches!(
+            self,
+            Outcome::Accepted | Outcome::Rejected | Outcome::SoftFailed
+        )
+    }
+}
+
+/// The outcome of one input event. `line` is the 1-based input line (None for events replayed from the
+/// persisted pending set); `event_id` is None when the line could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventOutcome {
+    pub line: Option<u64>,
+    pub event_id: Option<String>,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+}
+
+/// Counts of outcomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub soft_failed: u64,
+    pub pending: u64,
+    pub duplicates: u64,
+    pub invalid: u64,
+}
+
+impl Summary {
+    pub fn add(&mut self, outcomes: &[EventOutcome]) {
+        for o in outcomes {
+            match o.outcome {
+                Outcome::Accepted => self.accepted += 1,
+                Outcome::Rejected => self.rejected += 1,
+                Outcome::SoftFailed => self.soft_failed += 1,
+                Outcome::Pending => self.pending += 1,
+                Outcome::Duplicate => self.duplicates += 1,
+                Outcome::Invalid => self.invalid += 1,
+            }
+        }
+    }
+}
+
+/// Before or after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    Before,
+    After,
+}
+
+/// A named state map: `(type, state_key) → event id`.
+pub type StateMap = BTreeMap<(String, String), String>;
+
+/// A stored event with its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub event_id: String,
+    pub room_id: String,
+    pub room_version: String,
+    /// The stored PDU (the redacted form if the content hash did not match).
+    pub pdu: Vec<u8>,
+    pub status: EventStatus,
+    pub reason: String,
+    pub redacted: bool,
+}
+
+/// Errors that stop an ingest call or a query. A failed ingest call commits nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("ingest: the engine is unusable after an earlier failed commit; reopen the store")]
+    Poisoned,
+    #[error("unknown room {0}")]
+    UnknownRoom(String),
+    #[error("unknown event {0}")]
+    UnknownEvent(String),
+    #[error("resolve: {0}")]
+    Resolve(String),
+}
+
+/// Options for [`Engine::open_with`].
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub store: StoreOptions,
+    /// Most events kept waiting for unknown parents (beyond it, new ones are reported, not kept).
+    pub max_pending: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            store: StoreOptions::default(),
+            max_pending: 200_000,
+        }
+    }
+}
+
+/// Interns `(type, state_key)` pairs to dense numbers, shared by rooms applying in parallel.
+pub(crate) struct KeyInterner {
+    map: RwLock<HashMap<Vec<u8>, u32>>,
+    next: std::sync::atomic::AtomicU32,
+    new_keys: std::sync::Mutex<Vec<(u32, Vec<u8>)>>,
+}
+
+impl KeyInterner {
+    /// The number of a pair, if it has one.
+    pub fn get(&self, store: &Store, t: &str, s: &str) -> Result<Option<u32>, StoreError> {
+        let enc = codec::encode_state_key(t, s);
+        if let Some(n) = self.map.read().ok().and_then(|m| m.get(&enc).copied()) {
+            return Ok(Some(n));
+        }
+        let found = store.state_key_num(&StateKey::new(t, s))?;
+        if let (Some(n), Ok(mut m)) = (found, self.map.write()) {
+            m.insert(enc, n);
+        }
+        Ok(found)
+    }
+
+    /// The number of a pair, allocating one (queued for the next commit) if needed.
+    pub fn intern(&self, store: &Store, t: &str, s: &str) -> Result<u32, StoreError> {
+        if let Some(n) = self.get(store, t, s)? {
+            return Ok(n);
+        }
+        let enc = codec::encode_state_key(t, s);
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get(&enc) {
+            return Ok(*n);
+        }
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        map.insert(enc.clone(), n);
+        self.new_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((n, enc));
+        Ok(n)
+    }
+
+    fn drain_new(&self, writes: &mut Writes) {
+        let mut new = self.new_keys.lock().unwrap_or_else(|p| p.into_inner());
+        for (n, enc) in new.drain(..) {
+            writes.put(Cf::StateNumToKey, n.to_be_bytes(), enc.clone());
+            writes.put(Cf::StateKeyToNum, enc, n.to_be_bytes());
+        }
+    }
+}
+
+/// Read-only context and shared counters for rooms applying in parallel.
+pub(crate) struct Shared<'a> {
+    pub store: &'a Store,
+    pub keys: &'a KeyInterner,
+    pub next_event: &'a AtomicU64,
+    pub next_snapshot: &'a AtomicU64,
+    pub next_pending: &'a AtomicU64,
+    pub pending_count: &'a AtomicUsize,
+    pub max_pending: usize,
+}
+
+/// Borrows the shared context field by field, so `self.rooms` stays free for mutable use.
+macro_rules! shared {
+    ($e:ident) => {
+        Shared {
+            store: &$e.store,
+            keys: &$e.keys,
+            next_event: &$e.next_event,
+            next_snapshot: &$e.next_snapshot,
+            next_pending: &$e.next_pending,
+            pending_count: &$e.pending_count,
+            max_pending: $e.max_pending,
+        }
+    };
+}
+
+/// One input line.
+struct Input {
+    line: Option<u64>,
+    bytes: Vec<u8>,
+    pending_seq: Option<u64>,
+}
+
+/// An event of a room without a stored create event, kept until the create event arrives.
+struct Orphan {
+    input: Input,
+    room_id: String,
+}
+
+/// The engine: an open store plus the in-memory state of the rooms it has touched.
+pub struct Engine {
+    store: Store,
+    keys: KeyInterner,
+    next_event: AtomicU64,
+    next_snapshot: AtomicU64,
+    next_pending: AtomicU64,
+    pending_count: AtomicUsize,
+    max_pending: usize,
+    rooms: HashMap<String, RoomState>,
+    orphans: Vec<Orphan>,
+    /// Pending rows found at open, replayed by the next ingest call.
+    replay: Vec<Input>,
+    poisoned: bool,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.store)
+            .field("rooms", &self.rooms.len())
+            .finish()
+    }
+}
+
+/// The fields that route a line to its room, read without building the whole tree.
+#[derive(Deserialize)]
+struct Route<'a> {
+    #[serde(borrow, default)]
+    room_id: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "type")]
+    event_type: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    state_key: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct CreateContent<'a> {
+    #[serde(borrow, default)]
+    room_version: Option<&'a RawValue>,
+}
+
+fn raw_str<'a>(raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
+    raw.and_then(|r| serde_json::from_str::<Cow<'a, str>>(r.get()).ok())
+}
+
+/// Where a line goes after routing.
+enum Routed {
+    Invalid {
+        outcome: EventOutcome,
+        pending_seq: Option<u64>,
+    },
+    /// A create event, parsed (its version comes from its content).
+    Create(Box<Item>, &'static RoomVersion),
+    /// An event of a loaded room, parsed.
+    Event { room_id: String, item: Box<Item> },
+    /// An event of a room not loaded yet.
+    Late { room_id: String, input: Input },
+}
+
+impl Engine {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Engine, IngestError> {
+        Engine::open_with(path, EngineOptions::default())
+    }
+
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        options: EngineOptions,
+    ) -> Result<Engine, IngestError> {
+        let store = Store::open_with(path, &options.store)?;
+        let Counters {
+            next_event,
+            next_state_key,
+            next_snapshot,
+        } = store.counters()?;
+        let rows = store.scan_prefix(Cf::Meta, META_PENDING_PREFIX)?;
+        let mut next_pending = 1;
+        let mut replay = Vec::with_capacity(rows.len());
+        for (k, v) in rows {
+            let seq = codec::u64_from(&k[META_PENDING_PREFIX.len()..]).ok_or_else(|| {
+                StoreError::corrupt(Cf::Meta, &k, "pending key is not prefix + 8 bytes")
+            })?;
+            next_pending = next_pending.max(seq + 1);
+            replay.push(Input {
+                line: None,
+                bytes: v,
+                pending_seq: Some(seq),
+            });
+        }
+        Ok(Engine {
+            store,
+            keys: KeyInterner {
+                map: RwLock::new(HashMap::new()),
+                next: std::sync::atomic::AtomicU32::new(next_state_key.max(1)),
+                new_keys: std::sync::Mutex::new(Vec::new()),
+            },
+            next_event: AtomicU64::new(next_event.max(1)),
+            next_snapshot: AtomicU64::new(next_snapshot.max(1)),
+            next_pending: AtomicU64::new(next_pending),
+            pending_count: AtomicUsize::new(0),
+            max_pending: options.max_pending,
+            rooms: HashMap::new(),
+            orphans: Vec::new(),
+            replay,
+            poisoned: false,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Ingests a batch of federation-format PDUs (any rooms, any order), numbering lines from 1.
+    /// Returns the outcome of every event that was decided; events still waiting for parents are
+    /// reported by [`Engine::finish`].
+    pub fn ingest<B: AsRef<[u8]>>(
+        &mut self,
+        batch: &[B],
+    ) -> Result<Vec<EventOutcome>, IngestError> {
+        let lines: Vec<(u64, &[u8])> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as u64 + 1, b.as_ref()))
+            .collect();
+        self.ingest_lines(&lines)
+    }
+
+    /// Ingests `(line number, bytes)` pairs as one atomic commit.
+    pub fn ingest_lines(
+        &mut self,
+        lines: &[(u64, &[u8])],
+    ) -> Result<Vec<EventOutcome>, IngestError> {
+        if self.poisoned {
+            return Err(IngestError::Poisoned);
+        }
+        let mut inputs: Vec<Input> = std::mem::take(&mut self.replay);
+        inputs.extend(lines.iter().map(|(n, b)| Input {
+            line: Some(*n),
+            bytes: trim(b).to_vec(),
+            pending_seq: None,
+        }));
+        let mut outcomes = Vec::new();
+        let mut writes = Writes::default();
+        let result = self.process(inputs, &mut outcomes, &mut writes);
+        self.commit(result, writes)?;
+        Ok(outcomes)
+    }
+
+    /// Retries events whose missing parents arrived in other rooms, then reports what is still pending
+    /// (it stays in the persisted pending set for later batches).
+    pub fn finish(&mut self) -> Result<Vec<EventOutcome>, IngestError> {
+        if self.poisoned {
+            return Err(IngestError::Poisoned);
+        }
+        let mut outcomes = Vec::new();
+        if !self.replay.is_empty() {
+            outcomes = self.ingest_lines(&[])?;
+        }
+        loop {
+            let mut writes = Writes::default();
+            let mut progressed = 0usize;
+            let result = (|| -> Result<(), IngestError> {
+                let sh = shared!(self);
+                let mut work: Vec<(String, Vec<Item>)> = Vec::new();
+                for (id, room) in self.rooms.iter_mut() {
+                    let ready = room.take_unblocked(&sh)?;
+                    if !ready.is_empty() {
+                        work.push((id.clone(), ready));
+                    }
+                }
+                progressed = work.iter().map(|w| w.1.len()).sum();
+                if progressed > 0 {
+                    self.apply_rooms(work, &mut outcomes, &mut writes)?;
+                }
+                Ok(())
+            })();
+            self.commit(result, writes)?;
+            if progressed == 0 {
+                break;
+            }
+        }
+        let mut pending: Vec<EventOutcome> = self
+            .rooms
+            .values()
+            .flat_map(RoomState::pending_outcomes)
+            .collect();
+        for o in &self.orphans {
+            let id = Pdu::parse(
+                &o.input.bytes,
+                RoomVersion::from_id("11").unwrap_or(&RoomVersion::all()[10]),
+            )
+            .ok()
+            .map(|p| p.event_id.to_string());
+            pending.push(EventOutcome {
+                line: o.input.line,
+                event_id: id,
+                outcome: Outcome::Pending,
+                reason: Some(format!(
+                    "unknown room {}: its create event has not been stored",
+                    o.room_id
+                )),
+            });
+        }
+        pending.sort_by(|a, b| {
+            a.line
+                .cmp(&b.line)
+                .then_with(|| a.event_id.cmp(&b.event_id))
+        });
+        outcomes.extend(pending);
+        Ok(outcomes)
+    }
+
+    fn shared(&self) -> Shared<'_> {
+        shared!(self)
+    }
+
+    fn commit(
+        &mut self,
+        result: Result<(), IngestError>,
+        mut writes: Writes,
+    ) -> Result<(), IngestError> {
+        if let Err(e) = result {
+            // In-memory room state may be ahead of the store: drop it so it is reloaded.
+            self.poisoned = true;
+            return Err(e);
+        }
+        self.keys.drain_new(&mut writes);
+        for room in self.rooms.values_mut() {
+            room.flush(&mut writes);
+        }
+        if writes.is_empty() {
+            return Ok(());
+        }
+        Store::put_counters(
+            &mut writes,
+            Counters {
+                next_event: self.next_event.load(Ordering::Relaxed),
+                next_state_key: self.keys.next.load(Ordering::Relaxed),
+                next_snapshot: self.next_snapshot.load(Ordering::Relaxed),
+            },
+        );
+        if let Err(e) = self.store.commit(writes) {
+            self.poisoned = true;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Routes, parses and applies one batch.
+    fn process(
+        &mut self,
+        inputs: Vec<Input>,
+        outcomes: &mut Vec<EventOutcome>,
+        writes: &mut Writes,
+    ) -> Result<(), IngestError> {
+        let routes: Vec<Routed> = {
+            let rooms = &self.rooms;
+            inputs
+                .into_par_iter()
+                .map(|input| route(input, rooms))
+                .collect()
+        };
+        let mut by_room: HashMap<String, Vec<Item>> = HashMap::new();
+        let mut late: Vec<(String, Input)> = Vec::new();
+        for r in routes {
+            match r {
+                Routed::Invalid {
+                    outcome,
+                    pending_seq,
+                } => {
+                    if let Some(seq) = pending_seq {
+                        writes.delete(Cf::Meta, room::pending_key(seq));
+                    }
+                    outcomes.push(outcome);
+                }
+                Routed::Create(item, version) => {
+                    let room_id = item.pdu.room_id.to_string();
+                    self.ensure_room(&room_id, Some(version))?;
+                    by_room.entry(room_id).or_default().push(*item);
+                }
+                Routed::Event { room_id, item } => by_room.entry(room_id).or_default().push(*item),
+                Routed::Late { room_id, input } => late.push((room_id, input)),
+            }
+        }
+        // Events of rooms not loaded during routing: load the room, or keep them as orphans until its
+        // create event is stored.
+        let mut to_parse: Vec<(String, &'static RoomVersion, Input)> = Vec::new();
+        let orphans = std::mem::take(&mut self.orphans);
+        self.pending_count
+            .fetch_sub(orphans.len(), Ordering::Relaxed);
+        let candidates = orphans
+            .into_iter()
+            .map(|o| (o.room_id, o.input))
+            .chain(late);
+        for (room_id, mut input) in candidates {
+            self.ensure_room(&room_id, None)?;
+            if let Some(room) = self.rooms.get(&room_id) {
+                to_parse.push((room_id, room.version, input));
+                continue;
+            }
+            // An orphan joins the persisted pending set (bounded like the rest of it).
+            if input.pending_seq.is_none() {
+                if self.pending_count.load(Ordering::Relaxed) >= self.max_pending {
+                    outcomes.push(EventOutcome {
+                        line: input.line,
+                        event_id: None,
+                        outcome: Outcome::Pending,
+                        reason: Some(format!(
+                            "pending set full ({} events): not kept; unknown room {room_id}",
+                            self.max_pending
+                        )),
+                    });
+                    continue;
+                }
+                let seq = self.next_pending.fetch_add(1, Ordering::Relaxed);
+                writes.put(Cf::Meta, room::pending_key(seq), input.bytes.clone());
+                input.pending_seq = Some(seq);
+            }
+            self.pending_count.fetch_add(1, Ordering::Relaxed);
+            self.orphans.push(Orphan { input, room_id });
+        }
+        let parsed: Vec<Result<(String, Item), (EventOutcome, Option<u64>)>> = to_parse
+            .into_par_iter()
+            .map(|(room_id, version, input)| {
+                let seq = input.pending_seq;
+                parse_item(input, version)
+                    .map(|item| (room_id, item))
+                    .map_err(|o| (o, seq))
+            })
+            .collect();
+        for p in parsed {
+            match p {
+                Ok((room_id, item)) => by_room.entry(room_id).or_default().push(item),
+                Err((o, seq)) => {
+                    if let Some(seq) = seq {
+                        writes.delete(Cf::Meta, room::pending_key(seq));
+                    }
+                    outcomes.push(o);
+                }
+            }
+        }
+        let work: Vec<(String, Vec<Item>)> = by_room.into_iter().collect();
+        self.apply_rooms(work, outcomes, writes)
+    }
+
+    /// Makes sure a room is in memory: loaded from the store, or new (when `new_version` is given, for a
+    /// create event of an unknown room).
+    fn ensure_room(
+        &mut self,
+        room_id: &str,
+        new_version: Option<&'static RoomVersion>,
+    ) -> Result<(), IngestError> {
+        if self.rooms.contains_key(room_id) {
+            return Ok(());
+        }
+        if let Some(rec) = self.store.room(room_id)? {
+            let sh = self.shared();
+            let loaded = RoomState::load(&sh, room_id, &rec)?;
+            self.rooms.insert(room_id.to_owned(), loaded);
+        } else if let Some(version) = new_version {
+            self.rooms.insert(
+                room_id.to_owned(),
+                RoomState::new(room_id.to_owned(), version),
+            );
+        }
+        Ok(())
+    }
+
+    fn apply_rooms(
+        &mut self,
+        work: Vec<(String, Vec<Item>)>,
+        outcomes: &mut Vec<EventOutcome>,
+        writes: &mut Writes,
+    ) -> Result<(), IngestError> {
+        let mut jobs: Vec<(RoomState, Vec<Item>)> = Vec::with_capacity(work.len());
+        for (room_id, items) in work {
+            match self.rooms.remove(&room_id) {
+                Some(room) => jobs.push((room, items)),
+                None => {
+                    for item in items {
+                        outcomes.push(EventOutcome {
+                            line: item.line,
+                            event_id: Some(item.pdu.event_id.to_string()),
+                            outcome: Outcome::Pending,
+                            reason: Some(format!("unknown room {room_id}")),
+                        });
+                    }
+                }
+            }
+        }
+        let sh = self.shared();
+        let results: Vec<(RoomState, Result<room::RoomOutput, StoreError>)> = jobs
+            .into_par_iter()
+            .map(|(mut room, items)| {
+                let r = room.run(&sh, items);
+                (room, r)
+            })
+            .collect();
+        let mut first_err = None;
+        for (room, r) in results {
+            match r {
+                Ok(out) => {
+                    outcomes.extend(out.outcomes);
+                    writes.append(out.writes);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+            self.rooms.insert(room.room_id.clone(), room);
+        }
+        match first_err {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    // ----- queries (read the store: what they return is what is durable) -----
+
+    /// A stored event with its outcome.
+    pub fn event(&self, event_id: &str) -> Result<Option<StoredEvent>, IngestError> {
+        let Some(num) = self.store.event_num(event_id)? else {
+            return Ok(None);
+        };
+        let Some(rec) = self.store.event_record(num)? else {
+            return Err(StoreError::corrupt(
+                Cf::Events,
+                &num.to_be_bytes(),
+                "event number without record",
+            )
+            .into());
+        };
+        let room_id = self
+            .store
+            .event_state(num)?
+            .map(|m| m.room_id)
+            .unwrap_or_default();
+        Ok(Some(StoredEvent {
+            event_id: event_id.to_owned(),
+            room_id,
+            room_version: rec.room_version,
+            pdu: rec.pdu,
+            status: rec.status,
+            reason: rec.reason,
+            redacted: rec.redacted,
+        }))
+    }
+
+    /// The state before or after an event (after includes the event itself if it is an accepted or
+    /// soft-failed state event).
+    pub fn state_at(&self, event_id: &str, position: Position) -> Result<StateMap, IngestError> {
+        let num = self
+            .store
+            .event_num(event_id)?
+            .ok_or_else(|| IngestError::UnknownEvent(event_id.to_owned()))?;
+        let meta = self.store.event_state(num)?.ok_or_else(|| {
+            StoreError::corrupt(
+                Cf::EventState,
+                &num.to_be_bytes(),
+                "stored event without state record",
+            )
+        })?;
+        let snap = match position {
+            Position::Before => meta.before,
+            Position::After => meta.after,
+        };
+        self.named_snapshot(snap)
+    }
+
+    /// The current state of a room: the resolution of the states after its forward extremities.
+    pub fn current_state(&self, room_id: &str) -> Result<StateMap, IngestError> {
+        let (snap, _) = self
+            .store
+            .extremities(room_id)?
+            .ok_or_else(|| IngestError::UnknownRoom(room_id.to_owned()))?;
+        self.named_snapshot(snap)
+    }
+
+    /// The forward extremities of a room.
+    pub fn extremities(&self, room_id: &str) -> Result<Vec<String>, IngestError> {
+        let (_, ext) = self
+            .store
+            .extremities(room_id)?
+            .ok_or_else(|| IngestError::UnknownRoom(room_id.to_owned()))?;
+        let mut out = Vec::with_capacity(ext.len());
+        for n in ext {
+            out.push(self.event_id_of(n)?);
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn event_id_of(&self, num: u64) -> Result<String, IngestError> {
+        self.store.event_id(num)?.ok_or_else(|| {
+            StoreError::corrupt(
+                Cf::EventNumToId,
+                &num.to_be_bytes(),
+                "event number without id",
+            )
+            .into()
+        })
+    }
+
+    fn named_snapshot(&self, snap: u64) -> Result<StateMap, IngestError> {
+        let view = self.store.load_view(snap)?;
+        let mut entries = Vec::with_capacity(view.len());
+        view.for_each(|k, e| entries.push((k, e)));
+        let mut out = StateMap::new();
+        for (k, e) in entries {
+            let key = self.store.state_key(k)?.ok_or_else(|| {
+                StoreError::corrupt(
+                    Cf::StateNumToKey,
+                    &k.to_be_bytes(),
+                    "state-key number without key",
+                )
+            })?;
+            out.insert((key.event_type, key.state_key), self.event_id_of(e)?);
+        }
+        Ok(out)
+    }
+
+    /// Resolves named state sets of a stored room with the room's algorithm, using the stored events and
+    /// auth-chain index. Every event named must be a stored event of the room.
+    pub fn resolve(
+        &mut self,
+        room_id: &str,
+        state_sets: &[StateMap],
+    ) -> Result<StateMap, IngestError> {
+        if self.poisoned {
+            return Err(IngestError::Poisoned);
+        }
+        if !self.rooms.contains_key(room_id) {
+            let rec = self
+                .store
+                .room(room_id)?
+                .ok_or_else(|| IngestError::UnknownRoom(room_id.to_owned()))?;
+            let sh = self.shared();
+            let loaded = RoomState::load(&sh, room_id, &rec)?;
+            self.rooms.insert(room_id.to_owned(), loaded);
+        }
+        let mut sets = Vec::with_capacity(state_sets.len());
+        for set in state_sets {
+            let mut nums = Vec::with_capacity(set.len());
+            for id in set.values() {
+                let n = self
+                    .store
+                    .event_num(id)?
+                    .ok_or_else(|| IngestError::UnknownEvent(id.clone()))?;
+                nums.push(n);
+            }
+            sets.push(nums);
+        }
+        let sh = shared!(self);
+        let room = self
+            .rooms
+            .get_mut(room_id)
+            .ok_or_else(|| IngestError::UnknownRoom(room_id.to_owned()))?;
+        let resolved = room
+            .resolve_sets(&sh, &sets)
+            .map_err(IngestError::Resolve)?;
+        let mut out = StateMap::new();
+        for (k, e) in resolved {
+            let key = match self.store.state_key(k)? {
+                Some(key) => key,
+                None => {
+                    // Interned during this resolution and not committed yet: find it in memory.
+                    return Err(IngestError::Resolve(format!(
+                        "state key {k} unknown to the store"
+                    )));
+                }
+            };
+            out.insert((key.event_type, key.state_key), self.event_id_of(e)?);
+        }
+        Ok(out)
+    }
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &b[start..end.max(start)]
+}
+
+fn line_prefix(line: Option<u64>) -> String {
+    match line {
+        Some(n) => format!("line {n}: "),
+        None => "pending event: ".to_owned(),
+    }
+}
+
+/// Routes one line: create events are parsed with the version in their content; other events are parsed
+/// right away when their room is loaded, else later.
+fn route(input: Input, rooms: &HashMap<String, RoomState>) -> Routed {
+    let prefix = line_prefix(input.line);
+    let invalid = |input: &Input, reason: String| Routed::Invalid {
+        outcome: EventOutcome {
+            line: input.line,
+            event_id: None,
+            outcome: Outcome::Invalid,
+            reason: Some(reason),
+        },
+        pending_seq: input.pending_seq,
+    };
+    let r: Route<'_> = match serde_json::from_slice(&input.bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            let detail = match canonical_json::parse(&input.bytes, NumberPolicy::Lenient) {
+                Err(je) => je.to_string(),
+                Ok(JsonValue::Object(_)) => format!("invalid JSON: {e}"),
+                Ok(other) => format!("a PDU must be a JSON object, found {}", other.type_name()),
+            };
+            return invalid(&input, format!("{prefix}{detail}"));
+        }
+    };
+    let event_type = raw_str(r.event_type);
+    let is_create = event_type.as_deref() == Some("m.room.create")
+        && raw_str(r.state_key).as_deref() == Some("");
+    if is_create {
+        let content: Option<CreateContent<'_>> =
+            r.content.and_then(|c| serde_json::from_str(c.get()).ok());
+        let version_id = match content.and_then(|c| c.room_version) {
+            None => Cow::Borrowed("1"),
+            Some(raw) => match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
+                Ok(v) => v,
+                Err(_) => {
+                    return invalid(
+                        &input,
+                        format!("{prefix}m.room.create: `content.room_version` is not a string"),
+                    );
+                }
+            },
+        };
+        let version = match RoomVersion::from_id(&version_id) {
+            Ok(v) => v,
+            Err(e) => return invalid(&input, format!("{prefix}m.room.create: {e}")),
+        };
+        let seq = input.pending_seq;
+        return match parse_item(input, version) {
+            Ok(item) => Routed::Create(Box::new(item), version),
+            Err(outcome) => Routed::Invalid {
+                outcome,
+                pending_seq: seq,
+            },
+        };
+    }
+    let Some(room_id) = raw_str(r.room_id) else {
+        return invalid(
+            &input,
+            format!("{prefix}pdu: key `room_id` is required and must be a string"),
+        );
+    };
+    let room_id = room_id.into_owned();
+    match rooms.get(&room_id) {
+        Some(room) => {
+            let seq = input.pending_seq;
+            match parse_item(input, room.version) {
+                Ok(item) => Routed::Event {
+                    room_id,
+                    item: Box::new(item),
+                },
+                Err(outcome) => Routed::Invalid {
+                    outcome,
+                    pending_seq: seq,
+                },
+            }
+        }
+        None => Routed::Late { room_id, input },
+    }
+}
+
+/// Step 1 (format, sizes, event id) and step 3 (content hash → redacted form) for one line.
+fn parse_item(input: Input, version: &'static RoomVersion) -> Result<Item, EventOutcome> {
+    let prefix = line_prefix(input.line);
+    let invalid = |reason: String| EventOutcome {
+        line: input.line,
+        event_id: None,
+        outcome: Outcome::Invalid,
+        reason: Some(reason),
+    };
+    let parsed = match Pdu::parse(&input.bytes, version) {
+        Ok(p) => p,
+        Err(e) => return Err(invalid(format!("{prefix}{e}"))),
+    };
+    let (pdu, redacted) = if parsed.content_hash_matches() {
+        (parsed.into_owned(), None)
+    } else {
+        let red = redact(&parsed.json, version.redaction);
+        let bytes = canonical_json::to_canonical_vec(&JsonValue::Object(red));
+        match Pdu::parse(&bytes, version) {
+            Ok(p) => (p.into_owned(), Some(bytes)),
+            Err(e) => {
+                return Err(invalid(format!(
+                    "{prefix}redacted form after a content-hash mismatch: {e}"
+                )));
+            }
+        }
+    };
+    Ok(Item {
+        line: input.line,
+        pdu,
+        raw: input.bytes,
+        redacted,
+        pending_seq: input.pending_seq,
+    })
+}

@@ -1,0 +1,917 @@
+//! The per-room apply step: the spec's "checks performed on receipt of a PDU" (steps 4–6), state before
+//! and after each event, forward extremities and current state. One [`RoomState`] is touched by one
+//! thread at a time; rooms run in parallel.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use roaring::RoaringTreemap;
+
+use crate::auth::{self, AuthEvent, AuthEventsState, AuthState};
+use crate::pdu::Pdu;
+use crate::resolve::{EventGraph, EventIdx, Resolver};
+use crate::room_version::RoomVersion;
+use crate::store::codec::{self, encode_u64_list};
+use crate::store::snapshot::StateDraft;
+use crate::store::{
+    Cf, EDGE_AUTH, EDGE_PREV, EMPTY_SNAPSHOT, EventMeta, EventRecord, EventStatus,
+    META_PENDING_PREFIX, RoomRecord, StateHash, StateView, StoreError, Writes,
+};
+
+use super::{EventOutcome, Outcome, Shared};
+
+/// Views kept in memory per room (each holds its own overlay; the full maps are shared).
+const VIEW_CACHE: usize = 256;
+/// Parsed auth events kept in memory per room before the cache is cleared.
+const AUTH_CACHE: usize = 300_000;
+
+/// A parsed event waiting to be applied.
+#[derive(Debug)]
+pub(crate) struct Item {
+    pub line: Option<u64>,
+    pub pdu: Pdu<'static>,
+    /// The bytes as received (kept for the pending set).
+    pub raw: Vec<u8>,
+    /// The redacted canonical form, when the content hash did not match.
+    pub redacted: Option<Vec<u8>>,
+    /// Sequence number of the persisted pending row, if this event was pending before.
+    pub pending_seq: Option<u64>,
+}
+
+/// What the store knows about an event of this room.
+#[derive(Debug, Clone, Copy)]
+struct Info {
+    status: EventStatus,
+    after: u64,
+}
+
+/// The in-memory state of one room.
+pub(crate) struct RoomState {
+    pub room_id: String,
+    pub version: &'static RoomVersion,
+    /// The accepted create event.
+    create: Option<(u64, Arc<AuthEvent>)>,
+    extremities: Vec<u64>,
+    current: StateView,
+    dirty: bool,
+    ids: HashMap<Box<str>, u64>,
+    info: HashMap<u64, Info>,
+    views: HashMap<u64, StateView>,
+    view_order: VecDeque<u64>,
+    auth_cache: HashMap<u64, Arc<AuthEvent>>,
+    chains: HashMap<u64, Arc<RoaringTreemap>>,
+    hashes: HashMap<StateHash, u64>,
+    /// Memoised resolutions: sorted input snapshots → result snapshot.
+    memo: HashMap<Vec<u64>, u64>,
+    graph: Option<EventGraph>,
+    graph_idx: HashMap<u64, EventIdx>,
+    graph_nums: Vec<u64>,
+    resolver: Resolver,
+    /// Events waiting for a missing event id.
+    pub waiting: HashMap<String, Vec<Item>>,
+}
+
+/// The result of one apply run.
+#[derive(Default)]
+pub(crate) struct RoomOutput {
+    pub outcomes: Vec<EventOutcome>,
+    pub writes: Writes,
+    pub stored: usize,
+}
+
+/// An error that stops the batch (nothing of it is committed).
+pub(crate) type RoomResult<T> = Result<T, StoreError>;
+
+/// The outcome of the checks for one event.
+struct Verdict {
+    status: EventStatus,
+    reason: String,
+}
+
+impl RoomState {
+    /// A room about to receive its create event.
+    pub fn new(room_id: String, version: &'static RoomVersion) -> RoomState {
+        RoomState {
+            room_id,
+            version,
+            create: None,
+            extremities: Vec::new(),
+            current: StateView::empty(),
+            dirty: false,
+            ids: HashMap::new(),
+            info: HashMap::new(),
+            views: HashMap::new(),
+            view_order: VecDeque::new(),
+            auth_cache: HashMap::new(),
+            chains: HashMap::new(),
+            hashes: HashMap::new(),
+            memo: HashMap::new(),
+            graph: None,
+            graph_idx: HashMap::new(),
+            graph_nums: Vec::new(),
+            resolver: Resolver::new(),
+            waiting: HashMap::new(),
+        }
+    }
+
+    /// Loads a stored room.
+    pub fn load(sh: &Shared<'_>, room_id: &str, record: &RoomRecord) -> RoomResult<RoomState> {
+        let version = RoomVersion::from_id(&record.room_version)
+            .map_err(|e| StoreError::corrupt(Cf::Rooms, room_id.as_bytes(), e.to_string()))?;
+        let mut room = RoomState::new(room_id.to_owned(), version);
+        let create = room.load_auth(sh, record.create_event)?;
+        room.create = Some((record.create_event, create));
+        if let Some((current, extremities)) = sh.store.extremities(room_id)? {
+            room.current = room.view(sh, current)?;
+            room.extremities = extremities;
+        }
+        Ok(room)
+    }
+
+    /// Applies `items` (and whatever they unblock) in `(depth, arrival)` order once their parents are
+    /// known; events with unknown parents join the waiting set.
+    pub fn run(&mut self, sh: &Shared<'_>, items: Vec<Item>) -> RoomResult<RoomOutput> {
+        let mut out = RoomOutput::default();
+        let mut slots: Vec<Option<Item>> = Vec::with_capacity(items.len());
+        let mut heap = BinaryHeap::with_capacity(items.len());
+        for item in items {
+            heap.push(Reverse((item.pdu.depth, slots.len())));
+            slots.push(Some(item));
+        }
+        while let Some(Reverse((_, slot))) = heap.pop() {
+            let Some(item) = slots.get_mut(slot).and_then(Option::take) else {
+                continue;
+            };
+            let id = item.pdu.event_id.to_string();
+            if self.lookup(sh, &id)?.is_some() {
+                if let Some(seq) = item.pending_seq {
+                    out.writes.delete(Cf::Meta, pending_key(seq));
+                }
+                out.outcomes.push(EventOutcome {
+                    line: item.line,
+                    event_id: Some(id),
+                    outcome: Outcome::Duplicate,
+                    reason: None,
+                });
+                continue;
+            }
+            if let Some(missing) = self.first_missing(sh, &item.pdu)? {
+                self.park(sh, item, missing, &mut out);
+                continue;
+            }
+            if let Some(seq) = item.pending_seq {
+                out.writes.delete(Cf::Meta, pending_key(seq));
+            }
+            let outcome = self.apply(sh, item, &mut out.writes)?;
+            out.stored += 1;
+            if let Some(woken) = self.waiting.remove(&id) {
+                sh.pending_count.fetch_sub(woken.len(), Ordering::Relaxed);
+                for w in woken {
+                    heap.push(Reverse((w.pdu.depth, slots.len())));
+                    slots.push(Some(w));
+                }
+            }
+            out.outcomes.push(outcome);
+        }
+        Ok(out)
+    }
+
+    /// Puts an event into the waiting set (persisted), or reports it when the set is full.
+    fn park(&mut self, sh: &Shared<'_>, mut item: Item, missing: String, out: &mut RoomOutput) {
+        if item.pending_seq.is_none() {
+            if sh.pending_count.load(Ordering::Relaxed) >= sh.max_pending {
+                out.outcomes.push(EventOutcome {
+                    line: item.line,
+                    event_id: Some(item.pdu.event_id.to_string()),
+                    outcome: Outcome::Pending,
+                    reason: Some(format!(
+                        "pending set full ({} events): not kept; waiting for {missing}, submit it again later",
+                        sh.max_pending
+                    )),
+                });
+                return;
+            }
+            let seq = sh.next_pending.fetch_add(1, Ordering::Relaxed);
+            out.writes.put(Cf::Meta, pending_key(seq), item.raw.clone());
+            item.pending_seq = Some(seq);
+        }
+        sh.pending_count.fetch_add(1, Ordering::Relaxed);
+        self.waiting.entry(missing).or_default().push(item);
+    }
+
+    /// Moves waiting events whose missing parent is now stored (e.g. in another room) back into play.
+    pub fn take_unblocked(&mut self, sh: &Shared<'_>) -> RoomResult<Vec<Item>> {
+        let mut ready = Vec::new();
+        let keys: Vec<String> = self.waiting.keys().cloned().collect();
+        for k in keys {
+            if sh.store.event_num(&k)?.is_some() || self.ids.contains_key(k.as_str()) {
+                if let Some(items) = self.waiting.remove(&k) {
+                    sh.pending_count.fetch_sub(items.len(), Ordering::Relaxed);
+                    ready.extend(items);
+                }
+            }
+        }
+        Ok(ready)
+    }
+
+    /// The waiting events, as pending outcomes.
+    pub fn pending_outcomes(&self) -> Vec<EventOutcome> {
+        let mut out: Vec<EventOutcome> = self
+            .waiting
+            .iter()
+            .flat_map(|(missing, items)| {
+                items.iter().map(move |i| EventOutcome {
+                    line: i.line,
+                    event_id: Some(i.pdu.event_id.to_string()),
+                    outcome: Outcome::Pending,
+                    reason: Some(format!("waiting for {missing}")),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            a.line
+                .cmp(&b.line)
+                .then_with(|| a.event_id.cmp(&b.event_id))
+        });
+        out
+    }
+
+    fn lookup(&mut self, sh: &Shared<'_>, id: &str) -> RoomResult<Option<u64>> {
+        if let Some(n) = self.ids.get(id) {
+            return Ok(Some(*n));
+        }
+        let n = sh.store.event_num(id)?;
+        if let Some(n) = n {
+            self.ids.insert(id.into(), n);
+        }
+        Ok(n)
+    }
+
+    fn first_missing(&mut self, sh: &Shared<'_>, pdu: &Pdu<'static>) -> RoomResult<Option<String>> {
+        for id in pdu.prev_events.iter().chain(pdu.auth_events.iter()) {
+            if self.lookup(sh, id)?.is_none() {
+                return Ok(Some(id.to_string()));
+            }
+        }
+        Ok(None)
+    }
+
+    fn info(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<Option<(Info, bool)>> {
+        if let Some(i) = self.info.get(&num) {
+            return Ok(Some((*i, true)));
+        }
+        match sh.store.event_state(num)? {
+            None => Ok(None),
+            Some(meta) => {
+                let i = Info {
+                    status: meta.status,
+                    after: meta.after,
+                };
+                let ours = meta.room_id == self.room_id;
+                if ours {
+                    self.info.insert(num, i);
+                }
+                Ok(Some((i, ours)))
+            }
+        }
+    }
+
+    fn load_auth(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<Arc<AuthEvent>> {
+        if let Some(a) = self.auth_cache.get(&num) {
+            return Ok(Arc::clone(a));
+        }
+        let a = Arc::new(load_auth_event(sh, num)?);
+        if self.auth_cache.len() >= AUTH_CACHE {
+            self.auth_cache.clear();
+        }
+        self.auth_cache.insert(num, Arc::clone(&a));
+        Ok(a)
+    }
+
+    fn view(&mut self, sh: &Shared<'_>, snap: u64) -> RoomResult<StateView> {
+        if snap == EMPTY_SNAPSHOT {
+            return Ok(StateView::empty());
+        }
+        if self.current.snap == snap {
+            return Ok(self.current.clone());
+        }
+        if let Some(v) = self.views.get(&snap) {
+            return Ok(v.clone());
+        }
+        let v = sh.store.load_view(snap)?;
+        self.remember(v.clone());
+        Ok(v)
+    }
+
+    fn remember(&mut self, v: StateView) {
+        if self.views.insert(v.snap, v.clone()).is_none() {
+            self.view_order.push_back(v.snap);
+            while self.view_order.len() > VIEW_CACHE {
+                if let Some(old) = self.view_order.pop_front() {
+                    self.views.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Gives a draft a snapshot number (reusing an identical stored state) and queues its record.
+    fn commit_draft(
+        &mut self,
+        sh: &Shared<'_>,
+        draft: StateDraft,
+        writes: &mut Writes,
+    ) -> RoomResult<StateView> {
+        let existing = match self.hashes.get(&draft.hash) {
+            Some(s) => Some(*s),
+            None => sh.store.snapshot_by_hash(&draft.hash)?,
+        };
+        if let Some(snap) = existing {
+            return self.view(sh, snap);
+        }
+        let snap = sh.next_snapshot.fetch_add(1, Ordering::Relaxed);
+        let (view, record) = draft.commit(snap);
+        writes.put(Cf::Snapshots, snap.to_be_bytes(), record.encode());
+        writes.put(Cf::SnapshotHashes, view.hash.to_bytes(), snap.to_be_bytes());
+        self.hashes.insert(view.hash, snap);
+        self.remember(view.clone());
+        Ok(view)
+    }
+
+    /// Loads the auth events that the state-dependent rules may read from `view` into the cache and
+    /// returns them as an [`AuthState`].
+    fn state_for_check(
+        &mut self,
+        sh: &Shared<'_>,
+        event: &AuthEvent,
+        view: &StateView,
+    ) -> RoomResult<Vec<Arc<AuthEvent>>> {
+        let mut keys: Vec<(String, String)> = auth::auth_types_for_event(event)
+            .into_iter()
+            .map(|(t, s)| (t.to_owned(), s))
+            .collect();
+        keys.push(("m.room.create".into(), String::new()));
+        keys.push(("m.room.power_levels".into(), String::new()));
+        keys.push(("m.room.join_rules".into(), String::new()));
+        keys.push(("m.room.member".into(), event.pdu.sender.to_string()));
+        if let Some(sk) = &event.pdu.state_key {
+            keys.push(("m.room.member".into(), sk.to_string()));
+        }
+        let mut events = Vec::with_capacity(keys.len());
+        for (t, s) in keys {
+            let Some(k) = sh.keys.get(sh.store, &t, &s)? else {
+                continue;
+            };
+            let Some(num) = view.get(k) else { continue };
+            let a = self.load_auth(sh, num)?;
+            if !events.iter().any(|e: &Arc<AuthEvent>| Arc::ptr_eq(e, &a)) {
+                events.push(a);
+            }
+        }
+        Ok(events)
+    }
+
+    /// Steps 4–6 of the receipt checks, state before/after, extremities and current state for one event
+    /// whose parents are all stored.
+    fn apply(
+        &mut self,
+        sh: &Shared<'_>,
+        item: Item,
+        writes: &mut Writes,
+    ) -> RoomResult<EventOutcome> {
+        let Item {
+            line,
+            pdu,
+            raw,
+            redacted,
+            ..
+        } = item;
+        let num = sh.next_event.fetch_add(1, Ordering::Relaxed);
+        let event_id = pdu.event_id.to_string();
+        let is_create = pdu.event_type == "m.room.create" && pdu.state_key.as_deref() == Some("");
+        let state_key = pdu
+            .state_key
+            .as_ref()
+            .map(|sk| (pdu.event_type.to_string(), sk.to_string()));
+        let mut prev_nums = Vec::with_capacity(pdu.prev_events.len());
+        for p in &pdu.prev_events {
+            prev_nums.push(self.lookup(sh, p)?.unwrap_or(0));
+        }
+        let mut auth_nums = Vec::with_capacity(pdu.auth_events.len());
+        for a in &pdu.auth_events {
+            auth_nums.push(self.lookup(sh, a)?.unwrap_or(0));
+        }
+        let event = Arc::new(AuthEvent::new(pdu));
+
+        let (verdict, before) =
+            self.check(sh, &event, is_create, &prev_nums, &auth_nums, writes)?;
+        let mut verdict = verdict;
+        let before = before.unwrap_or_else(StateView::empty);
+
+        // State after: a rejected event never updates state.
+        let mut after = before.clone();
+        if verdict.status != EventStatus::Rejected
+            && let Some((t, s)) = &state_key
+        {
+            let k = sh.keys.intern(sh.store, t, s)?;
+            if let Some(draft) = before.apply(&[(k, Some(num))]) {
+                after = self.commit_draft(sh, draft, writes)?;
+            }
+        }
+
+        // Forward extremities and current state: only accepted events move them.
+        if verdict.status == EventStatus::Accepted {
+            let mut ext: Vec<u64> = self
+                .extremities
+                .iter()
+                .copied()
+                .filter(|e| !prev_nums.contains(e))
+                .collect();
+            ext.push(num);
+            let new_current = if ext.len() == 1 {
+                Ok(after.clone())
+            } else {
+                let mut views = Vec::with_capacity(ext.len());
+                for e in &ext {
+                    if *e == num {
+                        views.push(after.clone());
+                    } else {
+                        let snap = self.info(sh, *e)?.map_or(EMPTY_SNAPSHOT, |(i, _)| i.after);
+                        views.push(self.view(sh, snap)?);
+                    }
+                }
+                self.resolve_views(sh, &views, writes)
+            };
+            match new_current {
+                Ok(current) => {
+                    self.current = current;
+                    self.extremities = ext;
+                    self.dirty = true;
+                }
+                Err(reason) => {
+                    verdict = Verdict {
+                        status: EventStatus::Rejected,
+                        reason: format!(
+                            "internal: the new current state cannot be resolved: {reason}"
+                        ),
+                    };
+                    after = before.clone();
+                }
+            }
+        }
+        if is_create && verdict.status == EventStatus::Accepted {
+            self.create = Some((num, Arc::clone(&event)));
+            writes.put(
+                Cf::Rooms,
+                self.room_id.as_bytes().to_vec(),
+                RoomRecord {
+                    room_version: self.version.id.to_owned(),
+                    create_event: num,
+                }
+                .encode(),
+            );
+        }
+
+        // Auth chain of state events (the persisted index used to assemble resolutions).
+        if state_key.is_some() {
+            let mut chain = RoaringTreemap::new();
+            for a in &auth_nums {
+                if *a == 0 {
+                    continue;
+                }
+                chain.insert(*a);
+                if let Some(c) = self.chain(sh, *a)? {
+                    chain |= &*c;
+                }
+            }
+            let mut bytes = Vec::with_capacity(chain.serialized_size());
+            if chain.serialize_into(&mut bytes).is_ok() {
+                writes.put(Cf::AuthChains, num.to_be_bytes(), bytes);
+            }
+            self.chains.insert(num, Arc::new(chain));
+            if self.chains.len() > AUTH_CACHE {
+                self.chains.clear();
+            }
+            self.auth_cache.insert(num, Arc::clone(&event));
+        }
+
+        let status = verdict.status;
+        writes.put(
+            Cf::EventIdToNum,
+            event_id.as_bytes().to_vec(),
+            num.to_be_bytes(),
+        );
+        writes.put(
+            Cf::EventNumToId,
+            num.to_be_bytes(),
+            event_id.as_bytes().to_vec(),
+        );
+        let record = EventRecord {
+            status,
+            redacted: redacted.is_some(),
+            room_version: self.version.id.to_owned(),
+            reason: verdict.reason.clone(),
+            pdu: redacted.unwrap_or(raw),
+        };
+        writes.put(Cf::Events, num.to_be_bytes(), record.encode());
+        if !prev_nums.is_empty() {
+            writes.put(
+                Cf::Edges,
+                codec::edge_key(num, EDGE_PREV),
+                encode_u64_list(&prev_nums),
+            );
+        }
+        if !auth_nums.is_empty() {
+            writes.put(
+                Cf::Edges,
+                codec::edge_key(num, EDGE_AUTH),
+                encode_u64_list(&auth_nums),
+            );
+        }
+        writes.put(
+            Cf::EventState,
+            num.to_be_bytes(),
+            EventMeta {
+                before: before.snap,
+                after: after.snap,
+                status,
+                room_id: self.room_id.clone(),
+            }
+            .encode(),
+        );
+        self.ids.insert(event_id.as_str().into(), num);
+        self.info.insert(
+            num,
+            Info {
+                status,
+                after: after.snap,
+            },
+        );
+        self.remember(after);
+
+        let outcome = match status {
+            EventStatus::Accepted => Outcome::Accepted,
+            EventStatus::Rejected => Outcome::Rejected,
+            EventStatus::SoftFailed => Outcome::SoftFailed,
+        };
+        let mut reason = verdict.reason;
+        if record.redacted {
+            reason = if reason.is_empty() {
+                "content hash mismatch: stored redacted".to_owned()
+            } else {
+                format!("content hash mismatch: stored redacted; {reason}")
+            };
+        }
+        Ok(EventOutcome {
+            line,
+            event_id: Some(event_id),
+            outcome,
+            reason: (!reason.is_empty()).then_some(reason),
+        })
+    }
+
+    /// Queues the room's extremities record if they changed.
+    pub fn flush(&mut self, writes: &mut Writes) {
+        if self.dirty {
+            writes.put(
+                Cf::Extremities,
+                self.room_id.as_bytes().to_vec(),
+                codec::encode_extremities(self.current.snap, &self.extremities),
+            );
+            self.dirty = false;
+        }
+    }
+
+    /// Checks against the event's own auth events, the state before it and the current state.
+    fn check(
+        &mut self,
+        sh: &Shared<'_>,
+        event: &Arc<AuthEvent>,
+        is_create: bool,
+        prev_nums: &[u64],
+        auth_nums: &[u64],
+        writes: &mut Writes,
+    ) -> RoomResult<(Verdict, Option<StateView>)> {
+        let reject = |reason: String| Verdict {
+            status: EventStatus::Rejected,
+            reason,
+        };
+        // Step 5 needs the state before; compute it first (it is stored for rejected events as well).
+        let mut foreign_prev = None;
+        let mut prev_views = Vec::with_capacity(prev_nums.len());
+        for (p, id) in prev_nums.iter().zip(&event.pdu.prev_events) {
+            match self.info(sh, *p)? {
+                Some((i, true)) => prev_views.push(self.view(sh, i.after)?),
+                _ => foreign_prev = Some(id.to_string()),
+            }
+        }
+        let before = if is_create || prev_views.is_empty() {
+            Ok(StateView::empty())
+        } else {
+            self.resolve_views(sh, &prev_views, writes)
+        };
+        let before = match before {
+            Ok(v) => v,
+            Err(reason) => {
+                return Ok((
+                    reject(format!(
+                        "the state before the event cannot be resolved: {reason}"
+                    )),
+                    None,
+                ));
+            }
+        };
+        if let Some(id) = foreign_prev {
+            return Ok((
+                reject(format!("prev_event {id} belongs to another room")),
+                Some(before),
+            ));
+        }
+        if is_create {
+            if let Some((n, _)) = &self.create {
+                let other = sh.store.event_id(*n)?.unwrap_or_default();
+                return Ok((
+                    reject(format!("the room already has a create event ({other})")),
+                    Some(before),
+                ));
+            }
+            if !prev_nums.is_empty() {
+                // The create rules reject this; say so even if they were lenient.
+                let r = auth::check_state_independent(event, &[], None, &|_| false);
+                if let Err(e) = r {
+                    return Ok((
+                        reject(format!("auth against its auth_events: {e}")),
+                        Some(before),
+                    ));
+                }
+            }
+            return Ok(
+                match auth::check_state_independent(event, &[], None, &|_| false) {
+                    Ok(()) => (
+                        Verdict {
+                            status: EventStatus::Accepted,
+                            reason: String::new(),
+                        },
+                        Some(before),
+                    ),
+                    Err(e) => (
+                        reject(format!("auth against its auth_events: {e}")),
+                        Some(before),
+                    ),
+                },
+            );
+        }
+        let Some((_, create)) = self.create.clone() else {
+            return Ok((
+                reject("the room has no accepted create event".into()),
+                Some(before),
+            ));
+        };
+        if prev_views.is_empty() {
+            return Ok((
+                reject("an event other than the create event has no prev_events".into()),
+                Some(before),
+            ));
+        }
+
+        // Step 4: the event's own auth events.
+        let mut auth_events = Vec::with_capacity(auth_nums.len());
+        let mut statuses = HashMap::new();
+        for (a, id) in auth_nums.iter().zip(&event.pdu.auth_events) {
+            let ae = self.load_auth(sh, *a)?;
+            let status = match self.info(sh, *a)? {
+                Some((i, _)) => i.status,
+                None => EventStatus::Rejected,
+            };
+            statuses.insert(id.to_string(), status);
+            auth_events.push(ae);
+        }
+        let refs: Vec<&AuthEvent> = auth_events.iter().map(|a| &**a).collect();
+        let is_rejected = |id: &str| statuses.get(id) == Some(&EventStatus::Rejected);
+        if let Err(e) = auth::check_state_independent(event, &refs, Some(&create), &is_rejected) {
+            return Ok((
+                reject(format!("auth against its auth_events: {e}")),
+                Some(before),
+            ));
+        }
+        let usable: Vec<&AuthEvent> = auth_events
+            .iter()
+            .filter(|a| !is_rejected(a.event_id()))
+            .map(|a| &**a)
+            .collect();
+        if let Err(e) = auth::check_state_dependent(event, &AuthEventsState::new(&usable), &create)
+        {
+            return Ok((
+                reject(format!("auth against its auth_events: {e}")),
+                Some(before),
+            ));
+        }
+
+        // Step 5: the state before the event.
+        let state = self.state_for_check(sh, event, &before)?;
+        if let Err(e) = auth::check_state_dependent(event, &ArcState(&state), &create) {
+            return Ok((
+                reject(format!("auth against the state before the event: {e}")),
+                Some(before),
+            ));
+        }
+
+        // Step 6: the current state (soft fail).
+        if self.current.snap != before.snap {
+            let current = self.current.clone();
+            let state = self.state_for_check(sh, event, &current)?;
+            if let Err(e) = auth::check_state_dependent(event, &ArcState(&state), &create) {
+                return Ok((
+                    Verdict {
+                        status: EventStatus::SoftFailed,
+                        reason: format!("auth against the current state: {e}"),
+                    },
+                    Some(before),
+                ));
+            }
+        }
+        Ok((
+            Verdict {
+                status: EventStatus::Accepted,
+                reason: String::new(),
+            },
+            Some(before),
+        ))
+    }
+
+    fn chain(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<Option<Arc<RoaringTreemap>>> {
+        if let Some(c) = self.chains.get(&num) {
+            return Ok(Some(Arc::clone(c)));
+        }
+        let c = sh.store.auth_chain(num)?.map(Arc::new);
+        if let Some(c) = &c {
+            self.chains.insert(num, Arc::clone(c));
+        }
+        Ok(c)
+    }
+
+    /// The resolution of `views` as a stored snapshot (memoised by input snapshots).
+    fn resolve_views(
+        &mut self,
+        sh: &Shared<'_>,
+        views: &[StateView],
+        writes: &mut Writes,
+    ) -> Result<StateView, String> {
+        let mut snaps: Vec<u64> = views.iter().map(|v| v.snap).collect();
+        snaps.sort_unstable();
+        snaps.dedup();
+        if snaps.len() == 1 {
+            return Ok(views[0].clone());
+        }
+        if let Some(s) = self.memo.get(&snaps).copied() {
+            return self.view(sh, s).map_err(|e| e.to_string());
+        }
+        let mut unique: Vec<&StateView> = Vec::with_capacity(snaps.len());
+        for v in views {
+            if !unique.iter().any(|u| u.snap == v.snap) {
+                unique.push(v);
+            }
+        }
+        let sets: Vec<Vec<u64>> = unique
+            .iter()
+            .map(|v| {
+                let mut set = Vec::with_capacity(v.len());
+                v.for_each(|_, e| set.push(e));
+                set
+            })
+            .collect();
+        let resolved = self.resolve_sets(sh, &sets)?;
+        let base = unique[0];
+        let changes = base.diff_to(&resolved);
+        let view = match base.apply(&changes) {
+            None => base.clone(),
+            Some(draft) => self
+                .commit_draft(sh, draft, writes)
+                .map_err(|e| e.to_string())?,
+        };
+        self.memo.insert(snaps, view.snap);
+        if self.memo.len() > 100_000 {
+            self.memo.clear();
+        }
+        Ok(view)
+    }
+
+    /// Resolves state sets given as event numbers, with the room's incrementally built event graph;
+    /// the events each resolution needs (the sets and their auth chains, from the persisted auth-chain
+    /// index) are added to the graph the first time they are needed.
+    pub fn resolve_sets(
+        &mut self,
+        sh: &Shared<'_>,
+        sets: &[Vec<u64>],
+    ) -> Result<HashMap<u32, u64>, String> {
+        let mut need = RoaringTreemap::new();
+        for set in sets {
+            for e in set {
+                if !self.graph_idx.contains_key(e) && !need.contains(*e) {
+                    need.insert(*e);
+                    if let Some(c) = self.chain(sh, *e).map_err(|e| e.to_string())? {
+                        need |= &*c;
+                    }
+                }
+            }
+        }
+        if self.graph.is_none() {
+            self.graph = Some(EventGraph::new(self.version, &self.room_id));
+        }
+        // Event numbers grow in apply order, and an event is applied after its auth events: ascending
+        // order is a topological order of the auth DAG, as `EventGraph::insert` needs.
+        for n in need.iter() {
+            if self.graph_idx.contains_key(&n) {
+                continue;
+            }
+            let ae = self.load_auth(sh, n).map_err(|e| e.to_string())?;
+            let rejected = match self.info(sh, n).map_err(|e| e.to_string())? {
+                Some((i, true)) => i.status == EventStatus::Rejected,
+                _ => continue,
+            };
+            let Some(graph) = self.graph.as_mut() else {
+                break;
+            };
+            if let Ok(idx) = graph.insert((*ae).clone(), rejected) {
+                self.graph_idx.insert(n, idx);
+                self.graph_nums.push(n);
+            }
+        }
+        let mut idx_sets: Vec<Vec<EventIdx>> = Vec::with_capacity(sets.len());
+        for set in sets {
+            let mut s = Vec::with_capacity(set.len());
+            for e in set {
+                match self.graph_idx.get(e) {
+                    Some(i) => s.push(*i),
+                    None => {
+                        return Err(format!(
+                            "event number {e} cannot be placed in the room's event graph"
+                        ));
+                    }
+                }
+            }
+            idx_sets.push(s);
+        }
+        let refs: Vec<&[EventIdx]> = idx_sets.iter().map(Vec::as_slice).collect();
+        let Some(graph) = self.graph.as_ref() else {
+            return Err("no event graph".into());
+        };
+        let resolved = self
+            .resolver
+            .resolve(graph, &refs)
+            .map_err(|e| e.to_string())?;
+        let mut out = HashMap::with_capacity(resolved.len());
+        for (k, e) in resolved.iter() {
+            let (t, s) = graph.keys().resolve(k);
+            let kn = sh.keys.intern(sh.store, t, s).map_err(|e| e.to_string())?;
+            let num = self
+                .graph_nums
+                .get(e.ix())
+                .copied()
+                .ok_or("resolved event outside the graph")?;
+            out.insert(kn, num);
+        }
+        Ok(out)
+    }
+}
+
+/// An [`AuthState`] over a handful of loaded events.
+struct ArcState<'a>(&'a [Arc<AuthEvent>]);
+
+impl AuthState for ArcState<'_> {
+    fn get(&self, event_type: &str, state_key: &str) -> Option<&AuthEvent> {
+        self.0
+            .iter()
+            .find(|e| {
+                e.pdu.event_type == event_type && e.pdu.state_key.as_deref() == Some(state_key)
+            })
+            .map(|a| &**a)
+    }
+}
+
+pub(crate) fn pending_key(seq: u64) -> Vec<u8> {
+    let mut k = META_PENDING_PREFIX.to_vec();
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Parses a stored event back into an [`AuthEvent`].
+pub(crate) fn load_auth_event(sh: &Shared<'_>, num: u64) -> RoomResult<AuthEvent> {
+    let key = num.to_be_bytes();
+    let rec = sh.store.event_record(num)?.ok_or_else(|| {
+        StoreError::corrupt(
+            Cf::Events,
+            &key,
+            format!("event {num} is referenced but missing"),
+        )
+    })?;
+    let version = RoomVersion::from_id(&rec.room_version)
+        .map_err(|e| StoreError::corrupt(Cf::Events, &key, e.to_string()))?;
+    let pdu = Pdu::parse(&rec.pdu, version)
+        .map_err(|e| {
+            StoreError::corrupt(Cf::Events, &key, format!("stored PDU does not parse: {e}"))
+        })?
+        .into_owned();
+    Ok(AuthEvent::new(pdu))
+}

@@ -1,0 +1,322 @@
+//! Byte layouts of the store's keys and values (see `docs/store.md`). Decoders never panic: a short or
+//! malformed value is reported as a corrupt record by the caller.
+
+/// What the pipeline decided about a stored event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum EventStatus {
+    Accepted = 0,
+    Rejected = 1,
+    SoftFailed = 2,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Accepted => "accepted",
+            EventStatus::Rejected => "rejected",
+            EventStatus::SoftFailed => "soft_failed",
+        }
+    }
+
+    fn from_u8(b: u8) -> Option<EventStatus> {
+        match b {
+            0 => Some(EventStatus::Accepted),
+            1 => Some(EventStatus::Rejected),
+            2 => Some(EventStatus::SoftFailed),
+            _ => None,
+        }
+    }
+}
+
+/// The `events` value: `status u8 ‖ flags u8 ‖ version-id len u8 ‖ version id ‖ reason len u32 BE ‖
+/// reason ‖ PDU bytes` (the stored form: as received, or the redacted form after a hash mismatch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub status: EventStatus,
+    /// The content hash did not match: `pdu` is the redacted form.
+    pub redacted: bool,
+    pub room_version: String,
+    pub reason: String,
+    pub pdu: Vec<u8>,
+}
+
+const FLAG_REDACTED: u8 = 1;
+
+impl EventRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(8 + self.room_version.len() + self.reason.len() + self.pdu.len());
+        out.push(self.status as u8);
+        out.push(if self.redacted { FLAG_REDACTED } else { 0 });
+        let v = &self.room_version.as_bytes()[..self.room_version.len().min(255)];
+        out.push(v.len() as u8);
+        out.extend_from_slice(v);
+        let reason = &self.reason.as_bytes()[..self.reason.len().min(u32::MAX as usize)];
+        out.extend_from_slice(&(reason.len() as u32).to_be_bytes());
+        out.extend_from_slice(reason);
+        out.extend_from_slice(&self.pdu);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<EventRecord, String> {
+        let mut r = Reader(bytes);
+        let status = r
+            .u8()
+            .and_then(EventStatus::from_u8)
+            .ok_or("bad status byte")?;
+        let flags = r.u8().ok_or("missing flags")?;
+        let vlen = r.u8().ok_or("missing room version length")? as usize;
+        let room_version = r.str(vlen).ok_or("bad room version")?;
+        let rlen = r.u32().ok_or("missing reason length")? as usize;
+        let reason = r.str(rlen).ok_or("bad reason")?;
+        Ok(EventRecord {
+            status,
+            redacted: flags & FLAG_REDACTED != 0,
+            room_version,
+            reason,
+            pdu: r.0.to_vec(),
+        })
+    }
+}
+
+/// The `event_state` value: `before u64 BE ‖ after u64 BE ‖ status u8 ‖ room id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventMeta {
+    pub before: u64,
+    pub after: u64,
+    pub status: EventStatus,
+    pub room_id: String,
+}
+
+impl EventMeta {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(17 + self.room_id.len());
+        out.extend_from_slice(&self.before.to_be_bytes());
+        out.extend_from_slice(&self.after.to_be_bytes());
+        out.push(self.status as u8);
+        out.extend_from_slice(self.room_id.as_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<EventMeta, String> {
+        let mut r = Reader(bytes);
+        let before = r.u64().ok_or("missing snapshot before")?;
+        let after = r.u64().ok_or("missing snapshot after")?;
+        let status = r
+            .u8()
+            .and_then(EventStatus::from_u8)
+            .ok_or("bad status byte")?;
+        let room_id = std::str::from_utf8(r.0)
+            .map_err(|_| "room id is not UTF-8")?
+            .to_owned();
+        Ok(EventMeta {
+            before,
+            after,
+            status,
+            room_id,
+        })
+    }
+}
+
+/// The `rooms` value: `version-id len u8 ‖ version id ‖ create event number u64 BE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRecord {
+    pub room_version: String,
+    pub create_event: u64,
+}
+
+impl RoomRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let v = &self.room_version.as_bytes()[..self.room_version.len().min(255)];
+        let mut out = Vec::with_capacity(9 + v.len());
+        out.push(v.len() as u8);
+        out.extend_from_slice(v);
+        out.extend_from_slice(&self.create_event.to_be_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<RoomRecord, String> {
+        let mut r = Reader(bytes);
+        let vlen = r.u8().ok_or("missing room version length")? as usize;
+        let room_version = r.str(vlen).ok_or("bad room version")?;
+        let create_event = r.u64().ok_or("missing create event number")?;
+        Ok(RoomRecord {
+            room_version,
+            create_event,
+        })
+    }
+}
+
+/// A `(type, state_key)` pair; encoded as `type len u16 BE ‖ type ‖ state_key`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StateKey {
+    pub event_type: String,
+    pub state_key: String,
+}
+
+impl StateKey {
+    pub fn new(event_type: &str, state_key: &str) -> StateKey {
+        StateKey {
+            event_type: event_type.to_owned(),
+            state_key: state_key.to_owned(),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        encode_state_key(&self.event_type, &self.state_key)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<StateKey, String> {
+        let mut r = Reader(bytes);
+        let tlen = r.u16().ok_or("missing type length")? as usize;
+        let event_type = r.str(tlen).ok_or("bad type")?;
+        let state_key = std::str::from_utf8(r.0)
+            .map_err(|_| "state key is not UTF-8")?
+            .to_owned();
+        Ok(StateKey {
+            event_type,
+            state_key,
+        })
+    }
+}
+
+/// Encodes a `(type, state_key)` pair without building a [`StateKey`].
+pub fn encode_state_key(event_type: &str, state_key: &str) -> Vec<u8> {
+    // Types are at most 255 bytes (checked at parse time), so the length always fits.
+    let t = &event_type.as_bytes()[..event_type.len().min(u16::MAX as usize)];
+    let mut out = Vec::with_capacity(2 + t.len() + state_key.len());
+    out.extend_from_slice(&(t.len() as u16).to_be_bytes());
+    out.extend_from_slice(t);
+    out.extend_from_slice(state_key.as_bytes());
+    out
+}
+
+pub fn edge_key(num: u64, kind: u8) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[..8].copy_from_slice(&num.to_be_bytes());
+    k[8] = kind;
+    k
+}
+
+pub fn u64_from(bytes: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(bytes).ok().map(u64::from_be_bytes)
+}
+
+pub fn u64_list(bytes: &[u8]) -> Option<Vec<u64>> {
+    if bytes.len() % 8 != 0 {
+        return None;
+    }
+    Some(bytes.chunks_exact(8).filter_map(u64_from).collect())
+}
+
+pub fn encode_u64_list(items: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.len() * 8);
+    for i in items {
+        out.extend_from_slice(&i.to_be_bytes());
+    }
+    out
+}
+
+/// `current snapshot u64 ‖ extremity event numbers u64…`.
+pub fn encode_extremities(current: u64, extremities: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + extremities.len() * 8);
+    out.extend_from_slice(&current.to_be_bytes());
+    out.extend_from_slice(&encode_u64_list(extremities));
+    out
+}
+
+pub fn decode_extremities(bytes: &[u8]) -> Option<(u64, Vec<u64>)> {
+    let list = u64_list(bytes)?;
+    let (first, rest) = list.split_first()?;
+    Some((*first, rest.to_vec()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    if let Ok(s) = std::str::from_utf8(bytes)
+        && s.chars().all(|c| c.is_ascii_graphic())
+    {
+        return format!("`{s}`");
+    }
+    bytes.iter().take(64).map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) struct Reader<'a>(pub &'a [u8]);
+
+impl<'a> Reader<'a> {
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Some(head)
+    }
+    pub fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    pub fn u16(&mut self) -> Option<u16> {
+        self.take(2)
+            .and_then(|b| <[u8; 2]>::try_from(b).ok())
+            .map(u16::from_be_bytes)
+    }
+    pub fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+    }
+    pub fn u64(&mut self) -> Option<u64> {
+        self.take(8).and_then(u64_from)
+    }
+    pub fn str(&mut self, n: usize) -> Option<String> {
+        self.take(n)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .map(str::to_owned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let rec = EventRecord {
+            status: EventStatus::SoftFailed,
+            redacted: true,
+            room_version: "11".into(),
+            reason: "rule 4.7: nope".into(),
+            pdu: b"{\"a\":1}".to_vec(),
+        };
+        assert_eq!(EventRecord::decode(&rec.encode()), Ok(rec));
+        let room = RoomRecord {
+            room_version: "12".into(),
+            create_event: 42,
+        };
+        assert_eq!(RoomRecord::decode(&room.encode()), Ok(room));
+        let key = StateKey::new("m.room.member", "@a:x");
+        assert_eq!(StateKey::decode(&key.encode()), Ok(key));
+        assert_eq!(
+            decode_extremities(&encode_extremities(5, &[1, 2])),
+            Some((5, vec![1, 2]))
+        );
+    }
+
+    #[test]
+    fn truncated_records_are_errors_not_panics() {
+        let rec = EventRecord {
+            status: EventStatus::Accepted,
+            redacted: false,
+            room_version: "11".into(),
+            reason: "x".repeat(10),
+            pdu: vec![],
+        };
+        let bytes = rec.encode();
+        for n in 0..bytes.len() - 1 {
+            assert!(EventRecord::decode(&bytes[..n]).is_err(), "prefix {n}");
+        }
+        assert!(EventRecord::decode(&[9]).is_err());
+        assert!(RoomRecord::decode(&[3, b'1']).is_err());
+        assert!(u64_list(&[1, 2, 3]).is_none());
+    }
+}

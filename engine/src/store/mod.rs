@@ -1,0 +1,658 @@
+//! The RocksDB store: durable room DAGs, per-event state snapshots and the auth-chain index.
+//!
+//! This module sits beside the pure core and depends on it, never the other way round. It knows
+//! nothing about auth rules or state resolution: it stores what the ingest pipeline
+//! ([`crate::ingest`]) decided. Layout, key encodings and the crash-safety argument are described in
+//! `docs/store.md`; in short:
+//!
+//! - every integer key is big-endian, so RocksDB's byte order is numeric order;
+//! - events and `(type, state_key)` pairs are interned to dense numbers (`u64` / `u32`);
+//! - state snapshots are stored as deltas against a parent snapshot and deduplicated by a blake3-based
+//!   hash of the sorted state ([`snapshot`]);
+//! - every change the pipeline makes for a group of events goes into one atomic [`rocksdb::WriteBatch`],
+//!   written with `sync = true` by default ([`SyncPolicy`]);
+//! - a schema-version key is checked at open: a directory that is not ours, or one written with another
+//!   schema version, is refused with an error that says so.
+
+pub mod codec;
+pub mod snapshot;
+
+use std::path::{Path, PathBuf};
+
+use roaring::RoaringTreemap;
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
+
+pub use codec::{EventMeta, EventRecord, EventStatus, RoomRecord, StateKey};
+pub use snapshot::{SnapshotRecord, StateHash, StateView};
+
+/// The schema this build reads and writes. Bump on any incompatible change of a key or value layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The value of the `magic` meta key: marks a directory as a roomgraph store.
+pub const MAGIC: &[u8] = b"roomgraph-store";
+
+/// Event number `0` is never assigned; snapshot number `0` is the empty state (never stored).
+pub const EMPTY_SNAPSHOT: u64 = 0;
+
+/// Column families, in a fixed order (the index is used as [`Cf`]).
+pub const COLUMN_FAMILIES: [&str; 13] = [
+    "meta",
+    "event_id_to_num",
+    "event_num_to_id",
+    "events",
+    "edges",
+    "rooms",
+    "extremities",
+    "state_key_to_num",
+    "state_num_to_key",
+    "snapshots",
+    "snapshot_hashes",
+    "event_state",
+    "auth_chains",
+];
+
+/// A column family (see `docs/store.md` for each one's key and value layout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Cf {
+    /// `magic`, `schema_version`, counters.
+    Meta = 0,
+    /// event id (UTF-8) → event number (u64 BE).
+    EventIdToNum = 1,
+    /// event number → event id.
+    EventNumToId = 2,
+    /// event number → [`EventRecord`] (status, reason, stored PDU bytes).
+    Events = 3,
+    /// event number ‖ edge kind (0 = prev, 1 = auth) → list of event numbers.
+    Edges = 4,
+    /// room id → [`RoomRecord`] (room version, create event).
+    Rooms = 5,
+    /// room id → current-state snapshot ‖ forward extremities.
+    Extremities = 6,
+    /// encoded `(type, state_key)` → state-key number (u32 BE).
+    StateKeyToNum = 7,
+    /// state-key number → encoded `(type, state_key)`.
+    StateNumToKey = 8,
+    /// snapshot number → [`SnapshotRecord`].
+    Snapshots = 9,
+    /// state hash (32 bytes) → snapshot number.
+    SnapshotHashes = 10,
+    /// event number → snapshot before ‖ snapshot after ‖ status ‖ room id ([`EventMeta`]).
+    EventState = 11,
+    /// event number → serialized roaring treemap of the event's auth chain (state events).
+    AuthChains = 12,
+}
+
+/// Edge kinds in the `edges` column family.
+pub const EDGE_PREV: u8 = 0;
+pub const EDGE_AUTH: u8 = 1;
+
+/// Meta keys.
+pub const META_MAGIC: &[u8] = b"magic";
+pub const META_SCHEMA: &[u8] = b"schema_version";
+pub const META_NEXT_EVENT: &[u8] = b"next_event_num";
+pub const META_NEXT_KEY: &[u8] = b"next_state_key_num";
+pub const META_NEXT_SNAPSHOT: &[u8] = b"next_snapshot_num";
+/// Prefix of persisted pending events: `pending/` ‖ u64 BE sequence → raw PDU bytes.
+pub const META_PENDING_PREFIX: &[u8] = b"pending/";
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: not a roomgraph store ({detail}); refusing to open it")]
+    Foreign { path: PathBuf, detail: String },
+    #[error("store {path}: schema version {found}, this build reads schema version {expected}")]
+    SchemaMismatch {
+        path: PathBuf,
+        found: String,
+        expected: u32,
+    },
+    #[error("store {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("store: rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("store: corrupt record in column family `{cf}` at key {key}: {what}")]
+    Corrupt {
+        cf: &'static str,
+        key: String,
+        what: String,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(cf: Cf, key: &[u8], what: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            cf: COLUMN_FAMILIES[cf as usize],
+            key: codec::hex(key),
+            what: what.into(),
+        }
+    }
+}
+
+/// When RocksDB makes a commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncPolicy {
+    /// Every write batch is fsynced before the call returns (default).
+    #[default]
+    PerBatch,
+    /// Batches go to the WAL without fsync: survives a process crash, not a power loss.
+    Never,
+}
+
+/// Options for [`Store::open_with`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub sync: SyncPolicy,
+    /// RocksDB block cache size in bytes.
+    pub block_cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            sync: SyncPolicy::PerBatch,
+            block_cache_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Counters persisted in `meta`, updated in every commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    pub next_event: u64,
+    pub next_state_key: u32,
+    pub next_snapshot: u64,
+}
+
+/// An open store.
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+    sync: SyncPolicy,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("sync", &self.sync)
+            .finish()
+    }
+}
+
+/// A group of writes committed atomically by [`Store::commit`].
+#[derive(Default)]
+pub struct Writes {
+    ops: Vec<(Cf, Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Writes {
+    pub fn put(&mut self, cf: Cf, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push((cf, key.into(), Some(value.into())));
+    }
+
+    pub fn delete(&mut self, cf: Cf, key: impl Into<Vec<u8>>) {
+        self.ops.push((cf, key.into(), None));
+    }
+
+    pub fn append(&mut self, other: Writes) {
+        if self.ops.is_empty() {
+            self.ops = other.ops;
+        } else {
+            self.ops.extend(other.ops);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+fn cf_options(cache: &rocksdb::Cache) -> Options {
+    let mut opts = Options::default();
+    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_bloom_filter(10.0, false);
+    opts.set_block_based_table_factory(&table);
+    opts.set_write_buffer_size(64 << 20);
+    opts
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Store::open_with(path, &StoreOptions::default())
+    }
+
+    /// Opens (or creates) the store at `path`. An existing directory must be empty or a roomgraph store
+    /// of schema version [`SCHEMA_VERSION`].
+    pub fn open_with(path: impl AsRef<Path>, options: &StoreOptions) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        let fresh = match std::fs::read_dir(&path) {
+            Ok(mut entries) => entries.next().is_none(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(io(e)),
+        };
+        if !fresh {
+            if path.is_file() {
+                return Err(StoreError::Foreign {
+                    path,
+                    detail: "it is a file, not a directory".into(),
+                });
+            }
+            if !path.join("CURRENT").is_file() {
+                return Err(StoreError::Foreign {
+                    path,
+                    detail: "the directory is not empty and holds no RocksDB database".into(),
+                });
+            }
+            let existing =
+                DB::list_cf(&Options::default(), &path).map_err(|e| StoreError::Foreign {
+                    path: path.clone(),
+                    detail: format!("cannot list its column families: {e}"),
+                })?;
+            if let Some(missing) = COLUMN_FAMILIES
+                .iter()
+                .find(|cf| !existing.iter().any(|e| e == *cf))
+            {
+                return Err(StoreError::Foreign {
+                    path,
+                    detail: format!("a RocksDB database without the column family `{missing}`"),
+                });
+            }
+        }
+        let cache = rocksdb::Cache::new_lru_cache(options.block_cache_bytes);
+        let mut db_opts = cf_options(&cache);
+        db_opts.create_if_missing(fresh);
+        db_opts.create_missing_column_families(fresh);
+        db_opts.increase_parallelism(2);
+        db_opts.set_max_background_jobs(2);
+        let cfs = COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(&cache)));
+        let db = DB::open_cf_descriptors(&db_opts, &path, cfs)?;
+        let store = Store {
+            db,
+            path,
+            sync: options.sync,
+        };
+        if fresh {
+            let mut w = Writes::default();
+            w.put(Cf::Meta, META_MAGIC, MAGIC);
+            w.put(
+                Cf::Meta,
+                META_SCHEMA,
+                SCHEMA_VERSION.to_string().into_bytes(),
+            );
+            store.commit(w)?;
+        } else {
+            store.check_schema()?;
+        }
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let magic = self.get(Cf::Meta, META_MAGIC)?;
+        if magic.as_deref() != Some(MAGIC) {
+            return Err(StoreError::Foreign {
+                path: self.path.clone(),
+                detail: "its `meta` column family has no roomgraph marker".into(),
+            });
+        }
+        let found = self.get(Cf::Meta, META_SCHEMA)?.unwrap_or_default();
+        if found != SCHEMA_VERSION.to_string().as_bytes() {
+            return Err(StoreError::SchemaMismatch {
+                path: self.path.clone(),
+                found: String::from_utf8_lossy(&found).chars().take(32).collect(),
+                expected: SCHEMA_VERSION,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cf(&self, cf: Cf) -> &ColumnFamily {
+        // Every column family is opened in `open_with` (missing ones are refused), so this lookup holds.
+        self.db
+            .cf_handle(COLUMN_FAMILIES[cf as usize])
+            .expect("column family opened at open time")
+    }
+
+    /// Raw point read.
+    pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(cf), key)?)
+    }
+
+    /// Writes `writes` as one atomic batch, durable according to the sync policy.
+    pub fn commit(&self, writes: Writes) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for (cf, key, value) in writes.ops {
+            match value {
+                Some(v) => batch.put_cf(self.cf(cf), key, v),
+                None => batch.delete_cf(self.cf(cf), key),
+            }
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.sync == SyncPolicy::PerBatch);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    /// All `(key, value)` pairs of a column family whose key starts with `prefix`, in key order.
+    pub fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(cf),
+            rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Total size of the store's files on disk, in bytes.
+    pub fn size_on_disk(&self) -> u64 {
+        dir_size(&self.path)
+    }
+
+    // ----- typed reads -----
+
+    pub fn counters(&self) -> Result<Counters, StoreError> {
+        let read = |key: &[u8]| -> Result<u64, StoreError> {
+            match self.get(Cf::Meta, key)? {
+                None => Ok(1),
+                Some(v) => codec::u64_from(&v)
+                    .ok_or_else(|| StoreError::corrupt(Cf::Meta, key, "counter is not 8 bytes")),
+            }
+        };
+        let next_state_key = u32::try_from(read(META_NEXT_KEY)?).map_err(|_| {
+            StoreError::corrupt(Cf::Meta, META_NEXT_KEY, "state-key counter exceeds u32")
+        })?;
+        Ok(Counters {
+            next_event: read(META_NEXT_EVENT)?,
+            next_state_key,
+            next_snapshot: read(META_NEXT_SNAPSHOT)?,
+        })
+    }
+
+    pub fn put_counters(writes: &mut Writes, c: Counters) {
+        writes.put(Cf::Meta, META_NEXT_EVENT, c.next_event.to_be_bytes());
+        writes.put(
+            Cf::Meta,
+            META_NEXT_KEY,
+            u64::from(c.next_state_key).to_be_bytes(),
+        );
+        writes.put(Cf::Meta, META_NEXT_SNAPSHOT, c.next_snapshot.to_be_bytes());
+    }
+
+    pub fn event_num(&self, event_id: &str) -> Result<Option<u64>, StoreError> {
+        match self.get(Cf::EventIdToNum, event_id.as_bytes())? {
+            None => Ok(None),
+            Some(v) => codec::u64_from(&v).map(Some).ok_or_else(|| {
+                StoreError::corrupt(
+                    Cf::EventIdToNum,
+                    event_id.as_bytes(),
+                    "event number is not 8 bytes",
+                )
+            }),
+        }
+    }
+
+    pub fn event_id(&self, num: u64) -> Result<Option<String>, StoreError> {
+        let key = num.to_be_bytes();
+        match self.get(Cf::EventNumToId, &key)? {
+            None => Ok(None),
+            Some(v) => String::from_utf8(v)
+                .map(Some)
+                .map_err(|_| StoreError::corrupt(Cf::EventNumToId, &key, "event id is not UTF-8")),
+        }
+    }
+
+    pub fn event_record(&self, num: u64) -> Result<Option<EventRecord>, StoreError> {
+        let key = num.to_be_bytes();
+        match self.get(Cf::Events, &key)? {
+            None => Ok(None),
+            Some(v) => EventRecord::decode(&v)
+                .map(Some)
+                .map_err(|what| StoreError::corrupt(Cf::Events, &key, what)),
+        }
+    }
+
+    pub fn edges(&self, num: u64, kind: u8) -> Result<Vec<u64>, StoreError> {
+        let key = codec::edge_key(num, kind);
+        match self.get(Cf::Edges, &key)? {
+            None => Ok(Vec::new()),
+            Some(v) => codec::u64_list(&v)
+                .ok_or_else(|| StoreError::corrupt(Cf::Edges, &key, "edge list length")),
+        }
+    }
+
+    pub fn room(&self, room_id: &str) -> Result<Option<RoomRecord>, StoreError> {
+        match self.get(Cf::Rooms, room_id.as_bytes())? {
+            None => Ok(None),
+            Some(v) => RoomRecord::decode(&v)
+                .map(Some)
+                .map_err(|what| StoreError::corrupt(Cf::Rooms, room_id.as_bytes(), what)),
+        }
+    }
+
+    /// The current-state snapshot and forward extremities of a room.
+    pub fn extremities(&self, room_id: &str) -> Result<Option<(u64, Vec<u64>)>, StoreError> {
+        match self.get(Cf::Extremities, room_id.as_bytes())? {
+            None => Ok(None),
+            Some(v) => codec::decode_extremities(&v).map(Some).ok_or_else(|| {
+                StoreError::corrupt(
+                    Cf::Extremities,
+                    room_id.as_bytes(),
+                    "extremities record length",
+                )
+            }),
+        }
+    }
+
+    pub fn state_key_num(&self, key: &StateKey) -> Result<Option<u32>, StoreError> {
+        let enc = key.encode();
+        match self.get(Cf::StateKeyToNum, &enc)? {
+            None => Ok(None),
+            Some(v) => match <[u8; 4]>::try_from(v.as_slice()) {
+                Ok(b) => Ok(Some(u32::from_be_bytes(b))),
+                Err(_) => Err(StoreError::corrupt(
+                    Cf::StateKeyToNum,
+                    &enc,
+                    "state-key number is not 4 bytes",
+                )),
+            },
+        }
+    }
+
+    pub fn state_key(&self, num: u32) -> Result<Option<StateKey>, StoreError> {
+        let key = num.to_be_bytes();
+        match self.get(Cf::StateNumToKey, &key)? {
+            None => Ok(None),
+            Some(v) => StateKey::decode(&v)
+                .map(Some)
+                .map_err(|what| StoreError::corrupt(Cf::StateNumToKey, &key, what)),
+        }
+    }
+
+    pub fn snapshot(&self, num: u64) -> Result<Option<SnapshotRecord>, StoreError> {
+        let key = num.to_be_bytes();
+        match self.get(Cf::Snapshots, &key)? {
+            None => Ok(None),
+            Some(v) => SnapshotRecord::decode(&v)
+                .map(Some)
+                .map_err(|what| StoreError::corrupt(Cf::Snapshots, &key, what)),
+        }
+    }
+
+    pub fn snapshot_by_hash(&self, hash: &StateHash) -> Result<Option<u64>, StoreError> {
+        let key = hash.to_bytes();
+        match self.get(Cf::SnapshotHashes, &key)? {
+            None => Ok(None),
+            Some(v) => codec::u64_from(&v).map(Some).ok_or_else(|| {
+                StoreError::corrupt(Cf::SnapshotHashes, &key, "snapshot number is not 8 bytes")
+            }),
+        }
+    }
+
+    /// The snapshots before and after an event, its status and its room.
+    pub fn event_state(&self, num: u64) -> Result<Option<EventMeta>, StoreError> {
+        let key = num.to_be_bytes();
+        match self.get(Cf::EventState, &key)? {
+            None => Ok(None),
+            Some(v) => EventMeta::decode(&v)
+                .map(Some)
+                .map_err(|what| StoreError::corrupt(Cf::EventState, &key, what)),
+        }
+    }
+
+    pub fn auth_chain(&self, num: u64) -> Result<Option<RoaringTreemap>, StoreError> {
+        let key = num.to_be_bytes();
+        match self.get(Cf::AuthChains, &key)? {
+            None => Ok(None),
+            Some(v) => RoaringTreemap::deserialize_from(v.as_slice())
+                .map(Some)
+                .map_err(|e| {
+                    StoreError::corrupt(Cf::AuthChains, &key, format!("auth chain bitmap: {e}"))
+                }),
+        }
+    }
+
+    /// Materialises snapshot `num` by walking its delta chain down to a full snapshot.
+    pub fn load_view(&self, num: u64) -> Result<StateView, StoreError> {
+        if num == EMPTY_SNAPSHOT {
+            return Ok(StateView::empty());
+        }
+        let mut chain = Vec::new();
+        let mut cursor = num;
+        loop {
+            let rec = self.snapshot(cursor)?.ok_or_else(|| {
+                StoreError::corrupt(
+                    Cf::Snapshots,
+                    &cursor.to_be_bytes(),
+                    format!("snapshot {cursor} (needed by {num}) is missing"),
+                )
+            })?;
+            let parent = rec.parent;
+            chain.push((cursor, rec));
+            match parent {
+                Some(p) if chain.len() <= snapshot::MAX_CHAIN as usize + 2 => cursor = p,
+                Some(_) => {
+                    return Err(StoreError::corrupt(
+                        Cf::Snapshots,
+                        &num.to_be_bytes(),
+                        "delta chain longer than the schema allows",
+                    ));
+                }
+                None => break,
+            }
+        }
+        Ok(StateView::from_chain(chain))
+    }
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_store_reopens_and_keeps_counters() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("create");
+        let mut w = Writes::default();
+        Store::put_counters(
+            &mut w,
+            Counters {
+                next_event: 7,
+                next_state_key: 3,
+                next_snapshot: 9,
+            },
+        );
+        store.commit(w).expect("commit");
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(
+            store.counters().expect("counters"),
+            Counters {
+                next_event: 7,
+                next_state_key: 3,
+                next_snapshot: 9
+            }
+        );
+    }
+
+    #[test]
+    fn foreign_directory_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("notes.txt"), b"hello").expect("write");
+        let err = Store::open(dir.path()).expect_err("foreign dir");
+        assert!(err.to_string().contains("not a roomgraph store"), "{err}");
+        assert_eq!(
+            std::fs::read(dir.path().join("notes.txt")).expect("still there"),
+            b"hello"
+        );
+    }
+
+    #[test]
+    fn other_rocksdb_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut o = Options::default();
+            o.create_if_missing(true);
+            let db = DB::open(&o, dir.path()).expect("plain rocksdb");
+            db.put(b"k", b"v").expect("put");
+        }
+        let err = Store::open(dir.path()).expect_err("foreign rocksdb");
+        assert!(err.to_string().contains("not a roomgraph store"), "{err}");
+    }
+
+    #[test]
+    fn schema_mismatch_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("create");
+        let mut w = Writes::default();
+        w.put(Cf::Meta, META_SCHEMA, b"999".to_vec());
+        store.commit(w).expect("commit");
+        drop(store);
+        let err = Store::open(dir.path()).expect_err("mismatch");
+        assert!(err.to_string().contains("schema version 999"), "{err}");
+    }
+}

@@ -1,0 +1,553 @@
+//! State snapshots: a state map `state-key number → event number`, stored as a delta against a parent
+//! snapshot and deduplicated by a hash of the sorted state.
+//!
+//! Layout (three levels, so any snapshot is materialised from at most `MAX_CHAIN + 2` records):
+//! - a *full* snapshot holds every entry (`parent = None`);
+//! - a *level-1* delta holds the cumulative difference from the nearest full snapshot;
+//! - a *chain* delta holds the difference from its parent, at most [`MAX_CHAIN`] chain deltas in a row.
+//!
+//! A new state derived from a parent is stored as a chain delta while the parent's chain is short, as a
+//! level-1 delta once the chain is long, and as a full snapshot once the difference from the full one
+//! exceeds a sixteenth of the state (plus a small constant). In memory a [`StateView`] mirrors this: a shared
+//! full map plus an overlay (the difference), so deriving a state costs O(overlay), not O(state).
+//!
+//! The state hash is blake3 over each sorted `(key, event)` entry, combined by 256-bit addition: the
+//! hash of a state is independent of insertion order, equal states get equal hashes, and a delta updates
+//! the hash in O(delta) instead of rehashing a 50 000-entry state for every membership change.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::codec::Reader;
+
+/// Longest run of chain deltas before a level-1 delta or a full snapshot is written.
+pub const MAX_CHAIN: u8 = 32;
+/// Marks a key removed relative to the full snapshot, inside deltas and overlays.
+pub const TOMBSTONE: u64 = u64::MAX;
+
+/// The order-independent hash of a state map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct StateHash([u64; 4]);
+
+impl StateHash {
+    fn entry(key: u32, event: u64) -> [u64; 4] {
+        let mut buf = [0u8; 12];
+        buf[..4].copy_from_slice(&key.to_be_bytes());
+        buf[4..].copy_from_slice(&event.to_be_bytes());
+        let h = blake3::hash(&buf);
+        let b = h.as_bytes();
+        let mut out = [0u64; 4];
+        for (i, o) in out.iter_mut().enumerate() {
+            let mut lane = [0u8; 8];
+            lane.copy_from_slice(&b[i * 8..i * 8 + 8]);
+            *o = u64::from_le_bytes(lane);
+        }
+        out
+    }
+
+    /// Adds an entry (256-bit wrapping addition).
+    pub fn add(&mut self, key: u32, event: u64) {
+        let e = Self::entry(key, event);
+        let mut carry = false;
+        for (a, b) in self.0.iter_mut().zip(e) {
+            let (s1, c1) = a.overflowing_add(b);
+            let (s2, c2) = s1.overflowing_add(u64::from(carry));
+            *a = s2;
+            carry = c1 || c2;
+        }
+    }
+
+    /// Removes an entry added before (256-bit wrapping subtraction).
+    pub fn remove(&mut self, key: u32, event: u64) {
+        let e = Self::entry(key, event);
+        let mut borrow = false;
+        for (a, b) in self.0.iter_mut().zip(e) {
+            let (s1, b1) = a.overflowing_sub(b);
+            let (s2, b2) = s1.overflowing_sub(u64::from(borrow));
+            *a = s2;
+            borrow = b1 || b2;
+        }
+    }
+
+    pub fn to_bytes(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, lane) in self.0.iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&lane.to_be_bytes());
+        }
+        out
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Option<StateHash> {
+        if b.len() != 32 {
+            return None;
+        }
+        let mut out = [0u64; 4];
+        for (i, o) in out.iter_mut().enumerate() {
+            let mut lane = [0u8; 8];
+            lane.copy_from_slice(&b[i * 8..i * 8 + 8]);
+            *o = u64::from_be_bytes(lane);
+        }
+        Some(StateHash(out))
+    }
+
+    /// The hash of a whole map (used by tests and consistency checks).
+    pub fn of(map: &HashMap<u32, u64>) -> StateHash {
+        let mut h = StateHash::default();
+        for (k, e) in map {
+            h.add(*k, *e);
+        }
+        h
+    }
+}
+
+/// The `snapshots` value: `parent u64 BE (u64::MAX = full snapshot) ‖ chain u8 ‖ state size u32 BE ‖
+/// hash 32 bytes ‖ entries (key u32 BE ‖ event u64 BE, TOMBSTONE = removed)…`, entries sorted by key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    /// `None` for a full snapshot; `Some(0)` is a delta against the empty state.
+    pub parent: Option<u64>,
+    /// Number of delta records between this one and a full snapshot (0 for a full one).
+    pub chain: u8,
+    /// Number of entries in the materialised state.
+    pub len: u32,
+    pub hash: StateHash,
+    pub entries: Vec<(u32, u64)>,
+}
+
+impl SnapshotRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(45 + self.entries.len() * 12);
+        out.extend_from_slice(&self.parent.unwrap_or(u64::MAX).to_be_bytes());
+        out.push(self.chain);
+        out.extend_from_slice(&self.len.to_be_bytes());
+        out.extend_from_slice(&self.hash.to_bytes());
+        for (k, e) in &self.entries {
+            out.extend_from_slice(&k.to_be_bytes());
+            out.extend_from_slice(&e.to_be_bytes());
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<SnapshotRecord, String> {
+        let mut r = Reader(bytes);
+        let parent = r.u64().ok_or("missing parent")?;
+        let chain = r.u8().ok_or("missing chain length")?;
+        let len = r.u32().ok_or("missing state size")?;
+        let hash = r
+            .take(32)
+            .and_then(StateHash::from_bytes)
+            .ok_or("missing hash")?;
+        if r.0.len() % 12 != 0 {
+            return Err(format!("entry bytes ({}) not a multiple of 12", r.0.len()));
+        }
+        let mut entries = Vec::with_capacity(r.0.len() / 12);
+        while !r.0.is_empty() {
+            let k = r.u32().ok_or("short entry")?;
+            let e = r.u64().ok_or("short entry")?;
+            entries.push((k, e));
+        }
+        Ok(SnapshotRecord {
+            parent: (parent != u64::MAX).then_some(parent),
+            chain,
+            len,
+            hash,
+            entries,
+        })
+    }
+}
+
+/// A materialised state: a shared full map plus an overlay of differences from it.
+#[derive(Debug, Clone)]
+pub struct StateView {
+    /// The snapshot number (0 = the empty state).
+    pub snap: u64,
+    /// The stored record's chain length.
+    pub chain: u8,
+    pub hash: StateHash,
+    len: usize,
+    /// The full snapshot `full` came from (0 = empty state).
+    full_snap: u64,
+    full: Arc<HashMap<u32, u64>>,
+    /// Differences from `full`; `TOMBSTONE` = removed.
+    overlay: Arc<HashMap<u32, u64>>,
+}
+
+/// A state derived from a [`StateView`] that has no snapshot number yet.
+#[derive(Debug, Clone)]
+pub struct StateDraft {
+    pub hash: StateHash,
+    len: usize,
+    parent_snap: u64,
+    parent_chain: u8,
+    full_snap: u64,
+    full: Arc<HashMap<u32, u64>>,
+    overlay: HashMap<u32, u64>,
+    /// The effective changes relative to the parent, sorted by key.
+    changes: Vec<(u32, u64)>,
+}
+
+impl StateView {
+    pub fn empty() -> StateView {
+        StateView {
+            snap: 0,
+            chain: 0,
+            hash: StateHash::default(),
+            len: 0,
+            full_snap: 0,
+            full: Arc::new(HashMap::new()),
+            overlay: Arc::new(HashMap::new()),
+        }
+    }
+
+    /// Builds the view of `chain[0]` from its records, head first, ending at a full snapshot or at a
+    /// delta against the empty state.
+    pub fn from_chain(chain: Vec<(u64, SnapshotRecord)>) -> StateView {
+        let Some((head_snap, head)) = chain.first().map(|(n, r)| (*n, (r.chain, r.hash, r.len)))
+        else {
+            return StateView::empty();
+        };
+        let mut records = chain.into_iter().rev().peekable();
+        let (full_snap, full) = match records.peek() {
+            Some((n, r)) if r.parent.is_none() => {
+                let full: HashMap<u32, u64> = r
+                    .entries
+                    .iter()
+                    .copied()
+                    .filter(|(_, e)| *e != TOMBSTONE)
+                    .collect();
+                let n = *n;
+                records.next();
+                (n, full)
+            }
+            _ => (0, HashMap::new()),
+        };
+        let mut overlay = HashMap::new();
+        for (_, rec) in records {
+            for (k, e) in rec.entries {
+                apply_to_overlay(&full, &mut overlay, k, e);
+            }
+        }
+        StateView {
+            snap: head_snap,
+            chain: head.0,
+            hash: head.1,
+            len: head.2 as usize,
+            full_snap,
+            full: Arc::new(full),
+            overlay: Arc::new(overlay),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn get(&self, key: u32) -> Option<u64> {
+        match self.overlay.get(&key) {
+            Some(&TOMBSTONE) => None,
+            Some(e) => Some(*e),
+            None => self.full.get(&key).copied(),
+        }
+    }
+
+    /// Calls `f` for every entry, in no particular order.
+    pub fn for_each(&self, mut f: impl FnMut(u32, u64)) {
+        for (k, e) in self.full.iter() {
+            if !self.overlay.contains_key(k) {
+                f(*k, *e);
+            }
+        }
+        for (k, e) in self.overlay.iter() {
+            if *e != TOMBSTONE {
+                f(*k, *e);
+            }
+        }
+    }
+
+    pub fn to_map(&self) -> HashMap<u32, u64> {
+        let mut m = HashMap::with_capacity(self.len);
+        self.for_each(|k, e| {
+            m.insert(k, e);
+        });
+        m
+    }
+
+    /// Whether two views share their full map, so their difference lies in the overlays only.
+    pub fn shares_base(&self, other: &StateView) -> bool {
+        Arc::ptr_eq(&self.full, &other.full)
+    }
+
+    /// Keys whose values may differ between `self` and `other` (exact when they share a base).
+    pub fn differing_keys(&self, other: &StateView) -> Vec<u32> {
+        let mut keys: Vec<u32> = if self.shares_base(other) {
+            self.overlay
+                .keys()
+                .chain(other.overlay.keys())
+                .copied()
+                .collect()
+        } else {
+            let mut all = Vec::new();
+            self.for_each(|k, _| all.push(k));
+            other.for_each(|k, _| all.push(k));
+            all
+        };
+        keys.sort_unstable();
+        keys.dedup();
+        keys.retain(|k| self.get(*k) != other.get(*k));
+        keys
+    }
+
+    /// The changes that turn `self` into `target`.
+    pub fn diff_to(&self, target: &HashMap<u32, u64>) -> Vec<(u32, Option<u64>)> {
+        let mut changes: Vec<(u32, Option<u64>)> = target
+            .iter()
+            .filter(|(k, e)| self.get(**k) != Some(**e))
+            .map(|(k, e)| (*k, Some(*e)))
+            .collect();
+        self.for_each(|k, _| {
+            if !target.contains_key(&k) {
+                changes.push((k, None));
+            }
+        });
+        changes
+    }
+
+    /// Applies `changes` (`None` = remove). Returns `None` when nothing changes.
+    pub fn apply(&self, changes: &[(u32, Option<u64>)]) -> Option<StateDraft> {
+        let mut hash = self.hash;
+        let mut len = self.len;
+        let mut effective: Vec<(u32, u64)> = Vec::with_capacity(changes.len());
+        let mut overlay: Option<HashMap<u32, u64>> = None;
+        for &(k, new) in changes {
+            // Later changes to the same key see the earlier ones: read through the overlay being built.
+            let old = match overlay.as_ref().unwrap_or(&self.overlay).get(&k) {
+                Some(&TOMBSTONE) => None,
+                Some(e) => Some(*e),
+                None => self.full.get(&k).copied(),
+            };
+            if old == new {
+                continue;
+            }
+            let o = overlay.get_or_insert_with(|| (*self.overlay).clone());
+            if let Some(e) = old {
+                hash.remove(k, e);
+                len -= 1;
+            }
+            if let Some(e) = new {
+                hash.add(k, e);
+                len += 1;
+            }
+            apply_to_overlay(&self.full, o, k, new.unwrap_or(TOMBSTONE));
+            effective.retain(|(ek, _)| *ek != k);
+            effective.push((k, new.unwrap_or(TOMBSTONE)));
+        }
+        let overlay = overlay?;
+        effective.sort_unstable();
+        Some(StateDraft {
+            hash,
+            len,
+            parent_snap: self.snap,
+            parent_chain: self.chain,
+            full_snap: self.full_snap,
+            full: Arc::clone(&self.full),
+            overlay,
+            changes: effective,
+        })
+    }
+}
+
+fn apply_to_overlay(
+    full: &HashMap<u32, u64>,
+    overlay: &mut HashMap<u32, u64>,
+    key: u32,
+    event: u64,
+) {
+    match (full.get(&key), event) {
+        (Some(_), TOMBSTONE) => {
+            overlay.insert(key, TOMBSTONE);
+        }
+        (None, TOMBSTONE) => {
+            overlay.remove(&key);
+        }
+        (Some(f), e) if *f == e => {
+            overlay.remove(&key);
+        }
+        (_, e) => {
+            overlay.insert(key, e);
+        }
+    }
+}
+
+impl StateDraft {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Gives the draft its snapshot number: returns the view and the record to store.
+    pub fn commit(self, snap: u64) -> (StateView, SnapshotRecord) {
+        let StateDraft {
+            hash,
+            len,
+            parent_snap,
+            parent_chain,
+            full_snap,
+            full,
+            overlay,
+            changes,
+        } = self;
+        let len32 = u32::try_from(len).unwrap_or(u32::MAX);
+        if overlay.len() > full.len() / 16 + 64 {
+            let mut map: HashMap<u32, u64> = (*full).clone();
+            for (k, e) in overlay {
+                if e == TOMBSTONE {
+                    map.remove(&k);
+                } else {
+                    map.insert(k, e);
+                }
+            }
+            let mut entries: Vec<(u32, u64)> = map.iter().map(|(k, e)| (*k, *e)).collect();
+            entries.sort_unstable();
+            let view = StateView {
+                snap,
+                chain: 0,
+                hash,
+                len,
+                full_snap: snap,
+                full: Arc::new(map),
+                overlay: Arc::new(HashMap::new()),
+            };
+            return (
+                view,
+                SnapshotRecord {
+                    parent: None,
+                    chain: 0,
+                    len: len32,
+                    hash,
+                    entries,
+                },
+            );
+        }
+        let record = if parent_chain < MAX_CHAIN {
+            SnapshotRecord {
+                parent: Some(parent_snap),
+                chain: parent_chain + 1,
+                len: len32,
+                hash,
+                entries: changes,
+            }
+        } else {
+            let mut entries: Vec<(u32, u64)> = overlay.iter().map(|(k, e)| (*k, *e)).collect();
+            entries.sort_unstable();
+            SnapshotRecord {
+                parent: Some(full_snap),
+                chain: u8::from(full_snap != 0),
+                len: len32,
+                hash,
+                entries,
+            }
+        };
+        let view = StateView {
+            snap,
+            chain: record.chain,
+            hash,
+            len,
+            full_snap,
+            full,
+            overlay: Arc::new(overlay),
+        };
+        (view, record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Applies a random walk of changes, storing every record; every view must equal both the reference
+    /// map and the view rebuilt from the stored records.
+    #[test]
+    fn views_match_reference_and_stored_records() {
+        let mut records: HashMap<u64, SnapshotRecord> = HashMap::new();
+        let mut reference: HashMap<u32, u64> = HashMap::new();
+        let mut view = StateView::empty();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for snap in 1..=400u64 {
+            let mut changes = Vec::new();
+            for _ in 0..(next() % 3 + 1) {
+                let key = (next() % 60) as u32;
+                let value = if next() % 7 == 0 {
+                    None
+                } else {
+                    Some(next() % 1000)
+                };
+                changes.push((key, value));
+            }
+            for (k, v) in &changes {
+                match v {
+                    Some(e) => reference.insert(*k, *e),
+                    None => reference.remove(k),
+                };
+            }
+            let Some(draft) = view.apply(&changes) else {
+                assert_eq!(view.to_map(), reference);
+                continue;
+            };
+            let (v, rec) = draft.commit(snap);
+            assert_eq!(v.to_map(), reference, "snap {snap}");
+            assert_eq!(v.hash, StateHash::of(&reference));
+            assert_eq!(v.len(), reference.len());
+            assert_eq!(SnapshotRecord::decode(&rec.encode()).as_ref(), Ok(&rec));
+            records.insert(snap, rec);
+            // Rebuild from records.
+            let mut chain = Vec::new();
+            let mut cursor = snap;
+            while cursor != 0 {
+                let r = records[&cursor].clone();
+                let p = r.parent;
+                chain.push((cursor, r));
+                match p {
+                    Some(p) => cursor = p,
+                    None => break,
+                }
+            }
+            assert!(
+                chain.len() <= MAX_CHAIN as usize + 2,
+                "chain {}",
+                chain.len()
+            );
+            let rebuilt = StateView::from_chain(chain);
+            assert_eq!(rebuilt.to_map(), reference, "rebuilt snap {snap}");
+            assert_eq!(rebuilt.chain, v.chain);
+            // Continue half the time from the rebuilt view (as after a restart).
+            view = if snap % 2 == 0 { rebuilt } else { v };
+        }
+    }
+
+    #[test]
+    fn hash_is_order_independent() {
+        let mut a = StateHash::default();
+        a.add(1, 10);
+        a.add(2, 20);
+        let mut b = StateHash::default();
+        b.add(2, 20);
+        b.add(3, 30);
+        b.add(1, 10);
+        b.remove(3, 30);
+        assert_eq!(a, b);
+        assert_ne!(a, StateHash::default());
+    }
+}
