@@ -549,7 +549,7 @@ impl Store {
         }
         let mut chain = Vec::new();
         let mut cursor = num;
-        loop {
+        while cursor != EMPTY_SNAPSHOT {
             let rec = self.snapshot(cursor)?.ok_or_else(|| {
                 StoreError::corrupt(
                     Cf::Snapshots,

@@ -5,6 +5,8 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+#[cfg(feature = "store")]
+mod store_cmds;
 use roomgraph::canonical_json::{self, JsonValue, NumberPolicy};
 use roomgraph::pdu::Pdu;
 use roomgraph::redaction::redact;
@@ -19,6 +21,40 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Ingest federation-format PDUs (NDJSON, any rooms, any order) into a store; prints a JSON summary.
+    #[cfg(feature = "store")]
+    Ingest {
+        /// The store directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        db: std::path::PathBuf,
+        /// NDJSON input, `-` for standard input.
+        #[arg(default_value = "-")]
+        file: String,
+        /// Write one NDJSON line per event: `{"event_id", "outcome", "reason"}`.
+        #[arg(long, value_name = "FILE")]
+        outcomes: Option<std::path::PathBuf>,
+    },
+    /// Print a state map `{"<type>": {"<state_key>": "<event_id>"}}`: a room's current state, or the
+    /// state after (or `--before`) an event.
+    #[cfg(feature = "store")]
+    State {
+        #[arg(long, value_name = "DIR")]
+        db: std::path::PathBuf,
+        #[arg(long, value_name = "ROOM_ID", conflicts_with = "event")]
+        room: Option<String>,
+        #[arg(long, value_name = "EVENT_ID")]
+        event: Option<String>,
+        /// The state before the event instead of after it.
+        #[arg(long, requires = "event")]
+        before: bool,
+    },
+    /// Print a stored PDU with its outcome and reason.
+    #[cfg(feature = "store")]
+    Event {
+        #[arg(long, value_name = "DIR")]
+        db: std::path::PathBuf,
+        event_id: String,
+    },
     /// Print the event id of one federation-format PDU.
     EventId {
         #[arg(long = "room-version", value_name = "V")]
@@ -82,6 +118,16 @@ const SAMPLE_ROOM: &str = include_str!("../../../../datasets/sample-room-v11.ndj
 fn run(command: Command) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     match command {
+        #[cfg(feature = "store")]
+        Command::Ingest { db, file, outcomes } => {
+            store_cmds::ingest(&db, &file, outcomes.as_deref(), &mut stdout).map_err(Failure)?
+        }
+        #[cfg(feature = "store")]
+        Command::State { db, room, event, before } => {
+            store_cmds::state(&db, room.as_deref(), event.as_deref(), before, &mut stdout).map_err(Failure)?
+        }
+        #[cfg(feature = "store")]
+        Command::Event { db, event_id } => store_cmds::event(&db, &event_id, &mut stdout).map_err(Failure)?,
         Command::EventId { room_version, file } => {
             let version = RoomVersion::from_id(&room_version)?;
             let input = read_input(&file)?;
