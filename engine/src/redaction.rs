@@ -56,9 +56,10 @@ fn event_type<'o>(event: &'o JsonObject<'_>) -> &'o str {
     event.get("type").and_then(JsonValue::as_str).unwrap_or("")
 }
 
-/// The `{"signed": …}` remnant of a v11 `third_party_invite`, if it has a `signed` member.
-fn signed_only<'v, 'a>(value: &'v JsonValue<'a>) -> Option<&'v JsonValue<'a>> {
-    value.as_object().and_then(|o| o.get("signed"))
+/// What survives of a v11 `third_party_invite`: when it is an object, an object holding only its
+/// `signed` member (if any) — `Some(None)` is the empty object; when it is not an object, nothing.
+fn signed_only<'v, 'a>(value: &'v JsonValue<'a>) -> Option<Option<&'v JsonValue<'a>>> {
+    value.as_object().map(|o| o.get("signed"))
 }
 
 /// Returns the redacted copy of a PDU (keys outside the allow-lists removed, `content` pruned).
@@ -90,7 +91,9 @@ pub fn redact_content<'a>(content: &JsonObject<'a>, rules: RedactionRules, event
             ContentKey::SignedOnly => {
                 if let Some(signed) = signed_only(value) {
                     let mut tpi = JsonObject::new();
-                    tpi.insert(Cow::Borrowed("signed"), signed.clone());
+                    if let Some(signed) = signed {
+                        tpi.insert(Cow::Borrowed("signed"), signed.clone());
+                    }
                     out.insert(Cow::Owned(key.to_owned()), JsonValue::Object(tpi));
                 }
             }
@@ -148,11 +151,12 @@ fn write_redacted_content(content: &JsonObject<'_>, rules: RedactionRules, ty: &
         write_string(key, out);
         out.put(b":");
         match signed {
-            Some(s) => {
+            Some(Some(s)) => {
                 out.put(b"{\"signed\":");
                 write_value(s, out);
                 out.put(b"}");
             }
+            Some(None) => out.put(b"{}"),
             None => write_value(value, out),
         }
     }
@@ -215,6 +219,19 @@ mod tests {
         let aliases = r##"{"type":"m.room.aliases","content":{"aliases":["#a:x"]}}"##;
         assert_eq!(redacted("5", aliases), r##"{"content":{"aliases":["#a:x"]},"type":"m.room.aliases"}"##);
         assert_eq!(redacted("6", aliases), r#"{"content":{},"type":"m.room.aliases"}"#);
+    }
+
+    /// Synapse keeps `third_party_invite` only when it is an object (then as `{}` or `{"signed": …}`);
+    /// ruma 0.17 keeps a non-object value whole. We follow Synapse (docs/event-format.md).
+    #[test]
+    fn v11_third_party_invite_follows_synapse() {
+        let ev = |tpi: &str| format!(r#"{{"type":"m.room.member","content":{{"membership":"invite","third_party_invite":{tpi}}}}}"#);
+        assert_eq!(redacted("11", &ev("[1]")), r#"{"content":{"membership":"invite"},"type":"m.room.member"}"#);
+        assert_eq!(
+            redacted("11", &ev(r#"{"display_name":"x"}"#)),
+            r#"{"content":{"membership":"invite","third_party_invite":{}},"type":"m.room.member"}"#
+        );
+        assert_eq!(redacted("10", &ev(r#"{"signed":{}}"#)), r#"{"content":{"membership":"invite"},"type":"m.room.member"}"#);
     }
 
     #[test]

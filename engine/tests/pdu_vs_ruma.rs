@@ -59,7 +59,7 @@ fn assert_agrees(version: &'static RoomVersion, json: &str) {
         }
         _ => assert_eq!(pdu.event_id, format!("${theirs}"), "event id, v{}: {json}", version.id),
     }
-    if version.room_id_from_create && pdu.event_type == "m.room.create" {
+    if version.room_id_from_create && pdu.event_type == "m.room.create" && pdu.state_key.as_deref() == Some("") {
         assert_eq!(pdu.room_id, format!("!{theirs}"), "v12 room id");
     }
 }
@@ -224,6 +224,12 @@ fn random_event() -> impl Strategy<Value = (usize, serde_json::Value)> {
             for (k, val) in extra {
                 let val = if k == "unsigned" { serde_json::json!({"age": 1}) } else { val };
                 ev.insert(k, val);
+            }
+            // Known divergence (docs/event-format.md): a non-object `third_party_invite` in a v11+
+            // member event is dropped by redaction (Synapse, which we follow) but kept by ruma.
+            let mut content = content;
+            if content.get("third_party_invite").is_some_and(|t| !t.is_object()) {
+                content.remove("third_party_invite");
             }
             ev.insert("type".into(), ty.into());
             ev.insert("sender".into(), "@u:example.org".into());
