@@ -16,6 +16,7 @@
 //! are not verified (step 2 is out of scope for roomgraph).
 
 pub mod room;
+pub mod trace;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -962,4 +963,47 @@ fn parse_item(input: Input, version: &'static RoomVersion) -> Result<Item, Event
         redacted,
         pending_seq: input.pending_seq,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::trace::{TraceSpec, generate};
+
+    fn outcomes_by_id(outcomes: &[EventOutcome]) -> BTreeMap<String, Outcome> {
+        outcomes
+            .iter()
+            .filter_map(|o| o.event_id.clone().map(|id| (id, o.outcome)))
+            .collect()
+    }
+
+    #[test]
+    fn generated_trace_is_accepted_except_bad_events() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let trace = generate(&TraceSpec {
+            events: 300,
+            ..TraceSpec::default()
+        });
+        let mut engine = Engine::open(dir.path()).expect("open");
+        let mut outcomes = engine.ingest(&trace.lines).expect("ingest");
+        outcomes.extend(engine.finish().expect("finish"));
+        let by_id = outcomes_by_id(&outcomes);
+        assert_eq!(by_id.len(), trace.lines.len());
+        for (id, o) in &by_id {
+            let expected = if trace.bad.contains(id) {
+                Outcome::Rejected
+            } else {
+                Outcome::Accepted
+            };
+            let reason = outcomes
+                .iter()
+                .find(|x| x.event_id.as_ref() == Some(id))
+                .and_then(|x| x.reason.clone());
+            assert_eq!(*o, expected, "{id}: {reason:?}");
+        }
+        for room in &trace.rooms {
+            let state = engine.current_state(room).expect("current state");
+            assert!(state.contains_key(&("m.room.create".to_owned(), String::new())));
+        }
+    }
 }

@@ -420,6 +420,39 @@ impl RoomState {
             }
         }
 
+        // Auth chain of state events (the persisted index used to assemble resolutions).
+        if state_key.is_some() {
+            let mut chain = RoaringTreemap::new();
+            for a in &auth_nums {
+                if *a == 0 {
+                    continue;
+                }
+                chain.insert(*a);
+                if let Some(c) = self.chain(sh, *a)? {
+                    chain |= &*c;
+                }
+            }
+            let mut bytes = Vec::with_capacity(chain.serialized_size());
+            if chain.serialize_into(&mut bytes).is_ok() {
+                writes.put(Cf::AuthChains, num.to_be_bytes(), bytes);
+            }
+            self.chains.insert(num, Arc::new(chain));
+            if self.chains.len() > AUTH_CACHE {
+                self.chains.clear();
+            }
+            self.auth_cache.insert(num, Arc::clone(&event));
+        }
+
+        // Visible to the resolutions below (the new current state may include this event).
+        self.ids.insert(event_id.as_str().into(), num);
+        self.info.insert(
+            num,
+            Info {
+                status: verdict.status,
+                after: after.snap,
+            },
+        );
+
         // Forward extremities and current state: only accepted events move them.
         if verdict.status == EventStatus::Accepted {
             let mut ext: Vec<u64> = self
@@ -457,6 +490,13 @@ impl RoomState {
                         ),
                     };
                     after = before.clone();
+                    self.info.insert(
+                        num,
+                        Info {
+                            status: EventStatus::Rejected,
+                            after: after.snap,
+                        },
+                    );
                 }
             }
         }
@@ -471,29 +511,6 @@ impl RoomState {
                 }
                 .encode(),
             );
-        }
-
-        // Auth chain of state events (the persisted index used to assemble resolutions).
-        if state_key.is_some() {
-            let mut chain = RoaringTreemap::new();
-            for a in &auth_nums {
-                if *a == 0 {
-                    continue;
-                }
-                chain.insert(*a);
-                if let Some(c) = self.chain(sh, *a)? {
-                    chain |= &*c;
-                }
-            }
-            let mut bytes = Vec::with_capacity(chain.serialized_size());
-            if chain.serialize_into(&mut bytes).is_ok() {
-                writes.put(Cf::AuthChains, num.to_be_bytes(), bytes);
-            }
-            self.chains.insert(num, Arc::new(chain));
-            if self.chains.len() > AUTH_CACHE {
-                self.chains.clear();
-            }
-            self.auth_cache.insert(num, Arc::clone(&event));
         }
 
         let status = verdict.status;
@@ -539,14 +556,6 @@ impl RoomState {
                 room_id: self.room_id.clone(),
             }
             .encode(),
-        );
-        self.ids.insert(event_id.as_str().into(), num);
-        self.info.insert(
-            num,
-            Info {
-                status,
-                after: after.snap,
-            },
         );
         self.remember(after);
 
