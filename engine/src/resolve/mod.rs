@@ -1,0 +1,178 @@
+//! State resolution for every room version: v1 (room version 1), v2 (room versions 2–11) and v2.1 (room
+//! version 12, MSC4297). Pure: the caller hands over the events (an [`EventGraph`]) and the state sets and
+//! gets the resolved state map back.
+//!
+//! Data flow: PDUs → [`AuthEvent`](crate::auth::AuthEvent) → [`EventGraph`] (dense [`EventIdx`] /
+//! [`StateKeyIdx`], auth edges in topological order) → [`Resolver::resolve`] → [`ResolvedState`].
+//! Where the spec is ambiguous the engine follows Synapse; every such choice is listed in
+//! `docs/state-resolution.md`.
+//!
+//! Modules: [`intern`] (the graph), [`auth_chain`] (auth difference, conflicted subgraph, roaring index),
+//! [`topo`] (Kahn's algorithm with a heap), [`mainline`] (memoised mainline ordering), [`v2`] (v2 and
+//! v2.1), [`v1`], [`request`] (the `roomgraph resolve` input format).
+
+pub mod auth_chain;
+pub mod intern;
+pub mod mainline;
+pub mod request;
+pub mod topo;
+pub mod v1;
+pub mod v2;
+
+use std::collections::BTreeMap;
+
+pub use auth_chain::AuthChainIndex;
+pub use intern::{EventGraph, EventIdx, StateKeyIdx};
+pub use request::ResolveRequest;
+
+use crate::room_version::StateResAlgorithm;
+
+/// Why a resolution request cannot be carried out. Each variant names the event or key at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("resolve: event {0} is listed twice")]
+    DuplicateEvent(String),
+    #[error("resolve: event {event_id} belongs to room {room_id}, not {expected}")]
+    WrongRoom {
+        event_id: String,
+        room_id: String,
+        expected: String,
+    },
+    #[error("resolve: auth event {auth_event_id} of event {event_id} is missing from `events`")]
+    MissingAuthEvent {
+        event_id: String,
+        auth_event_id: String,
+    },
+    #[error("resolve: the auth events form a cycle through event {0}")]
+    AuthCycle(String),
+    #[error("resolve: {context} names event {event_id}, which is not in `events`")]
+    UnknownEvent { event_id: String, context: String },
+    #[error("resolve: state set {set} lists event {event_id}, which is not a state event")]
+    NotStateEvent { set: usize, event_id: String },
+    #[error("resolve: state set {set} has two events for ({event_type}, {state_key:?})")]
+    DuplicateKey {
+        set: usize,
+        event_type: String,
+        state_key: String,
+    },
+    #[error("resolve: the room's m.room.create event is not among the events")]
+    MissingCreate,
+    #[error("resolve: invalid request: {0}")]
+    Request(String),
+}
+
+/// A resolved state map: one event per `(type, state_key)`, sorted by key index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvedState {
+    entries: Vec<(StateKeyIdx, EventIdx)>,
+}
+
+impl ResolvedState {
+    pub fn from_entries(mut entries: Vec<(StateKeyIdx, EventIdx)>) -> ResolvedState {
+        entries.sort_unstable();
+        entries.dedup_by_key(|e| e.0);
+        ResolvedState { entries }
+    }
+
+    pub fn get(&self, key: StateKeyIdx) -> Option<EventIdx> {
+        self.entries
+            .binary_search_by_key(&key, |e| e.0)
+            .ok()
+            .map(|i| self.entries[i].1)
+    }
+
+    /// The event for `(event_type, state_key)`, looked up through the graph's key interner.
+    pub fn get_by_name(
+        &self,
+        graph: &EventGraph,
+        event_type: &str,
+        state_key: &str,
+    ) -> Option<EventIdx> {
+        self.get(graph.keys().get(event_type, state_key)?)
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (StateKeyIdx, EventIdx)> + '_ {
+        self.entries.iter().copied()
+    }
+
+    /// The event indices, in key order (usable as a state set of a later resolution).
+    pub fn events(&self) -> Vec<EventIdx> {
+        self.entries.iter().map(|e| e.1).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// `{type: {state_key: event_id}}` with strings from `graph`, sorted (the CLI output shape).
+    pub fn to_named(&self, graph: &EventGraph) -> BTreeMap<String, BTreeMap<String, String>> {
+        let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for (k, e) in self.iter() {
+            let (t, s) = graph.keys().resolve(k);
+            out.entry(t.to_owned())
+                .or_default()
+                .insert(s.to_owned(), graph.event_id(e).to_owned());
+        }
+        out
+    }
+}
+
+/// Options for one resolution.
+#[derive(Debug, Clone, Copy)]
+pub struct ResolveOptions {
+    /// Run independent sub-steps on the current rayon pool. Results are identical either way.
+    pub parallel: bool,
+}
+
+impl Default for ResolveOptions {
+    fn default() -> Self {
+        ResolveOptions { parallel: true }
+    }
+}
+
+/// A state resolver with scratch buffers reused across resolutions (allocation per resolution, not per
+/// event). Not shared between threads; create one per worker.
+#[derive(Debug, Default)]
+pub struct Resolver {
+    pub(crate) options: ResolveOptions,
+    pub(crate) scratch: v2::Scratch,
+}
+
+impl Resolver {
+    pub fn new() -> Resolver {
+        Resolver::default()
+    }
+
+    pub fn with_options(options: ResolveOptions) -> Resolver {
+        Resolver {
+            options,
+            scratch: v2::Scratch::default(),
+        }
+    }
+
+    /// Resolves `state_sets` (each one event per `(type, state_key)`) with the algorithm of the graph's
+    /// room version.
+    pub fn resolve(
+        &mut self,
+        graph: &EventGraph,
+        state_sets: &[&[EventIdx]],
+    ) -> Result<ResolvedState, ResolveError> {
+        match graph.version().state_res {
+            StateResAlgorithm::V1 => v1::resolve(graph, state_sets),
+            StateResAlgorithm::V2 => v2::resolve(self, graph, state_sets, false),
+            StateResAlgorithm::V2_1 => v2::resolve(self, graph, state_sets, true),
+        }
+    }
+}
+
+/// Resolves `state_sets` with a fresh [`Resolver`].
+pub fn resolve(
+    graph: &EventGraph,
+    state_sets: &[&[EventIdx]],
+) -> Result<ResolvedState, ResolveError> {
+    Resolver::new().resolve(graph, state_sets)
+}

@@ -1,0 +1,414 @@
+//! State resolution v2 (room versions 2–11, spec `rooms/fragments/v2-state-res.md`) and v2.1 (room
+//! version 12, `rooms/v12.md` "State resolution", MSC4297).
+//!
+//! Steps: split the state sets into unconflicted state and the conflicted set; full conflicted set =
+//! conflicted ∪ auth difference (∪ conflicted state subgraph in v2.1); power events and their auth
+//! ancestors inside the full conflicted set, in reverse topological power order; iterative auth checks
+//! from the unconflicted state (v2) or the empty state (v2.1); the rest in mainline order, checked on top;
+//! finally the unconflicted state overrides.
+
+use std::cmp::Reverse;
+
+use rayon::prelude::*;
+
+use crate::auth::{self, AuthEvent, AuthState, PowerLevel};
+
+use super::auth_chain::Reachability;
+use super::intern::{EventGraph, EventIdx, StateKeyIdx};
+use super::mainline::MainlineSorter;
+use super::topo::kahn_sort;
+use super::{ResolveError, ResolvedState, Resolver};
+
+const NONE: u32 = u32::MAX;
+
+/// Per-resolution buffers, kept by the [`Resolver`] between resolutions.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    key_value: Vec<u32>,
+    key_agree: Vec<u32>,
+    key_last_set: Vec<u32>,
+    touched_keys: Vec<StateKeyIdx>,
+    event_mark: Vec<u8>,
+    local: Vec<u32>,
+    reach_diff: Reachability,
+    reach_sub: Reachability,
+    diff: Vec<EventIdx>,
+    subgraph: Vec<EventIdx>,
+    mainline: MainlineSorter,
+    state: DenseState,
+}
+
+// Bits of `Scratch::event_mark`.
+const SEEN: u8 = 1;
+const FCS: u8 = 2;
+const POWER_SET: u8 = 4;
+
+/// The unconflicted state and the conflicted events of some state sets.
+pub(crate) struct Split {
+    pub unconflicted: Vec<(StateKeyIdx, EventIdx)>,
+    pub conflicted: Vec<EventIdx>,
+}
+
+/// Splits state sets: a key whose event is the same in every set is unconflicted; every event of any other
+/// key is conflicted (a key missing from one set is conflicted, spec v2 "Unconflicted state map").
+pub(crate) fn split(
+    scratch: &mut Scratch,
+    graph: &EventGraph,
+    state_sets: &[&[EventIdx]],
+) -> Result<Split, ResolveError> {
+    let nkeys = graph.keys().len();
+    scratch.key_value.clear();
+    scratch.key_value.resize(nkeys, NONE);
+    scratch.key_agree.clear();
+    scratch.key_agree.resize(nkeys, 0);
+    scratch.key_last_set.clear();
+    scratch.key_last_set.resize(nkeys, NONE);
+    scratch.touched_keys.clear();
+    for (i, set) in state_sets.iter().enumerate() {
+        for &e in set.iter() {
+            let Some(k) = graph.node(e).key else {
+                return Err(ResolveError::NotStateEvent {
+                    set: i,
+                    event_id: graph.event_id(e).to_owned(),
+                });
+            };
+            if scratch.key_last_set[k.ix()] == i as u32 {
+                let (t, s) = graph.keys().resolve(k);
+                return Err(ResolveError::DuplicateKey {
+                    set: i,
+                    event_type: t.to_owned(),
+                    state_key: s.to_owned(),
+                });
+            }
+            scratch.key_last_set[k.ix()] = i as u32;
+            if scratch.key_value[k.ix()] == NONE {
+                scratch.key_value[k.ix()] = e.0;
+                scratch.touched_keys.push(k);
+            }
+            if scratch.key_value[k.ix()] == e.0 {
+                scratch.key_agree[k.ix()] += 1;
+            }
+        }
+    }
+    let nsets = state_sets.len() as u32;
+    let mut unconflicted = Vec::new();
+    for &k in &scratch.touched_keys {
+        if scratch.key_agree[k.ix()] == nsets {
+            unconflicted.push((k, EventIdx(scratch.key_value[k.ix()])));
+        }
+    }
+    reset_marks(&mut scratch.event_mark, graph.len());
+    let mut conflicted = Vec::new();
+    for set in state_sets {
+        for &e in set.iter() {
+            let Some(k) = graph.node(e).key else { continue };
+            if scratch.key_agree[k.ix()] != nsets && scratch.event_mark[e.ix()] & SEEN == 0 {
+                scratch.event_mark[e.ix()] |= SEEN;
+                conflicted.push(e);
+            }
+        }
+    }
+    for &e in &conflicted {
+        scratch.event_mark[e.ix()] = 0;
+    }
+    Ok(Split {
+        unconflicted,
+        conflicted,
+    })
+}
+
+fn reset_marks(marks: &mut Vec<u8>, n: usize) {
+    if marks.len() < n {
+        marks.resize(n, 0);
+    }
+}
+
+/// A state map over dense keys, with the list of keys set (for cheap reset and iteration).
+#[derive(Debug, Default)]
+pub(crate) struct DenseState {
+    value: Vec<u32>,
+    set_keys: Vec<StateKeyIdx>,
+}
+
+impl DenseState {
+    pub(crate) fn reset(&mut self, nkeys: usize) {
+        for k in self.set_keys.drain(..) {
+            self.value[k.ix()] = NONE;
+        }
+        if self.value.len() < nkeys {
+            self.value.resize(nkeys, NONE);
+        }
+    }
+
+    pub(crate) fn get(&self, k: StateKeyIdx) -> Option<EventIdx> {
+        match self.value.get(k.ix()) {
+            Some(&v) if v != NONE => Some(EventIdx(v)),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn set(&mut self, k: StateKeyIdx, e: EventIdx) {
+        if self.value[k.ix()] == NONE {
+            self.set_keys.push(k);
+        }
+        self.value[k.ix()] = e.0;
+    }
+
+    pub(crate) fn entries(&self) -> Vec<(StateKeyIdx, EventIdx)> {
+        self.set_keys
+            .iter()
+            .map(|&k| (k, EventIdx(self.value[k.ix()])))
+            .collect()
+    }
+}
+
+/// The state an event is checked against during iterative auth checks: its own non-rejected auth events,
+/// overridden, for the keys its auth rules look at, by the non-rejected events of the partial state.
+pub(crate) struct CheckState<'g> {
+    graph: &'g EventGraph,
+    entries: Vec<(StateKeyIdx, EventIdx)>,
+}
+
+impl<'g> CheckState<'g> {
+    pub(crate) fn new(graph: &'g EventGraph) -> Self {
+        CheckState {
+            graph,
+            entries: Vec::with_capacity(12),
+        }
+    }
+
+    pub(crate) fn put(&mut self, k: StateKeyIdx, e: EventIdx) {
+        match self.entries.iter_mut().find(|(key, _)| *key == k) {
+            Some(slot) => slot.1 = e,
+            None => self.entries.push((k, e)),
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+impl AuthState for CheckState<'_> {
+    fn get(&self, event_type: &str, state_key: &str) -> Option<&AuthEvent> {
+        let k = self.graph.keys().get(event_type, state_key)?;
+        self.entries
+            .iter()
+            .find(|(key, _)| *key == k)
+            .map(|&(_, e)| self.graph.event(e))
+    }
+}
+
+/// The room's create event, needed by every auth check.
+pub(crate) fn create_event(graph: &EventGraph) -> Result<&AuthEvent, ResolveError> {
+    graph
+        .create()
+        .map(|c| graph.event(c))
+        .ok_or(ResolveError::MissingCreate)
+}
+
+/// Iterative auth checks (spec v2 "Iterative auth checks"), following Synapse: events known to be rejected
+/// are never admitted, and rejected events are never used as auth events.
+fn iterative_auth_checks(
+    graph: &EventGraph,
+    events: &[EventIdx],
+    state: &mut DenseState,
+    create: &AuthEvent,
+) {
+    let mut check = CheckState::new(graph);
+    for &e in events {
+        let node = graph.node(e);
+        let Some(key) = node.key else { continue };
+        if node.rejected {
+            continue;
+        }
+        let is_create = Some(e) == graph.create();
+        if !is_create {
+            check.clear();
+            for &a in graph.auth_events(e) {
+                let an = graph.node(a);
+                if let (false, Some(k)) = (an.rejected, an.key) {
+                    check.put(k, a);
+                }
+            }
+            for (t, s) in auth::auth_types_for_event(&node.event) {
+                if let Some(k) = graph.keys().get(t, &s)
+                    && let Some(cur) = state.get(k)
+                    && !graph.node(cur).rejected
+                {
+                    check.put(k, cur);
+                }
+            }
+            if auth::check_state_dependent(&node.event, &check, create).is_err() {
+                continue;
+            }
+        }
+        state.set(key, e);
+    }
+}
+
+/// Sender power for the reverse topological power ordering: from the power-levels event among the event's
+/// own auth events (Synapse `_get_power_level_for_sender`, ruma `power_level_for_sender`).
+fn sender_power(graph: &EventGraph, e: EventIdx, create: &AuthEvent) -> PowerLevel {
+    let node = graph.node(e);
+    auth::sender_power_level(&node.event, node.pl_auth.map(|p| graph.event(p)), create)
+}
+
+pub(crate) fn resolve(
+    resolver: &mut Resolver,
+    graph: &EventGraph,
+    state_sets: &[&[EventIdx]],
+    v2_1: bool,
+) -> Result<ResolvedState, ResolveError> {
+    let parallel = resolver.options.parallel;
+    let s = &mut resolver.scratch;
+    let Split {
+        unconflicted,
+        conflicted,
+    } = split(s, graph, state_sets)?;
+    if conflicted.is_empty() {
+        return Ok(ResolvedState::from_entries(unconflicted));
+    }
+    let create = create_event(graph)?;
+
+    // Full conflicted set: conflicted ∪ auth difference (∪ conflicted state subgraph in v2.1).
+    {
+        let Scratch {
+            reach_diff,
+            reach_sub,
+            diff,
+            subgraph,
+            ..
+        } = &mut *s;
+        let mut do_diff = || reach_diff.auth_difference(graph, state_sets, diff);
+        let mut do_sub = || {
+            if v2_1 {
+                reach_sub.conflicted_subgraph(graph, &conflicted, subgraph);
+            } else {
+                subgraph.clear();
+            }
+        };
+        if parallel && v2_1 {
+            rayon::join(do_diff, do_sub);
+        } else {
+            do_diff();
+            do_sub();
+        }
+    }
+    reset_marks(&mut s.event_mark, graph.len());
+    let mut fcs: Vec<EventIdx> =
+        Vec::with_capacity(conflicted.len() + s.diff.len() + s.subgraph.len());
+    for &e in conflicted
+        .iter()
+        .chain(s.diff.iter())
+        .chain(s.subgraph.iter())
+    {
+        if s.event_mark[e.ix()] & FCS == 0 {
+            s.event_mark[e.ix()] |= FCS;
+            fcs.push(e);
+        }
+    }
+
+    // Power events and their auth ancestors reachable through edges inside the full conflicted set.
+    let mut power: Vec<EventIdx> = Vec::new();
+    let mut stack: Vec<EventIdx> = fcs
+        .iter()
+        .copied()
+        .filter(|&e| graph.node(e).power)
+        .collect();
+    while let Some(e) = stack.pop() {
+        if s.event_mark[e.ix()] & POWER_SET != 0 {
+            continue;
+        }
+        s.event_mark[e.ix()] |= POWER_SET;
+        power.push(e);
+        for &a in graph.auth_events(e) {
+            if s.event_mark[a.ix()] & (FCS | POWER_SET) == FCS {
+                stack.push(a);
+            }
+        }
+    }
+    power.sort_unstable();
+
+    // Reverse topological power ordering: Kahn with key (higher sender power, lower ts, smaller id).
+    let pls: Vec<PowerLevel> = if parallel && power.len() >= 512 {
+        power
+            .par_iter()
+            .map(|&e| sender_power(graph, e, create))
+            .collect()
+    } else {
+        power
+            .iter()
+            .map(|&e| sender_power(graph, e, create))
+            .collect()
+    };
+    let mut by_id: Vec<u32> = (0..power.len() as u32).collect();
+    by_id.sort_unstable_by(|&a, &b| {
+        graph
+            .event_id(power[a as usize])
+            .cmp(graph.event_id(power[b as usize]))
+    });
+    let mut id_rank = vec![0u32; power.len()];
+    for (rank, &i) in by_id.iter().enumerate() {
+        id_rank[i as usize] = rank as u32;
+    }
+    if s.local.len() < graph.len() {
+        s.local.resize(graph.len(), NONE);
+    }
+    for (i, &e) in power.iter().enumerate() {
+        s.local[e.ix()] = i as u32;
+    }
+    let local = &s.local;
+    let marks = &s.event_mark;
+    let order = kahn_sort(
+        power.len(),
+        |i, out| {
+            for &a in graph.auth_events(power[i]) {
+                if marks[a.ix()] & POWER_SET != 0 {
+                    out.push(local[a.ix()]);
+                }
+            }
+        },
+        |i| {
+            (
+                Reverse(pls[i]),
+                graph.node(power[i]).origin_server_ts,
+                id_rank[i],
+            )
+        },
+    );
+    let sorted_power: Vec<EventIdx> = order.iter().map(|&i| power[i as usize]).collect();
+
+    // Iterative auth checks over the power events.
+    let nkeys = graph.keys().len();
+    s.state.reset(nkeys);
+    if !v2_1 {
+        for &(k, e) in &unconflicted {
+            s.state.set(k, e);
+        }
+    }
+    iterative_auth_checks(graph, &sorted_power, &mut s.state, create);
+
+    // The rest in mainline order against the resolved power levels.
+    let mut rest: Vec<EventIdx> = fcs
+        .iter()
+        .copied()
+        .filter(|e| s.event_mark[e.ix()] & POWER_SET == 0)
+        .collect();
+    let resolved_pl = graph.pl_key.and_then(|k| s.state.get(k));
+    s.mainline.sort(graph, resolved_pl, &mut rest);
+    iterative_auth_checks(graph, &rest, &mut s.state, create);
+
+    for &(k, e) in &unconflicted {
+        s.state.set(k, e);
+    }
+    for &e in &fcs {
+        s.event_mark[e.ix()] = 0;
+        s.local[e.ix()] = NONE;
+    }
+    for &e in &power {
+        s.event_mark[e.ix()] = 0;
+        s.local[e.ix()] = NONE;
+    }
+    Ok(ResolvedState::from_entries(s.state.entries()))
+}

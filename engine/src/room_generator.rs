@@ -1,0 +1,790 @@
+//! Seeded random rooms: a room simulated over several servers with forks and merges.
+//!
+//! Used by the differential tests against ruma, the resolution benchmarks and (later) the ingest tests and
+//! the benchmark harness. Each server keeps its own view of the room (state map and forward extremities).
+//! Servers act in turn: joins, leaves, invites, kicks, bans and unbans, power-level changes by privileged
+//! and unprivileged senders, join-rule changes, topics, display names and messages. Honest servers keep
+//! only events that pass the auth rules against their view; the optional malicious server keeps whatever
+//! it sends. Now and then a server learns another server's extremities and resolves the two states
+//! (with [`crate::resolve`]), so the DAG forks and merges. The output is every PDU in DAG order and the
+//! state of each server at the end (the fork-tip state sets).
+//!
+//! Deterministic for a given [`RoomConfig`]: a built-in SplitMix64 generator, no global state.
+
+use std::collections::HashMap;
+
+use roaring::RoaringBitmap;
+use serde_json::{Value, json};
+
+use crate::auth::{self, AuthEvent, AuthState};
+use crate::builder::EventBuilder;
+use crate::canonical_json::{JsonValue, to_canonical_string};
+use crate::pdu::Pdu;
+use crate::resolve::{EventGraph, EventIdx, Resolver};
+use crate::room_version::RoomVersion;
+
+/// A small, fast, seedable generator (SplitMix64).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+
+    pub fn chance(&mut self, p: f64) -> bool {
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+
+    pub fn pick<'t, T>(&mut self, items: &'t [T]) -> Option<&'t T> {
+        if items.is_empty() {
+            None
+        } else {
+            Some(&items[self.below(items.len())])
+        }
+    }
+}
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct RoomConfig {
+    pub version: &'static RoomVersion,
+    pub seed: u64,
+    /// Servers taking part (2–8 is sensible); server 0 creates the room.
+    pub servers: usize,
+    /// Active users per server in the random phase.
+    pub users_per_server: usize,
+    /// Extra members that join during the linear bootstrap (big rooms).
+    pub bootstrap_members: usize,
+    /// Power-level changes spread over the bootstrap (deep power-levels history).
+    pub bootstrap_pl_changes: usize,
+    /// Random actions after the bootstrap, over all servers.
+    pub steps: usize,
+    /// Chance per step that the acting server first learns another server's extremities and merges.
+    pub merge_probability: f64,
+    /// The last server keeps events that fail the auth rules (a malicious or buggy server).
+    pub malicious_server: bool,
+    /// Share of actions that are messages (non-state events).
+    pub message_ratio: f64,
+}
+
+impl RoomConfig {
+    /// A room of a few dozen events for differential tests.
+    pub fn small(version: &'static RoomVersion, seed: u64) -> RoomConfig {
+        let mut rng = Rng::new(seed);
+        RoomConfig {
+            version,
+            seed,
+            servers: 2 + rng.below(3),
+            users_per_server: 2 + rng.below(3),
+            bootstrap_members: 0,
+            bootstrap_pl_changes: rng.below(3),
+            steps: 20 + rng.below(50),
+            merge_probability: 0.15,
+            malicious_server: rng.chance(0.5),
+            message_ratio: 0.05,
+        }
+    }
+
+    /// A big room: `members` joined members, `pl_changes` power-level events in its history, then
+    /// `forks` servers each sending `events_per_fork` state events without hearing from each other.
+    pub fn large(
+        version: &'static RoomVersion,
+        seed: u64,
+        members: usize,
+        pl_changes: usize,
+        forks: usize,
+        events_per_fork: usize,
+    ) -> RoomConfig {
+        RoomConfig {
+            version,
+            seed,
+            servers: forks,
+            users_per_server: 8,
+            bootstrap_members: members,
+            bootstrap_pl_changes: pl_changes,
+            steps: forks * events_per_fork,
+            merge_probability: 0.0,
+            malicious_server: false,
+            message_ratio: 0.0,
+        }
+    }
+}
+
+/// A generated room.
+#[derive(Debug, Clone)]
+pub struct GeneratedRoom {
+    pub version: &'static RoomVersion,
+    pub room_id: String,
+    /// Every accepted PDU, auth and prev events first.
+    pub events: Vec<Pdu<'static>>,
+    /// The state of each server at the end (event ids, one per key); distinct sets only.
+    pub fork_states: Vec<Vec<String>>,
+    /// The forward extremities of each server at the end (parallel to `fork_states` before dedup).
+    pub tips: Vec<Vec<String>>,
+}
+
+impl GeneratedRoom {
+    /// The room as a `roomgraph resolve` request document.
+    pub fn to_request_json(&self) -> String {
+        let mut out = String::from("{\"room_version\":");
+        out.push_str(&json!(self.version.id).to_string());
+        out.push_str(",\"events\":[");
+        for (i, pdu) in self.events.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&to_canonical_string(&JsonValue::Object(pdu.json.clone())));
+        }
+        out.push_str("],\"state_sets\":");
+        out.push_str(&json!(self.fork_states).to_string());
+        out.push_str(",\"rejected\":[]}");
+        out
+    }
+
+    /// The events as [`AuthEvent`]s and an [`EventGraph`] with the fork states as indices.
+    pub fn graph(&self) -> (EventGraph, Vec<Vec<EventIdx>>) {
+        let events: Vec<AuthEvent> = self.events.iter().cloned().map(AuthEvent::new).collect();
+        let graph = match EventGraph::build(self.version, events, &|_| false) {
+            Ok(g) => g,
+            Err(e) => panic!("generated rooms are well-formed: {e}"),
+        };
+        let sets = self
+            .fork_states
+            .iter()
+            .map(|s| s.iter().filter_map(|id| graph.idx(id)).collect())
+            .collect();
+        (graph, sets)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct View {
+    state: HashMap<(String, String), EventIdx>,
+    tips: Vec<EventIdx>,
+    known: RoaringBitmap,
+}
+
+struct ViewState<'a> {
+    view: &'a View,
+    graph: &'a EventGraph,
+}
+
+impl AuthState for ViewState<'_> {
+    fn get(&self, event_type: &str, state_key: &str) -> Option<&AuthEvent> {
+        let e = self
+            .view
+            .state
+            .get(&(event_type.to_owned(), state_key.to_owned()))?;
+        Some(self.graph.event(*e))
+    }
+}
+
+struct Sim {
+    cfg: RoomConfig,
+    rng: Rng,
+    graph: EventGraph,
+    pdus: Vec<Pdu<'static>>,
+    views: Vec<View>,
+    clock: i64,
+    counter: u64,
+    creator: String,
+    room_id: String,
+    resolver: Resolver,
+}
+
+/// Simulates a room as configured.
+pub fn generate(cfg: &RoomConfig) -> GeneratedRoom {
+    let servers = cfg.servers.max(1);
+    let mut sim = Sim {
+        cfg: cfg.clone(),
+        rng: Rng::new(cfg.seed),
+        graph: EventGraph::new(cfg.version, ""),
+        pdus: Vec::new(),
+        views: vec![View::default(); servers],
+        clock: 1_000_000,
+        counter: 0,
+        creator: "@admin:s0.example".to_owned(),
+        room_id: String::new(),
+        resolver: Resolver::new(),
+    };
+    sim.bootstrap();
+    for _ in 0..cfg.steps {
+        sim.step();
+    }
+    let mut fork_states: Vec<Vec<String>> = Vec::new();
+    let mut tips = Vec::new();
+    for view in &sim.views {
+        let mut ids: Vec<String> = view
+            .state
+            .values()
+            .map(|&e| sim.graph.event_id(e).to_owned())
+            .collect();
+        ids.sort();
+        tips.push(
+            view.tips
+                .iter()
+                .map(|&e| sim.graph.event_id(e).to_owned())
+                .collect(),
+        );
+        if !fork_states.contains(&ids) {
+            fork_states.push(ids);
+        }
+    }
+    GeneratedRoom {
+        version: cfg.version,
+        room_id: sim.room_id,
+        events: sim.pdus,
+        fork_states,
+        tips,
+    }
+}
+
+fn server_name(server: usize) -> String {
+    format!("s{server}.example")
+}
+
+fn user(i: usize, server: usize) -> String {
+    format!("@u{i}:{}", server_name(server))
+}
+
+impl Sim {
+    fn bootstrap(&mut self) {
+        let v = self.cfg.version;
+        let creator = self.creator.clone();
+        let create_content = if v.creator_in_content {
+            json!({"creator": creator, "room_version": v.id})
+        } else {
+            json!({"room_version": v.id})
+        };
+        self.emit(0, &creator, "m.room.create", Some(""), create_content, true);
+        self.emit(
+            0,
+            &creator,
+            "m.room.member",
+            Some(&creator),
+            json!({"membership": "join"}),
+            true,
+        );
+        let mut users = serde_json::Map::new();
+        if !v.privileged_creators {
+            users.insert(creator.clone(), json!(100));
+        }
+        // A moderator on every server, so kicks and bans come from everywhere.
+        for s in 0..self.cfg.servers {
+            users.insert(user(0, s), json!(50));
+        }
+        let pl = json!({
+            "users": users, "users_default": 0, "events_default": 0, "state_default": 50,
+            "ban": 50, "kick": 50, "redact": 50, "invite": 0,
+            "events": {"m.room.topic": 0, "m.room.name": 50, "m.room.power_levels": 100}
+        });
+        self.emit(0, &creator, "m.room.power_levels", Some(""), pl, true);
+        self.emit(
+            0,
+            &creator,
+            "m.room.join_rules",
+            Some(""),
+            json!({"join_rule": "public"}),
+            true,
+        );
+        for s in 0..self.cfg.servers {
+            for i in 0..self.cfg.users_per_server {
+                let u = user(i, s);
+                self.emit(
+                    0,
+                    &u,
+                    "m.room.member",
+                    Some(&u),
+                    json!({"membership": "join"}),
+                    false,
+                );
+            }
+        }
+        let members = self.cfg.bootstrap_members;
+        let pl_every = members
+            .checked_div(self.cfg.bootstrap_pl_changes.max(1))
+            .unwrap_or(0)
+            .max(1);
+        let mut pl_done = 0;
+        for m in 0..members {
+            let u = format!("@m{m}:{}", server_name(m % self.cfg.servers));
+            self.emit(
+                0,
+                &u,
+                "m.room.member",
+                Some(&u),
+                json!({"membership": "join"}),
+                false,
+            );
+            if m % pl_every == pl_every - 1 && pl_done < self.cfg.bootstrap_pl_changes {
+                pl_done += 1;
+                let target = format!(
+                    "@m{}:{}",
+                    self.rng.below(m + 1),
+                    server_name(self.rng.below(self.cfg.servers))
+                );
+                let level = *self.rng.pick(&[0, 10, 25, 50]).unwrap_or(&0);
+                self.set_power(0, &creator, &target, level, false);
+            }
+            if m % 97 == 0 {
+                let topic = format!("topic {m}");
+                self.emit(
+                    0,
+                    &u,
+                    "m.room.topic",
+                    Some(""),
+                    json!({"topic": topic}),
+                    false,
+                );
+            }
+        }
+        while pl_done < self.cfg.bootstrap_pl_changes {
+            pl_done += 1;
+            let target = user(
+                self.rng.below(self.cfg.users_per_server.max(1)),
+                self.rng.below(self.cfg.servers),
+            );
+            let level = *self.rng.pick(&[0, 25, 50]).unwrap_or(&0);
+            self.set_power(0, &creator, &target, level, false);
+        }
+        let base = self.views[0].clone();
+        for view in self.views.iter_mut().skip(1) {
+            *view = base.clone();
+        }
+    }
+
+    fn malicious(&self, server: usize) -> bool {
+        self.cfg.malicious_server && server + 1 == self.cfg.servers && self.cfg.servers > 1
+    }
+
+    /// Members of `view` with the given membership.
+    fn with_membership(&self, server: usize, membership: &str) -> Vec<String> {
+        let mut out: Vec<String> = self.views[server]
+            .state
+            .iter()
+            .filter(|((t, _), _)| t == "m.room.member")
+            .filter(|(_, e)| {
+                self.graph
+                    .event(**e)
+                    .pdu
+                    .content()
+                    .get("membership")
+                    .and_then(|m| m.as_str())
+                    == Some(membership)
+            })
+            .map(|((_, k), _)| k.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn local_users(&self, server: usize) -> Vec<String> {
+        let mut out: Vec<String> = (0..self.cfg.users_per_server)
+            .map(|i| user(i, server))
+            .collect();
+        if server == 0 {
+            out.push(self.creator.clone());
+        }
+        out
+    }
+
+    fn current_pl(&self, server: usize) -> Value {
+        self.views[server]
+            .state
+            .get(&("m.room.power_levels".to_owned(), String::new()))
+            .and_then(|e| {
+                let c = to_canonical_string(&JsonValue::Object(
+                    self.graph.event(*e).pdu.content().clone(),
+                ));
+                serde_json::from_str(&c).ok()
+            })
+            .unwrap_or_else(|| json!({}))
+    }
+
+    fn set_power(&mut self, server: usize, sender: &str, target: &str, level: i64, force: bool) {
+        let mut pl = self.current_pl(server);
+        if let Some(users) = pl.get_mut("users").and_then(Value::as_object_mut) {
+            if self.cfg.version.privileged_creators && target == self.creator {
+                return;
+            }
+            if level == 0 {
+                users.remove(target);
+            } else {
+                users.insert(target.to_owned(), json!(level));
+            }
+        }
+        self.emit(server, sender, "m.room.power_levels", Some(""), pl, force);
+    }
+
+    fn step(&mut self) {
+        let server = self.rng.below(self.cfg.servers);
+        if self.cfg.servers > 1 && self.rng.chance(self.cfg.merge_probability) {
+            let other = (server + 1 + self.rng.below(self.cfg.servers - 1)) % self.cfg.servers;
+            self.merge(server, other);
+        }
+        let force = self.malicious(server) && self.rng.chance(0.5);
+        let locals = self.local_users(server);
+        let joined = self.with_membership(server, "join");
+        let local_joined: Vec<String> = locals
+            .iter()
+            .filter(|u| joined.contains(u))
+            .cloned()
+            .collect();
+        let Some(sender) = self
+            .rng
+            .pick(&local_joined)
+            .cloned()
+            .or_else(|| self.rng.pick(&locals).cloned())
+        else {
+            return;
+        };
+        if self.rng.chance(self.cfg.message_ratio) {
+            self.emit(
+                server,
+                &sender,
+                "m.room.message",
+                None,
+                json!({"body": "hi", "msgtype": "m.text"}),
+                force,
+            );
+            return;
+        }
+        let privileged = if self.rng.chance(0.7) {
+            // Prefer a sender with power: the creator on server 0, the local moderator elsewhere.
+            if server == 0 {
+                self.creator.clone()
+            } else {
+                user(0, server)
+            }
+        } else {
+            sender.clone()
+        };
+        match self.rng.below(100) {
+            0..=14 => {
+                let candidates: Vec<String> = locals
+                    .iter()
+                    .filter(|u| !joined.contains(u))
+                    .cloned()
+                    .collect();
+                if let Some(u) = self.rng.pick(&candidates).cloned() {
+                    self.emit(
+                        server,
+                        &u,
+                        "m.room.member",
+                        Some(&u),
+                        json!({"membership": "join"}),
+                        force,
+                    );
+                }
+            }
+            15..=21 => {
+                self.emit(
+                    server,
+                    &sender,
+                    "m.room.member",
+                    Some(&sender),
+                    json!({"membership": "leave"}),
+                    force,
+                );
+            }
+            22..=26 => {
+                let target = user(
+                    self.rng.below(self.cfg.users_per_server + 2),
+                    self.rng.below(self.cfg.servers),
+                );
+                if !joined.contains(&target) {
+                    self.emit(
+                        server,
+                        &sender,
+                        "m.room.member",
+                        Some(&target),
+                        json!({"membership": "invite"}),
+                        force,
+                    );
+                }
+            }
+            27..=33 => {
+                if let Some(target) = self.rng.pick(&joined).cloned() {
+                    self.emit(
+                        server,
+                        &privileged,
+                        "m.room.member",
+                        Some(&target),
+                        json!({"membership": "leave"}),
+                        force,
+                    );
+                }
+            }
+            34..=39 => {
+                let target = user(
+                    self.rng.below(self.cfg.users_per_server),
+                    self.rng.below(self.cfg.servers),
+                );
+                self.emit(
+                    server,
+                    &privileged,
+                    "m.room.member",
+                    Some(&target),
+                    json!({"membership": "ban"}),
+                    force,
+                );
+            }
+            40..=42 => {
+                let banned = self.with_membership(server, "ban");
+                if let Some(target) = self.rng.pick(&banned).cloned() {
+                    self.emit(
+                        server,
+                        &privileged,
+                        "m.room.member",
+                        Some(&target),
+                        json!({"membership": "leave"}),
+                        force,
+                    );
+                }
+            }
+            43..=56 => {
+                let target = self
+                    .rng
+                    .pick(&joined)
+                    .cloned()
+                    .unwrap_or_else(|| user(0, self.rng.below(self.cfg.servers)));
+                let level = *self.rng.pick(&[0, 25, 50, 75, 100]).unwrap_or(&0);
+                self.set_power(server, &privileged, &target, level, force);
+            }
+            57..=61 => {
+                let mut pl = self.current_pl(server);
+                let field = *self
+                    .rng
+                    .pick(&["state_default", "kick", "ban", "invite", "users_default"])
+                    .unwrap_or(&"kick");
+                let level = *self.rng.pick(&[0, 25, 50, 75]).unwrap_or(&50);
+                if let Some(obj) = pl.as_object_mut() {
+                    obj.insert(field.to_owned(), json!(level));
+                }
+                self.emit(
+                    server,
+                    &privileged,
+                    "m.room.power_levels",
+                    Some(""),
+                    pl,
+                    force,
+                );
+            }
+            62..=67 => {
+                let rule = *self.rng.pick(&["public", "invite"]).unwrap_or(&"public");
+                self.emit(
+                    server,
+                    &privileged,
+                    "m.room.join_rules",
+                    Some(""),
+                    json!({"join_rule": rule}),
+                    force,
+                );
+            }
+            68..=81 => {
+                let n = self.counter;
+                self.emit(
+                    server,
+                    &sender,
+                    "m.room.topic",
+                    Some(""),
+                    json!({"topic": format!("topic {n}")}),
+                    force,
+                );
+            }
+            82..=87 => {
+                let n = self.counter;
+                self.emit(
+                    server,
+                    &privileged,
+                    "m.room.name",
+                    Some(""),
+                    json!({"name": format!("name {n}")}),
+                    force,
+                );
+            }
+            _ => {
+                let n = self.counter;
+                let content = json!({"membership": "join", "displayname": format!("user {n}")});
+                self.emit(
+                    server,
+                    &sender,
+                    "m.room.member",
+                    Some(&sender),
+                    content,
+                    force,
+                );
+            }
+        }
+    }
+
+    /// Server `a` learns server `b`'s extremities and resolves the two states.
+    fn merge(&mut self, a: usize, b: usize) {
+        let (va, vb) = (&self.views[a], &self.views[b]);
+        if vb.tips.iter().all(|t| va.known.contains(t.0)) {
+            return;
+        }
+        if va.tips.iter().all(|t| vb.known.contains(t.0)) {
+            self.views[a] = self.views[b].clone();
+            return;
+        }
+        let set_a: Vec<EventIdx> = va.state.values().copied().collect();
+        let set_b: Vec<EventIdx> = vb.state.values().copied().collect();
+        let mut tips: Vec<EventIdx> = va
+            .tips
+            .iter()
+            .filter(|t| !vb.known.contains(t.0))
+            .copied()
+            .collect();
+        tips.extend(vb.tips.iter().filter(|t| !va.known.contains(t.0)));
+        tips.truncate(20);
+        let known = &va.known | &vb.known;
+        let resolved = match self.resolver.resolve(&self.graph, &[&set_a, &set_b]) {
+            Ok(r) => r,
+            Err(_) => return,
+        };
+        let state = resolved
+            .iter()
+            .map(|(k, e)| {
+                let (t, s) = self.graph.keys().resolve(k);
+                ((t.to_owned(), s.to_owned()), e)
+            })
+            .collect();
+        self.views[a] = View { state, tips, known };
+    }
+
+    /// Builds an event on `server`'s view; keeps it if it passes auth there (or `force`).
+    fn emit(
+        &mut self,
+        server: usize,
+        sender: &str,
+        event_type: &str,
+        state_key: Option<&str>,
+        content: Value,
+        force: bool,
+    ) {
+        let v = self.cfg.version;
+        let view = &self.views[server];
+        let lookup = |t: &str, k: &str| view.state.get(&(t.to_owned(), k.to_owned())).copied();
+        let is_create = event_type == "m.room.create";
+        let mut auth: Vec<EventIdx> = Vec::new();
+        if !is_create {
+            let mut want: Vec<(&str, String)> = Vec::new();
+            if v.create_in_auth_events() {
+                want.push(("m.room.create", String::new()));
+            }
+            want.push(("m.room.power_levels", String::new()));
+            want.push(("m.room.member", sender.to_owned()));
+            if event_type == "m.room.member"
+                && let Some(target) = state_key
+            {
+                want.push(("m.room.member", target.to_owned()));
+                let membership = content.get("membership").and_then(Value::as_str);
+                if matches!(membership, Some("join" | "invite" | "knock")) {
+                    want.push(("m.room.join_rules", String::new()));
+                }
+            }
+            for (t, k) in want {
+                if let Some(e) = lookup(t, &k)
+                    && !auth.contains(&e)
+                {
+                    auth.push(e);
+                }
+            }
+        }
+        let depth = view
+            .tips
+            .iter()
+            .map(|t| self.graph.node(*t).depth)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let prev: Vec<String> = view
+            .tips
+            .iter()
+            .map(|t| self.graph.event_id(*t).to_owned())
+            .collect();
+        let auth_ids: Vec<String> = auth
+            .iter()
+            .map(|a| self.graph.event_id(*a).to_owned())
+            .collect();
+        self.clock += 1 + self.rng.below(1000) as i64;
+        self.counter += 1;
+        let content_text = content.to_string();
+        let mut builder = EventBuilder::with_json_content(v, event_type, sender, &content_text)
+            .prev_events(&prev)
+            .auth_events(&auth_ids)
+            .depth(depth)
+            .origin_server_ts(self.clock)
+            .local_id(&format!("$e{}:{}", self.counter, server_name(server)));
+        if let Some(k) = state_key {
+            builder = builder.state_key(k);
+        }
+        if !(is_create && v.room_id_from_create) {
+            if self.room_id.is_empty() {
+                self.room_id = format!("!room{}:{}", self.cfg.seed, server_name(0));
+            }
+            builder = builder.room_id(&self.room_id);
+        }
+        let Ok(pdu) = builder.build() else { return };
+        if is_create && v.room_id_from_create {
+            self.room_id = pdu.room_id.to_string();
+        }
+        let event = AuthEvent::new(pdu.clone());
+        if !is_create && !force {
+            let Some(create) = self.graph.create().map(|c| self.graph.event(c)) else {
+                return;
+            };
+            let state = ViewState {
+                view,
+                graph: &self.graph,
+            };
+            if auth::check_state_dependent(&event, &state, create).is_err() {
+                return;
+            }
+        }
+        let Ok(idx) = self.graph.insert(event, false) else {
+            return;
+        };
+        self.pdus.push(pdu);
+        let view = &mut self.views[server];
+        if let Some(k) = state_key {
+            view.state
+                .insert((event_type.to_owned(), k.to_owned()), idx);
+        }
+        view.tips = vec![idx];
+        view.known.insert(idx.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_and_well_formed() {
+        let v = RoomVersion::from_id("10").expect("known");
+        let a = generate(&RoomConfig::small(v, 7));
+        let b = generate(&RoomConfig::small(v, 7));
+        assert_eq!(a.events.len(), b.events.len());
+        assert_eq!(a.fork_states, b.fork_states);
+        assert!(a.events.len() > 10);
+        let (graph, sets) = a.graph();
+        assert_eq!(graph.len(), a.events.len());
+        assert_eq!(sets.len(), a.fork_states.len());
+    }
+}
