@@ -33,6 +33,9 @@ enum Command {
         /// Write one NDJSON line per event: `{"event_id", "outcome", "reason"}`.
         #[arg(long, value_name = "FILE")]
         outcomes: Option<std::path::PathBuf>,
+        /// Input lines per atomic, fsynced commit.
+        #[arg(long, value_name = "N", default_value_t = 8192)]
+        batch_lines: usize,
     },
     /// Print a state map `{"<type>": {"<state_key>": "<event_id>"}}`: a room's current state, or the
     /// state after (or `--before`) an event.
@@ -119,8 +122,8 @@ fn run(command: Command) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     match command {
         #[cfg(feature = "store")]
-        Command::Ingest { db, file, outcomes } => {
-            store_cmds::ingest(&db, &file, outcomes.as_deref(), &mut stdout).map_err(Failure)?
+        Command::Ingest { db, file, outcomes, batch_lines } => {
+            store_cmds::ingest(&db, &file, outcomes.as_deref(), batch_lines, &mut stdout).map_err(Failure)?
         }
         #[cfg(feature = "store")]
         Command::State { db, room, event, before } => {

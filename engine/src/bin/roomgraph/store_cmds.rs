@@ -7,13 +7,11 @@ use std::path::Path;
 
 use roomgraph::ingest::{Engine, EventOutcome, Position, StateMap, Summary};
 
-/// Lines per commit: each group is one atomic, fsynced write batch.
-const LINES_PER_BATCH: usize = 8192;
-
 pub fn ingest(
     db: &Path,
     file: &str,
     outcomes_path: Option<&Path>,
+    batch_lines: usize,
     out: &mut dyn Write,
 ) -> Result<(), String> {
     let mut engine = Engine::open(db).map_err(|e| e.to_string())?;
@@ -47,14 +45,14 @@ pub fn ingest(
 
     let mut summary = Summary::default();
     let mut line_no = 0u64;
-    let mut buf: Vec<u8> = Vec::with_capacity(LINES_PER_BATCH * 1024);
-    let mut spans: Vec<(u64, usize, usize)> = Vec::with_capacity(LINES_PER_BATCH);
+    let mut buf: Vec<u8> = Vec::with_capacity(batch_lines.max(1) * 1024);
+    let mut spans: Vec<(u64, usize, usize)> = Vec::with_capacity(batch_lines.max(1));
     let mut eof = false;
     while !eof {
         buf.clear();
         spans.clear();
         let mut read_bytes = 0u64;
-        while spans.len() < LINES_PER_BATCH {
+        while spans.len() < batch_lines.max(1) {
             let start = buf.len();
             let n = reader
                 .read_until(b'\n', &mut buf)

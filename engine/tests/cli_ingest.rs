@@ -1,0 +1,556 @@
+//! End-to-end tests of `roomgraph ingest`, `roomgraph state` and `roomgraph event` (the stable command
+//! line contract), including crash safety under SIGKILL.
+#![cfg(feature = "store")]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use roomgraph::builder::EventBuilder;
+use roomgraph::ingest::trace::{Rng, Trace, TraceSpec, generate};
+use roomgraph::ingest::{Engine, Position};
+use roomgraph::room_version::RoomVersion;
+use roomgraph::store::{Cf, META_SCHEMA, Store, Writes};
+
+/// The binary under test; `ROOMGRAPH_BIN` overrides it (useful when a shared target directory may hold a
+/// build without the `store` feature).
+fn bin() -> String {
+    std::env::var("ROOMGRAPH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_roomgraph").to_owned())
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("spawn roomgraph")
+}
+
+fn write_lines(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
+    let p = dir.join(name);
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(&p, text).expect("write input");
+    p
+}
+
+fn summary(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "ingest failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "summary is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Runs `roomgraph ingest`; returns the summary and the outcome lines.
+fn ingest(db: &Path, input: &Path, extra: &[&str]) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let outcomes = db.with_extension("outcomes");
+    let mut args = vec![
+        "ingest",
+        "--db",
+        db.to_str().expect("utf8"),
+        input.to_str().expect("utf8"),
+        "--outcomes",
+        outcomes.to_str().expect("utf8"),
+    ];
+    args.extend_from_slice(extra);
+    let s = summary(&run(&args));
+    let lines = std::fs::read_to_string(&outcomes).expect("outcomes file");
+    let parsed = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("outcome line is JSON"))
+        .collect();
+    (s, parsed)
+}
+
+/// event id → outcome, the last report winning (events first reported pending may be decided later).
+fn final_outcomes(runs: &[Vec<serde_json::Value>]) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for run in runs {
+        for o in run {
+            if let Some(id) = o["event_id"].as_str() {
+                let outcome = o["outcome"].as_str().unwrap_or_default().to_owned();
+                if outcome == "duplicate" && m.contains_key(id) {
+                    continue;
+                }
+                m.insert(id.to_owned(), outcome);
+            }
+        }
+    }
+    m
+}
+
+fn state_cli(db: &Path, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["state", "--db", db.to_str().expect("utf8")];
+    a.extend_from_slice(args);
+    let out = run(&a);
+    assert!(
+        out.status.success(),
+        "state {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("state is JSON")
+}
+
+/// Every state the store holds for the trace: current state per room, before/after every event.
+fn all_states(db: &Path, trace: &Trace) -> BTreeMap<String, String> {
+    let engine = Engine::open(db).expect("open store");
+    let mut out = BTreeMap::new();
+    for room in &trace.rooms {
+        out.insert(
+            format!("current {room}"),
+            format!("{:?}", engine.current_state(room).expect("current")),
+        );
+    }
+    for line in &trace.lines {
+        let id = event_id(line);
+        for (pos, name) in [(Position::Before, "before"), (Position::After, "after")] {
+            let s = engine
+                .state_at(&id, pos)
+                .map(|m| format!("{m:?}"))
+                .unwrap_or_else(|e| format!("error {e}"));
+            out.insert(format!("{name} {id}"), s);
+        }
+    }
+    out
+}
+
+fn event_id(line: &str) -> String {
+    let v = RoomVersion::from_id("11").expect("v11");
+    roomgraph::pdu::Pdu::parse(line.as_bytes(), v)
+        .expect("trace line parses")
+        .event_id
+        .to_string()
+}
+
+fn small_trace(seed: u64) -> Trace {
+    generate(&TraceSpec {
+        rooms: 3,
+        events: 240,
+        big_room_members: 40,
+        fork_every: 9,
+        bad_every: 20,
+        seed,
+        ..TraceSpec::default()
+    })
+}
+
+#[test]
+fn sample_room_ingests_and_answers_queries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("db");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/sample-room-v11.ndjson");
+    let (s, outcomes) = ingest(&db, &sample, &[]);
+    assert_eq!(
+        s,
+        serde_json::json!({"accepted": 13, "rejected": 0, "soft_failed": 0, "pending": 0, "duplicates": 0, "invalid": 0})
+    );
+    assert_eq!(outcomes.len(), 13);
+    let ids = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/sample-room-v11.ids"),
+    )
+    .expect("ids");
+    let ids: Vec<&str> = ids.lines().collect();
+    let state = state_cli(&db, &["--room", "!sample:example.org"]);
+    assert_eq!(state["m.room.create"][""], ids[0]);
+    assert!(state["m.room.member"]["@alice:example.org"].is_string());
+    // Before/after around a state event.
+    let topic = ids
+        .iter()
+        .copied()
+        .find(|id| state["m.room.topic"][""] == *id)
+        .expect("topic in state");
+    let after = state_cli(&db, &["--event", topic]);
+    let before = state_cli(&db, &["--event", topic, "--before"]);
+    assert_eq!(after["m.room.topic"][""], topic);
+    assert!(before.get("m.room.topic").is_none());
+    let ev = run(&["event", "--db", db.to_str().expect("utf8"), ids[0]]);
+    assert!(ev.status.success());
+    let ev: serde_json::Value = serde_json::from_slice(&ev.stdout).expect("event JSON");
+    assert_eq!(ev["outcome"], "accepted");
+    assert_eq!(ev["pdu"]["type"], "m.room.create");
+    // Re-ingesting is idempotent.
+    let (s, _) = ingest(&db, &sample, &[]);
+    assert_eq!(s["duplicates"], 13);
+    assert_eq!(s["accepted"], 0);
+    // Unknown ids are clear errors.
+    let missing = run(&["event", "--db", db.to_str().expect("utf8"), "$nope"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("unknown event $nope"));
+}
+
+#[test]
+fn dag_order_shuffled_order_and_batches_agree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = small_trace(7);
+    let dag = write_lines(dir.path(), "dag.ndjson", &trace.lines);
+    let mut shuffled = trace.lines.clone();
+    Rng::new(99).shuffle(&mut shuffled);
+    let shuf = write_lines(dir.path(), "shuffled.ndjson", &shuffled);
+
+    let db_a = dir.path().join("a");
+    let (sa, oa) = ingest(&db_a, &dag, &[]);
+    assert_eq!(sa["pending"], 0);
+    assert_eq!(sa["invalid"], 0);
+    assert_eq!(
+        sa["rejected"].as_u64(),
+        Some(trace.bad.len() as u64),
+        "{sa}"
+    );
+
+    let db_b = dir.path().join("b");
+    let (sb, ob) = ingest(&db_b, &shuf, &["--batch-lines", "50"]);
+    assert_eq!(sb["pending"], 0, "{sb}");
+
+    // Several batches: thirds of the shuffled file, one `roomgraph ingest` each.
+    let db_c = dir.path().join("c");
+    let mut runs = Vec::new();
+    for (i, chunk) in shuffled.chunks(shuffled.len().div_ceil(3)).enumerate() {
+        let f = write_lines(dir.path(), &format!("part{i}.ndjson"), chunk);
+        let (_, o) = ingest(&db_c, &f, &[]);
+        runs.push(o);
+    }
+
+    let fa = final_outcomes(&[oa]);
+    let fb = final_outcomes(&[ob]);
+    let fc = final_outcomes(&runs);
+    assert_eq!(fa.len(), trace.lines.len());
+    assert_eq!(fa, fb, "DAG order vs shuffled");
+    assert_eq!(fa, fc, "DAG order vs batches");
+    let (a, b, c) = (
+        all_states(&db_a, &trace),
+        all_states(&db_b, &trace),
+        all_states(&db_c, &trace),
+    );
+    assert_eq!(a, b, "states: DAG order vs shuffled");
+    assert_eq!(a, c, "states: DAG order vs batches");
+}
+
+#[test]
+fn crash_safety_under_sigkill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = generate(&TraceSpec {
+        rooms: 4,
+        events: 1500,
+        big_room_members: 150,
+        fork_every: 12,
+        bad_every: 30,
+        seed: 3,
+        ..TraceSpec::default()
+    });
+    let input = write_lines(dir.path(), "trace.ndjson", &trace.lines);
+
+    let reference = dir.path().join("reference");
+    let t0 = Instant::now();
+    let (s, _) = ingest(&reference, &input, &["--batch-lines", "40"]);
+    let full = t0.elapsed();
+    assert_eq!(s["pending"], 0);
+    let want = all_states(&reference, &trace);
+
+    let mut rng = Rng::new(2024);
+    let mut killed_mid_run = 0;
+    for round in 0..4 {
+        let db = dir.path().join(format!("crash{round}"));
+        let outcomes = dir.path().join(format!("crash{round}.outcomes"));
+        let mut child = Command::new(bin())
+            .args([
+                "ingest",
+                "--db",
+                db.to_str().expect("utf8"),
+                input.to_str().expect("utf8"),
+                "--outcomes",
+                outcomes.to_str().expect("utf8"),
+                "--batch-lines",
+                "40",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ingest");
+        let wait = full.mul_f64(0.15 + 0.7 * (rng.below(1000) as f64 / 1000.0));
+        std::thread::sleep(wait);
+        if child.try_wait().expect("try_wait").is_none() {
+            killed_mid_run += 1;
+        }
+        child.kill().ok(); // SIGKILL on Unix
+        child.wait().expect("reap");
+
+        // Every event reported as stored is there, with its outcome and its state.
+        let reported = std::fs::read_to_string(&outcomes).unwrap_or_default();
+        {
+            let engine = Engine::open(&db).expect("reopen after SIGKILL");
+            for line in reported.lines() {
+                // The last line may be torn by the kill.
+                let Ok(o) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                let (Some(id), Some(outcome)) = (o["event_id"].as_str(), o["outcome"].as_str())
+                else {
+                    continue;
+                };
+                if !matches!(outcome, "accepted" | "rejected" | "soft_failed") {
+                    continue;
+                }
+                let ev = engine.event(id).expect("read").unwrap_or_else(|| {
+                    panic!("round {round}: reported {outcome} event {id} is missing")
+                });
+                assert_eq!(ev.status.as_str(), outcome, "round {round}: {id}");
+                engine.state_at(id, Position::Before).expect("state before");
+                engine.state_at(id, Position::After).expect("state after");
+            }
+            // Store consistency: every stored event of the trace has its states and they load.
+            for line in &trace.lines {
+                let id = event_id(line);
+                if engine.event(&id).expect("read").is_some() {
+                    engine
+                        .state_at(&id, Position::After)
+                        .unwrap_or_else(|e| panic!("round {round}: {id}: {e}"));
+                }
+            }
+        }
+        // Finishing the ingest gives the states of an uninterrupted run.
+        let (s, _) = ingest(&db, &input, &["--batch-lines", "40"]);
+        assert_eq!(s["pending"], 0, "round {round}: {s}");
+        assert_eq!(
+            all_states(&db, &trace),
+            want,
+            "round {round}: states differ from the uninterrupted run"
+        );
+    }
+    eprintln!("crash test: {killed_mid_run}/4 rounds killed mid-run (full run {full:?})");
+}
+
+#[test]
+fn bad_input_is_reported_and_changes_nothing_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = generate(&TraceSpec {
+        rooms: 2,
+        events: 60,
+        big_room_members: 5,
+        fork_every: 0,
+        bad_every: 0,
+        open_fork_at_end: false,
+        seed: 5,
+        ..TraceSpec::default()
+    });
+    let v11 = RoomVersion::from_id("11").expect("v11");
+    let db = dir.path().join("db");
+    let good = write_lines(dir.path(), "good.ndjson", &trace.lines);
+    let (s, _) = ingest(&db, &good, &[]);
+    assert_eq!(
+        s["accepted"].as_u64(),
+        Some(trace.lines.len() as u64),
+        "{s}"
+    );
+    let before_states = all_states(&db, &trace);
+
+    let room0 = trace.rooms[0].clone();
+    let room1 = trace.rooms[1].clone();
+    let engine = Engine::open(&db).expect("open");
+    let ext1 = engine.extremities(&room1).expect("extremities");
+    let st0 = engine.current_state(&room0).expect("state");
+    let st1 = engine.current_state(&room1).expect("state");
+    drop(engine);
+    let key = |t: &str, s: &str| (t.to_owned(), s.to_owned());
+    let admin1 = st1
+        .keys()
+        .find(|(t, s)| t == "m.room.member" && s.starts_with("@admin"))
+        .map(|k| k.1.clone())
+        .expect("admin");
+    let admin0 = st0
+        .keys()
+        .find(|(t, s)| t == "m.room.member" && s.starts_with("@admin"))
+        .map(|k| k.1.clone())
+        .expect("admin");
+
+    // Forged auth_events: an event of room 1 citing room 0's create, power levels and membership.
+    let forged =
+        EventBuilder::with_json_content(v11, "m.room.topic", &admin0, r#"{"topic":"hijack"}"#)
+            .state_key("")
+            .room_id(&room1)
+            .depth(100)
+            .prev_events(&ext1)
+            .auth_events(&[
+                st0[&key("m.room.create", "")].clone(),
+                st0[&key("m.room.power_levels", "")].clone(),
+                st0[&key("m.room.member", &admin0)].clone(),
+            ])
+            .build_json_line();
+    // A hash mismatch: a message whose body changed after hashing.
+    let msg = EventBuilder::with_json_content(
+        v11,
+        "m.room.message",
+        &admin1,
+        r#"{"msgtype":"m.text","body":"original"}"#,
+    )
+    .room_id(&room1)
+    .depth(100)
+    .prev_events(&ext1)
+    .auth_events(&[
+        st1[&key("m.room.create", "")].clone(),
+        st1[&key("m.room.power_levels", "")].clone(),
+        st1[&key("m.room.member", &admin1)].clone(),
+    ])
+    .build_json_line()
+    .replace("original", "tampered");
+    // An event of a room nobody has seen.
+    let unknown =
+        EventBuilder::with_json_content(v11, "m.room.message", "@x:elsewhere", r#"{"body":"hi"}"#)
+            .room_id("!ghost:elsewhere")
+            .prev_events(&["$a"])
+            .auth_events(&["$b"])
+            .build_json_line();
+    let truncated = trace.lines[5][..trace.lines[5].len() / 2].to_owned();
+    let lines = vec![
+        truncated,
+        "{not json".to_owned(),
+        "[1,2,3]".to_owned(),
+        forged.clone(),
+        msg.clone(),
+        unknown.clone(),
+        r#"{"type":"m.room.message","room_id":"!r:x"}"#.to_owned(),
+    ];
+    let bad = write_lines(dir.path(), "bad.ndjson", &lines);
+    let outcomes_path = db.with_extension("outcomes");
+    let out = run(&[
+        "ingest",
+        "--db",
+        db.to_str().expect("utf8"),
+        bad.to_str().expect("utf8"),
+        "--outcomes",
+        outcomes_path.to_str().expect("utf8"),
+    ]);
+    let s = summary(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for n in [1, 2, 3] {
+        assert!(
+            stderr.contains(&format!("line {n}:")),
+            "stderr names line {n}: {stderr}"
+        );
+    }
+    assert_eq!(s["invalid"], 3, "{s}; stderr: {stderr}");
+    assert_eq!(s["rejected"], 1, "{s}");
+    assert_eq!(s["accepted"], 1, "{s}");
+    assert_eq!(s["pending"], 2, "{s}");
+    let outcomes: Vec<serde_json::Value> = std::fs::read_to_string(&outcomes_path)
+        .expect("outcomes")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let forged_id = event_id(&forged);
+    let forged_o = outcomes
+        .iter()
+        .find(|o| o["event_id"] == forged_id.as_str())
+        .expect("forged outcome");
+    assert_eq!(forged_o["outcome"], "rejected");
+    let msg_id = event_id(&msg);
+    let msg_o = outcomes
+        .iter()
+        .find(|o| o["event_id"] == msg_id.as_str())
+        .expect("hash mismatch outcome");
+    assert!(
+        msg_o["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("content hash mismatch"),
+        "{msg_o}"
+    );
+    let ev: serde_json::Value = serde_json::from_slice(
+        &run(&["event", "--db", db.to_str().expect("utf8"), &msg_id]).stdout,
+    )
+    .expect("event");
+    assert_eq!(ev["redacted"], true);
+    assert!(
+        ev["pdu"]["content"].get("body").is_none(),
+        "stored redacted: {ev}"
+    );
+    // Nothing stored before changed (the forged topic did not enter room 1's state).
+    let after_states = all_states(&db, &trace);
+    assert_eq!(before_states, after_states);
+    let now1 = Engine::open(&db)
+        .expect("open")
+        .current_state(&room1)
+        .expect("state");
+    assert_eq!(
+        now1.get(&key("m.room.topic", "")),
+        st1.get(&key("m.room.topic", ""))
+    );
+}
+
+#[test]
+fn foreign_directory_and_schema_mismatch_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/sample-room-v11.ndjson");
+    let foreign = dir.path().join("photos");
+    std::fs::create_dir(&foreign).expect("mkdir");
+    std::fs::write(foreign.join("cat.jpg"), b"meow").expect("write");
+    let out = run(&[
+        "ingest",
+        "--db",
+        foreign.to_str().expect("utf8"),
+        sample.to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a roomgraph store"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(foreign.join("cat.jpg")).expect("untouched"),
+        b"meow"
+    );
+    assert_eq!(std::fs::read_dir(&foreign).expect("ls").count(), 1);
+
+    let db = dir.path().join("db");
+    let (s, _) = ingest(&db, &sample, &[]);
+    assert_eq!(s["accepted"], 13);
+    {
+        let store = Store::open(&db).expect("open");
+        let mut w = Writes::default();
+        w.put(Cf::Meta, META_SCHEMA, b"0".to_vec());
+        store.commit(w).expect("commit");
+    }
+    let out = run(&[
+        "state",
+        "--db",
+        db.to_str().expect("utf8"),
+        "--room",
+        "!sample:example.org",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("schema version 0") && err.contains("reads schema version"),
+        "{err}"
+    );
+}
+
+#[test]
+fn waits_for_parents_across_runs_and_reports_pending() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = small_trace(11);
+    let db = dir.path().join("db");
+    // The second half first: everything waits (rooms unknown or parents missing), nothing is lost.
+    let half = trace.lines.len() / 2;
+    let second = write_lines(dir.path(), "second.ndjson", &trace.lines[half..]);
+    let (s, o) = ingest(&db, &second, &[]);
+    assert_eq!(
+        s["pending"].as_u64(),
+        Some((trace.lines.len() - half) as u64),
+        "{s}"
+    );
+    assert!(o.iter().all(|o| o["outcome"] == "pending"));
+    let first = write_lines(dir.path(), "first.ndjson", &trace.lines[..half]);
+    let (s, _) = ingest(&db, &first, &[]);
+    assert_eq!(s["pending"], 0, "{s}");
+    let total = s["accepted"].as_u64().unwrap_or(0) + s["rejected"].as_u64().unwrap_or(0);
+    assert_eq!(total, trace.lines.len() as u64, "{s}");
+    let _ = Duration::from_secs(0);
+}
