@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+mod resolve;
 #[cfg(feature = "store")]
 mod store_cmds;
 use roomgraph::canonical_json::{self, JsonValue, NumberPolicy};
@@ -21,6 +22,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Resolve state sets: reads `{"room_version", "events", "state_sets", "rejected"}` and prints the
+    /// resolved state as `{"<type>": {"<state_key>": "<event_id>"}}`.
+    Resolve {
+        /// Input file, or `-` for standard input.
+        #[arg(default_value = "-")]
+        file: String,
+        /// Print `resolve_ns=<n>` on stderr: the best of `--repeat` runs of the resolution alone.
+        #[arg(long)]
+        time: bool,
+        /// How many times to run the resolution (with `--time`).
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        repeat: u32,
+    },
     /// Ingest federation-format PDUs (NDJSON, any rooms, any order) into a store; prints a JSON summary.
     #[cfg(feature = "store")]
     Ingest {
@@ -121,6 +135,10 @@ const SAMPLE_ROOM: &str = include_str!("../../../../datasets/sample-room-v11.ndj
 fn run(command: Command) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     match command {
+        Command::Resolve { file, time, repeat } => {
+            let input = read_input(&file)?;
+            resolve::run(&input, time, repeat, &mut stdout).map_err(Failure)?
+        }
         #[cfg(feature = "store")]
         Command::Ingest { db, file, outcomes, batch_lines } => {
             store_cmds::ingest(&db, &file, outcomes.as_deref(), batch_lines, &mut stdout).map_err(Failure)?
