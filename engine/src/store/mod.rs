@@ -273,22 +273,31 @@ impl Store {
                 });
             }
         }
-        let cache = rocksdb::Cache::new_lru_cache(options.block_cache_bytes);
-        let mut db_opts = cf_options(&cache);
-        db_opts.create_if_missing(fresh);
-        db_opts.create_missing_column_families(fresh);
-        db_opts.increase_parallelism(2);
-        db_opts.set_max_background_jobs(2);
-        let cfs = COLUMN_FAMILIES
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(&cache)));
-        let db = DB::open_cf_descriptors(&db_opts, &path, cfs)?;
-        let store = Store {
-            db,
-            path,
-            sync: options.sync,
-        };
         if fresh {
+            Store::create(&path, options)?;
+        }
+        let store = Store::open_db(&path, options, false)?;
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// Creates a store atomically: built and marked in a sibling directory, then renamed into place, so
+    /// a crash during creation never leaves an unmarked database at `path`.
+    fn create(path: &Path, options: &StoreOptions) -> Result<(), StoreError> {
+        let io = |p: &Path, source| StoreError::Io {
+            path: p.to_path_buf(),
+            source,
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "store".into());
+        let tmp = path.with_file_name(format!(".{name}.creating-{}", std::process::id()));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+        }
+        {
+            let store = Store::open_db(&tmp, options, true)?;
             let mut w = Writes::default();
             w.put(Cf::Meta, META_MAGIC, MAGIC);
             w.put(
@@ -297,10 +306,33 @@ impl Store {
                 SCHEMA_VERSION.to_string().into_bytes(),
             );
             store.commit(w)?;
-        } else {
-            store.check_schema()?;
         }
-        Ok(store)
+        if path.exists() {
+            // An empty directory (checked by the caller): rename(2) replaces it atomically.
+            std::fs::rename(&tmp, path)
+                .or_else(|_| std::fs::remove_dir(path).and_then(|()| std::fs::rename(&tmp, path)))
+        } else {
+            std::fs::rename(&tmp, path)
+        }
+        .map_err(|e| io(path, e))
+    }
+
+    fn open_db(path: &Path, options: &StoreOptions, create: bool) -> Result<Store, StoreError> {
+        let cache = rocksdb::Cache::new_lru_cache(options.block_cache_bytes);
+        let mut db_opts = cf_options(&cache);
+        db_opts.create_if_missing(create);
+        db_opts.create_missing_column_families(create);
+        db_opts.increase_parallelism(2);
+        db_opts.set_max_background_jobs(2);
+        let cfs = COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(&cache)));
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
+        Ok(Store {
+            db,
+            path: path.to_path_buf(),
+            sync: options.sync,
+        })
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
