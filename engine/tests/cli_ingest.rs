@@ -108,8 +108,8 @@ fn all_states(db: &Path, trace: &Trace) -> BTreeMap<String, String> {
             format!("{:?}", engine.current_state(room).expect("current")),
         );
     }
-    for line in &trace.lines {
-        let id = event_id(line);
+    for id in &trace.ids {
+        let id = id.clone();
         for (pos, name) in [(Position::Before, "before"), (Position::After, "after")] {
             let s = engine
                 .state_at(&id, pos)
@@ -305,11 +305,10 @@ fn crash_safety_under_sigkill() {
                 engine.state_at(id, Position::After).expect("state after");
             }
             // Store consistency: every stored event of the trace has its states and they load.
-            for line in &trace.lines {
-                let id = event_id(line);
-                if engine.event(&id).expect("read").is_some() {
+            for id in &trace.ids {
+                if engine.event(id).expect("read").is_some() {
                     engine
-                        .state_at(&id, Position::After)
+                        .state_at(id, Position::After)
                         .unwrap_or_else(|e| panic!("round {round}: {id}: {e}"));
                 }
             }

@@ -49,11 +49,23 @@ impl Default for TraceSpec {
 pub struct Trace {
     /// NDJSON lines in DAG order.
     pub lines: Vec<String>,
+    /// The event id of each line.
+    pub ids: Vec<String>,
+    /// The room version of each line.
+    pub line_versions: Vec<&'static RoomVersion>,
     pub rooms: Vec<String>,
     /// Merge events: `(room id, merge event id, its prev_events)`.
     pub merges: Vec<(String, String, Vec<String>)>,
     /// Events built to fail auth.
     pub bad: Vec<String>,
+}
+
+impl Trace {
+    fn push(&mut self, id: String, line: String, version: &'static RoomVersion) {
+        self.ids.push(id);
+        self.lines.push(line);
+        self.line_versions.push(version);
+    }
 }
 
 /// A small deterministic PRNG (xorshift64*).
@@ -221,7 +233,7 @@ pub fn generate(spec: &TraceSpec) -> Trace {
             g.room_id = format!("!{}", &create_id[1..]);
         }
         g.create_id = create_id.clone();
-        trace.lines.push(line);
+        trace.push(create_id.clone(), line, version);
         let auth = g.auth_for(None, &[]);
         let (join_id, line) = g.build(
             "m.room.member",
@@ -232,7 +244,7 @@ pub fn generate(spec: &TraceSpec) -> Trace {
             &[create_id.clone()],
         );
         g.members.push((creator.clone(), join_id.clone()));
-        trace.lines.push(line);
+        trace.push(join_id.clone(), line, version);
         let users = if version.privileged_creators {
             "{}".to_owned()
         } else {
@@ -250,7 +262,7 @@ pub fn generate(spec: &TraceSpec) -> Trace {
             auth,
             &[join_id.clone()],
         );
-        trace.lines.push(line);
+        trace.push(pl_id.clone(), line, version);
         g.pl_id = pl_id.clone();
         let auth = g.auth_for(Some(&join_id), &[]);
         let (jr_id, line) = g.build(
@@ -261,7 +273,7 @@ pub fn generate(spec: &TraceSpec) -> Trace {
             auth,
             &[pl_id],
         );
-        trace.lines.push(line);
+        trace.push(jr_id.clone(), line, version);
         g.jr_id = jr_id.clone();
         g.extremities = vec![jr_id];
         trace.rooms.push(g.room_id.clone());
@@ -306,8 +318,8 @@ pub fn generate(spec: &TraceSpec) -> Trace {
                 auth,
                 &prev,
             );
-            trace.lines.push(a_line);
-            trace.lines.push(b_line);
+            trace.push(a_id.clone(), a_line, g.version);
+            trace.push(b_id.clone(), b_line, g.version);
             g.topic_id = Some(a_id.clone());
             g.members.push((user.clone(), b_id.clone()));
             if r == 0 {
@@ -330,7 +342,7 @@ pub fn generate(spec: &TraceSpec) -> Trace {
                 auth,
                 &tips,
             );
-            trace.lines.push(m_line);
+            trace.push(m_id.clone(), m_line, g.version);
             trace.merges.push((g.room_id.clone(), m_id.clone(), tips));
             g.extremities = vec![m_id];
             count += 1;
@@ -348,7 +360,7 @@ pub fn generate(spec: &TraceSpec) -> Trace {
                 auth,
                 &prev,
             );
-            trace.lines.push(line);
+            trace.push(id.clone(), line, g.version);
             trace.bad.push(id);
             count += 1;
             continue;
@@ -381,7 +393,7 @@ pub fn generate(spec: &TraceSpec) -> Trace {
                 &prev,
             )
         };
-        trace.lines.push(line);
+        trace.push(id.clone(), line, g.version);
         g.extremities = vec![id];
         count += 1;
     }
