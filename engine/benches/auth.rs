@@ -1,0 +1,2 @@
+//! Auth-rule throughput (placeholder until the benchmark lands).
+fn main() {}
