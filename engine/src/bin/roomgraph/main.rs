@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+mod auth_check;
 mod resolve;
 #[cfg(feature = "store")]
 mod store_cmds;
@@ -22,6 +23,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check one event against the auth rules: reads `{"room_version", "events", "event", "state",
+    /// "rejected"}` and prints `{"allowed": true}` or `{"allowed": false, "stage", "rule", "reason"}`.
+    AuthCheck {
+        /// Input file, or `-` for standard input.
+        #[arg(default_value = "-")]
+        file: String,
+    },
     /// Resolve state sets: reads `{"room_version", "events", "state_sets", "rejected"}` and prints the
     /// resolved state as `{"<type>": {"<state_key>": "<event_id>"}}`.
     Resolve {
@@ -135,6 +143,10 @@ const SAMPLE_ROOM: &str = include_str!("../../../../datasets/sample-room-v11.ndj
 fn run(command: Command) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     match command {
+        Command::AuthCheck { file } => {
+            let input = read_input(&file)?;
+            auth_check::run(&input, &mut stdout).map_err(Failure)?
+        }
         Command::Resolve { file, time, repeat } => {
             let input = read_input(&file)?;
             resolve::run(&input, time, repeat, &mut stdout).map_err(Failure)?
