@@ -162,6 +162,9 @@ impl Default for EngineOptions {
     }
 }
 
+/// Marks a pair known not to exist in the store (a cached negative lookup).
+const ABSENT: u32 = u32::MAX;
+
 /// Interns `(type, state_key)` pairs to dense numbers, shared by rooms applying in parallel.
 pub(crate) struct KeyInterner {
     map: RwLock<HashMap<Vec<u8>, u32>>,
@@ -174,11 +177,12 @@ impl KeyInterner {
     pub fn get(&self, store: &Store, t: &str, s: &str) -> Result<Option<u32>, StoreError> {
         let enc = codec::encode_state_key(t, s);
         if let Some(n) = self.map.read().ok().and_then(|m| m.get(&enc).copied()) {
-            return Ok(Some(n));
+            return Ok((n != ABSENT).then_some(n));
         }
         let found = store.state_key_num(&StateKey::new(t, s))?;
-        if let (Some(n), Ok(mut m)) = (found, self.map.write()) {
-            m.insert(enc, n);
+        if let Ok(mut m) = self.map.write() {
+            // Negative answers are cached too: only `intern` (this process) creates keys.
+            m.entry(enc).or_insert(found.unwrap_or(ABSENT));
         }
         Ok(found)
     }
@@ -190,7 +194,9 @@ impl KeyInterner {
         }
         let enc = codec::encode_state_key(t, s);
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = map.get(&enc) {
+        if let Some(n) = map.get(&enc)
+            && *n != ABSENT
+        {
             return Ok(*n);
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);

@@ -71,6 +71,9 @@ pub(crate) struct RoomState {
     resolver: Resolver,
     /// Events waiting for a missing event id.
     pub waiting: HashMap<String, Vec<Item>>,
+    /// Created in this process: every event and snapshot of the room is in the maps above, so misses
+    /// need no store lookup (event ids of v3+ rooms hash the room id, so no other room has them).
+    fresh: bool,
 }
 
 /// The result of one apply run.
@@ -113,6 +116,7 @@ impl RoomState {
             graph_nums: Vec::new(),
             resolver: Resolver::new(),
             waiting: HashMap::new(),
+            fresh: true,
         }
     }
 
@@ -121,6 +125,7 @@ impl RoomState {
         let version = RoomVersion::from_id(&record.room_version)
             .map_err(|e| StoreError::corrupt(Cf::Rooms, room_id.as_bytes(), e.to_string()))?;
         let mut room = RoomState::new(room_id.to_owned(), version);
+        room.fresh = false;
         let create = room.load_auth(sh, record.create_event)?;
         room.create = Some((record.create_event, create));
         if let Some((current, extremities)) = sh.store.extremities(room_id)? {
@@ -145,7 +150,12 @@ impl RoomState {
                 continue;
             };
             let id = item.pdu.event_id.to_string();
-            if self.lookup(sh, &id)?.is_some() {
+            let known = if self.fresh && !self.version.reference_pairs {
+                self.ids.contains_key(id.as_str())
+            } else {
+                self.lookup(sh, &id)?.is_some()
+            };
+            if known {
                 if let Some(seq) = item.pending_seq {
                     out.writes.delete(Cf::Meta, pending_key(seq));
                 }
@@ -325,6 +335,7 @@ impl RoomState {
     ) -> RoomResult<StateView> {
         let existing = match self.hashes.get(&draft.hash) {
             Some(s) => Some(*s),
+            None if self.fresh => None,
             None => sh.store.snapshot_by_hash(&draft.hash)?,
         };
         if let Some(snap) = existing {

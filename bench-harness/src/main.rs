@@ -1,0 +1,329 @@
+//! `roomgraph-bench`: benchmarks that need more than criterion gives (whole-pipeline runs, peak RSS,
+//! store size). Each measured phase runs in its own process so its peak RSS is its own.
+//!
+//! `roomgraph-bench ingest` generates a trace (≥ 1 000 000 events over ≥ 100 rooms, one room with
+//! ≥ 50 000 members and frequent forks), times a parse+hash-only pass over it (the physical limit: PDU
+//! parsing, event ids and content hashes, in parallel) and then `Engine::ingest` with per-batch durable
+//! commits, and prints events/s, peak RSS and the store size on disk.
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use rayon::prelude::*;
+use roomgraph::ingest::trace::{TraceSpec, generate};
+use roomgraph::ingest::{Engine, EngineOptions, Summary};
+use roomgraph::pdu::Pdu;
+use roomgraph::room_version::RoomVersion;
+use roomgraph::store::{StoreOptions, SyncPolicy};
+
+#[derive(Parser)]
+#[command(name = "roomgraph-bench", about = "roomgraph benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct TraceArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
+    #[arg(long, default_value_t = 100)]
+    rooms: usize,
+    #[arg(long, default_value_t = 50_000)]
+    big_members: usize,
+    /// Percent of all events that go to the big room.
+    #[arg(long, default_value_t = 15)]
+    big_share: u32,
+    /// A fork (two concurrent events, then a merge) every this many events of a room.
+    #[arg(long, default_value_t = 20)]
+    fork_every: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate, then measure parse+hash and ingest (each in a child process); print the report.
+    Ingest {
+        /// Working directory (trace file and store); a temporary one under /tmp by default.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        trace: TraceArgs,
+        #[arg(long, default_value_t = 8192)]
+        batch_lines: usize,
+    },
+    /// Write a generated trace as NDJSON.
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        trace: TraceArgs,
+    },
+    /// Parse + hash every line (no store): the reference rate.
+    ParseHash {
+        file: PathBuf,
+        #[arg(long, default_value_t = 8192)]
+        batch_lines: usize,
+    },
+    /// Ingest a file into a store with per-batch durable commits.
+    IngestFile {
+        #[arg(long)]
+        db: PathBuf,
+        file: PathBuf,
+        #[arg(long, default_value_t = 8192)]
+        batch_lines: usize,
+        /// Do not fsync each batch (WAL only).
+        #[arg(long)]
+        no_sync: bool,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Ingest {
+            dir,
+            trace,
+            batch_lines,
+        } => drive(dir, &trace, batch_lines),
+        Cmd::Generate { out, trace } => generate_file(&out, &trace),
+        Cmd::ParseHash { file, batch_lines } => parse_hash(&file, batch_lines),
+        Cmd::IngestFile {
+            db,
+            file,
+            batch_lines,
+            no_sync,
+        } => ingest_file(&db, &file, batch_lines, no_sync),
+    };
+    if let Err(e) = result {
+        eprintln!("roomgraph-bench: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn spec(t: &TraceArgs) -> TraceSpec {
+    TraceSpec {
+        rooms: t.rooms,
+        events: t.events,
+        big_room_members: t.big_members,
+        big_room_share: t.big_share,
+        fork_every: t.fork_every,
+        bad_every: 200,
+        open_fork_at_end: true,
+        versions: vec![RoomVersion::from_id("11").unwrap_or(&RoomVersion::all()[10])],
+        seed: t.seed,
+    }
+}
+
+fn generate_file(out: &Path, t: &TraceArgs) -> Result<(), String> {
+    let start = Instant::now();
+    let trace = generate(&spec(t));
+    let mut f =
+        BufWriter::new(std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?);
+    for l in &trace.lines {
+        writeln!(f, "{l}").map_err(|e| e.to_string())?;
+    }
+    f.flush().map_err(|e| e.to_string())?;
+    let big = trace
+        .lines
+        .iter()
+        .filter(|l| l.contains(&format!("\"{}\"", trace.rooms[0])))
+        .count();
+    println!(
+        "{}",
+        serde_json::json!({"events": trace.lines.len(), "rooms": trace.rooms.len(), "big_room_events": big,
+            "merges": trace.merges.len(), "seconds": start.elapsed().as_secs_f64()})
+    );
+    Ok(())
+}
+
+/// Reads `file` in groups of `batch_lines` non-blank lines, calling `f` on each group.
+fn for_batches(
+    file: &Path,
+    batch_lines: usize,
+    mut f: impl FnMut(&[(u64, &[u8])]) -> Result<(), String>,
+) -> Result<u64, String> {
+    let mut reader = BufReader::with_capacity(
+        1 << 20,
+        std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?,
+    );
+    let mut buf = Vec::new();
+    let mut spans = Vec::new();
+    let mut n = 0u64;
+    let mut total = 0u64;
+    loop {
+        buf.clear();
+        spans.clear();
+        let mut eof = false;
+        while spans.len() < batch_lines {
+            let start = buf.len();
+            let read = reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| e.to_string())?;
+            if read == 0 {
+                eof = true;
+                break;
+            }
+            n += 1;
+            if buf[start..].iter().all(u8::is_ascii_whitespace) {
+                buf.truncate(start);
+                continue;
+            }
+            spans.push((n, start, buf.len()));
+        }
+        let lines: Vec<(u64, &[u8])> = spans.iter().map(|(n, s, e)| (*n, &buf[*s..*e])).collect();
+        total += lines.len() as u64;
+        f(&lines)?;
+        if eof {
+            return Ok(total);
+        }
+    }
+}
+
+fn parse_hash(file: &Path, batch_lines: usize) -> Result<(), String> {
+    let v11 = RoomVersion::from_id("11").map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let mut ok = 0u64;
+    let events = for_batches(file, batch_lines, |lines| {
+        ok += lines
+            .par_iter()
+            .filter(|(_, l)| {
+                let l = l.strip_suffix(b"\n").unwrap_or(l);
+                Pdu::parse(l, v11)
+                    .map(|p| p.content_hash_matches())
+                    .unwrap_or(false)
+            })
+            .count() as u64;
+        Ok(())
+    })?;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"events": events, "hash_ok": ok, "seconds": secs, "events_per_s": events as f64 / secs,
+            "peak_rss_bytes": peak_rss_bytes()})
+    );
+    Ok(())
+}
+
+fn ingest_file(db: &Path, file: &Path, batch_lines: usize, no_sync: bool) -> Result<(), String> {
+    let options = EngineOptions {
+        store: StoreOptions {
+            sync: if no_sync {
+                SyncPolicy::Never
+            } else {
+                SyncPolicy::PerBatch
+            },
+            ..StoreOptions::default()
+        },
+        ..EngineOptions::default()
+    };
+    let start = Instant::now();
+    let mut engine = Engine::open_with(db, options).map_err(|e| e.to_string())?;
+    let mut summary = Summary::default();
+    let mut batches = 0u64;
+    let events = for_batches(file, batch_lines, |lines| {
+        let o = engine.ingest_lines(lines).map_err(|e| e.to_string())?;
+        summary.add(&o);
+        batches += 1;
+        Ok(())
+    })?;
+    let o = engine.finish().map_err(|e| e.to_string())?;
+    summary.add(&o);
+    let secs = start.elapsed().as_secs_f64();
+    let size = engine.store().size_on_disk();
+    println!(
+        "{}",
+        serde_json::json!({"events": events, "seconds": secs, "events_per_s": events as f64 / secs,
+            "batches": batches, "sync_per_batch": !no_sync, "peak_rss_bytes": peak_rss_bytes(), "store_bytes": size,
+            "accepted": summary.accepted, "rejected": summary.rejected, "soft_failed": summary.soft_failed,
+            "pending": summary.pending, "duplicates": summary.duplicates, "invalid": summary.invalid})
+    );
+    Ok(())
+}
+
+fn child(args: &[&str]) -> Result<serde_json::Value, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("{args:?}: bad output: {e}"))
+}
+
+fn drive(dir: Option<PathBuf>, t: &TraceArgs, batch_lines: usize) -> Result<(), String> {
+    let dir = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("roomgraph-bench-{}", std::process::id()))
+    });
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let trace = dir.join("trace.ndjson");
+    let db = dir.join("store");
+    if db.exists() {
+        std::fs::remove_dir_all(&db).map_err(|e| e.to_string())?;
+    }
+    let (e, r, m, s, f, seed, b) = (
+        t.events.to_string(),
+        t.rooms.to_string(),
+        t.big_members.to_string(),
+        t.big_share.to_string(),
+        t.fork_every.to_string(),
+        t.seed.to_string(),
+        batch_lines.to_string(),
+    );
+    let trace_s = trace.to_str().ok_or("non-UTF-8 path")?;
+    let db_s = db.to_str().ok_or("non-UTF-8 path")?;
+    let generated = if trace.exists() {
+        serde_json::json!({"reused": trace_s})
+    } else {
+        child(&[
+            "generate",
+            "--out",
+            trace_s,
+            "--events",
+            &e,
+            "--rooms",
+            &r,
+            "--big-members",
+            &m,
+            "--big-share",
+            &s,
+            "--fork-every",
+            &f,
+            "--seed",
+            &seed,
+        ])?
+    };
+    eprintln!("generated: {generated}");
+    let ph = child(&["parse-hash", trace_s, "--batch-lines", &b])?;
+    eprintln!("parse+hash: {ph}");
+    let ing = child(&["ingest-file", "--db", db_s, trace_s, "--batch-lines", &b])?;
+    eprintln!("ingest: {ing}");
+    let ratio =
+        ing["events_per_s"].as_f64().unwrap_or(0.0) / ph["events_per_s"].as_f64().unwrap_or(1.0);
+    println!(
+        "{}",
+        serde_json::json!({"trace": generated, "parse_hash": ph, "ingest": ing, "ingest_vs_parse_hash": ratio})
+    );
+    Ok(())
+}
