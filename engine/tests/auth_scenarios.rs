@@ -629,13 +629,7 @@ fn alias_events_are_special_only_before_v6() {
 #[test]
 fn join_rules_public() {
     for v in ["1", "6", "11", "12"] {
-        let m = if v == "1" {
-            5
-        } else if v == "12" {
-            5
-        } else {
-            4
-        };
+        let m = if matches!(v, "1" | "12") { 5 } else { 4 };
         let j = if room_supports_restricted(v) { 3 } else { 2 };
         let mut room = Room::standard(v, "public", "{}");
         // Force-join someone else.

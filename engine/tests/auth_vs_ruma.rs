@@ -1071,7 +1071,6 @@ fn cases(v: &str) -> Vec<Case> {
         ok(),
         Ruma::Same,
     );
-    drop(add);
     out
 }
 

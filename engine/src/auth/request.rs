@@ -270,3 +270,36 @@ fn reaches_itself(event: &AuthEvent, events: &HashMap<String, AuthEvent>) -> boo
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_requests_are_errors() {
+        for input in [
+            "",
+            "{}",
+            r#"{"room_version":"11","events":[],"event":"$x","state":[]}"#,
+            r#"{"room_version":"zz","events":[],"event":"$x","state":[]}"#,
+            r#"{"room_version":"11","events":[1],"event":"$x","state":[]}"#,
+            r#"{"room_version":"11","events":{},"event":"$x","state":[]}"#,
+        ] {
+            assert!(evaluate(input.as_bytes()).is_err(), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn verdicts_render_the_contract() {
+        assert_eq!(Verdict::Allowed.to_json(), r#"{"allowed":true}"#);
+        let v = Verdict::Rejected {
+            stage: Stage::Dependent,
+            rule: "4.3.7".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(
+            v.to_json(),
+            r#"{"allowed":false,"reason":"r","rule":"4.3.7","stage":"dependent"}"#
+        );
+    }
+}
