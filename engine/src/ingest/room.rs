@@ -14,7 +14,7 @@ use crate::pdu::Pdu;
 use crate::resolve::{EventGraph, EventIdx, Resolver};
 use crate::room_version::RoomVersion;
 use crate::store::codec::{self, encode_u64_list};
-use crate::store::snapshot::StateDraft;
+use crate::store::snapshot::{IntMap, StateDraft};
 use crate::store::{
     Cf, EDGE_AUTH, EDGE_PREV, EMPTY_SNAPSHOT, EventMeta, EventRecord, EventStatus,
     META_PENDING_PREFIX, RoomRecord, StateHash, StateView, StoreError, Writes,
@@ -57,17 +57,19 @@ pub(crate) struct RoomState {
     current: StateView,
     dirty: bool,
     ids: HashMap<Box<str>, u64>,
-    info: HashMap<u64, Info>,
-    views: HashMap<u64, StateView>,
+    info: IntMap<u64, Info>,
+    views: IntMap<u64, StateView>,
     view_order: VecDeque<u64>,
-    auth_cache: HashMap<u64, Arc<AuthEvent>>,
-    chains: HashMap<u64, Arc<RoaringTreemap>>,
+    auth_cache: IntMap<u64, Arc<AuthEvent>>,
+    chains: IntMap<u64, Arc<RoaringTreemap>>,
     hashes: HashMap<StateHash, u64>,
     /// Memoised resolutions: sorted input snapshots → result snapshot.
     memo: HashMap<Vec<u64>, u64>,
     graph: Option<EventGraph>,
-    graph_idx: HashMap<u64, EventIdx>,
+    graph_idx: IntMap<u64, EventIdx>,
     graph_nums: Vec<u64>,
+    /// Graph state-key index → store state-key number (`u32::MAX` = not cached yet).
+    graph_keys: Vec<u32>,
     resolver: Resolver,
     /// Events waiting for a missing event id.
     pub waiting: HashMap<String, Vec<Item>>,
@@ -104,16 +106,17 @@ impl RoomState {
             current: StateView::empty(),
             dirty: false,
             ids: HashMap::new(),
-            info: HashMap::new(),
-            views: HashMap::new(),
+            info: IntMap::default(),
+            views: IntMap::default(),
             view_order: VecDeque::new(),
-            auth_cache: HashMap::new(),
-            chains: HashMap::new(),
+            auth_cache: IntMap::default(),
+            chains: IntMap::default(),
             hashes: HashMap::new(),
             memo: HashMap::new(),
             graph: None,
-            graph_idx: HashMap::new(),
+            graph_idx: IntMap::default(),
             graph_nums: Vec::new(),
+            graph_keys: Vec::new(),
             resolver: Resolver::new(),
             waiting: HashMap::new(),
             fresh: true,
@@ -802,8 +805,22 @@ impl RoomState {
             })
             .collect();
         let resolved = self.resolve_sets(sh, &sets)?;
+        // Every resolution algorithm keeps the entries all sets agree on, so the result differs from
+        // the first input only at keys where the inputs differ (found from the overlays when the views
+        // share a base, as forks of one state do).
         let base = unique[0];
-        let changes = base.diff_to(&resolved);
+        let mut keys: IntMap<u32, Option<u64>> = IntMap::default();
+        for other in &unique[1..] {
+            for k in base.differing_keys(other) {
+                keys.insert(k, None);
+            }
+        }
+        for (k, e) in resolved {
+            if let Some(slot) = keys.get_mut(&k) {
+                *slot = Some(e);
+            }
+        }
+        let changes: Vec<(u32, Option<u64>)> = keys.into_iter().collect();
         let view = match base.apply(&changes) {
             None => base.clone(),
             Some(draft) => self
@@ -824,7 +841,7 @@ impl RoomState {
         &mut self,
         sh: &Shared<'_>,
         sets: &[Vec<u64>],
-    ) -> Result<HashMap<u32, u64>, String> {
+    ) -> Result<Vec<(u32, u64)>, String> {
         let mut need = RoaringTreemap::new();
         for set in sets {
             for e in set {
@@ -881,16 +898,27 @@ impl RoomState {
             .resolver
             .resolve(graph, &refs)
             .map_err(|e| e.to_string())?;
-        let mut out = HashMap::with_capacity(resolved.len());
+        let mut out = Vec::with_capacity(resolved.len());
         for (k, e) in resolved.iter() {
-            let (t, s) = graph.keys().resolve(k);
-            let kn = sh.keys.intern(sh.store, t, s).map_err(|e| e.to_string())?;
+            // Graph key index → store key number, cached (the graph's keys are dense and only grow).
+            let kn = match self.graph_keys.get(k.ix()).copied() {
+                Some(kn) if kn != u32::MAX => kn,
+                _ => {
+                    let (t, s) = graph.keys().resolve(k);
+                    let kn = sh.keys.intern(sh.store, t, s).map_err(|e| e.to_string())?;
+                    if self.graph_keys.len() <= k.ix() {
+                        self.graph_keys.resize(k.ix() + 1, u32::MAX);
+                    }
+                    self.graph_keys[k.ix()] = kn;
+                    kn
+                }
+            };
             let num = self
                 .graph_nums
                 .get(e.ix())
                 .copied()
                 .ok_or("resolved event outside the graph")?;
-            out.insert(kn, num);
+            out.push((kn, num));
         }
         Ok(out)
     }

@@ -16,9 +16,40 @@
 //! the hash in O(delta) instead of rehashing a 50 000-entry state for every membership change.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use super::codec::Reader;
+
+/// A fast hasher for dense integer keys (event, snapshot and state-key numbers): one multiply per
+/// word, as rustc's FxHasher. Not DoS-resistant, which is fine for numbers the engine allocates itself.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IntHasher(u64);
+
+const K: u64 = 0x517c_c1b7_2722_0a95;
+
+impl Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(K);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
+/// A `HashMap` keyed by engine-allocated integers.
+pub type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
 
 /// Longest run of chain deltas before a level-1 delta or a full snapshot is written.
 pub const MAX_CHAIN: u8 = 32;
@@ -91,7 +122,7 @@ impl StateHash {
     }
 
     /// The hash of a whole map (used by tests and consistency checks).
-    pub fn of(map: &HashMap<u32, u64>) -> StateHash {
+    pub fn of(map: &IntMap<u32, u64>) -> StateHash {
         let mut h = StateHash::default();
         for (k, e) in map {
             h.add(*k, *e);
@@ -167,9 +198,9 @@ pub struct StateView {
     len: usize,
     /// The full snapshot `full` came from (0 = empty state).
     full_snap: u64,
-    full: Arc<HashMap<u32, u64>>,
+    full: Arc<IntMap<u32, u64>>,
     /// Differences from `full`; `TOMBSTONE` = removed.
-    overlay: Arc<HashMap<u32, u64>>,
+    overlay: Arc<IntMap<u32, u64>>,
 }
 
 /// A state derived from a [`StateView`] that has no snapshot number yet.
@@ -180,8 +211,8 @@ pub struct StateDraft {
     parent_snap: u64,
     parent_chain: u8,
     full_snap: u64,
-    full: Arc<HashMap<u32, u64>>,
-    overlay: HashMap<u32, u64>,
+    full: Arc<IntMap<u32, u64>>,
+    overlay: IntMap<u32, u64>,
     /// The effective changes relative to the parent, sorted by key.
     changes: Vec<(u32, u64)>,
 }
@@ -194,8 +225,8 @@ impl StateView {
             hash: StateHash::default(),
             len: 0,
             full_snap: 0,
-            full: Arc::new(HashMap::new()),
-            overlay: Arc::new(HashMap::new()),
+            full: Arc::new(IntMap::default()),
+            overlay: Arc::new(IntMap::default()),
         }
     }
 
@@ -209,7 +240,7 @@ impl StateView {
         let mut records = chain.into_iter().rev().peekable();
         let (full_snap, full) = match records.peek() {
             Some((n, r)) if r.parent.is_none() => {
-                let full: HashMap<u32, u64> = r
+                let full: IntMap<u32, u64> = r
                     .entries
                     .iter()
                     .copied()
@@ -219,9 +250,9 @@ impl StateView {
                 records.next();
                 (n, full)
             }
-            _ => (0, HashMap::new()),
+            _ => (0, IntMap::default()),
         };
-        let mut overlay = HashMap::new();
+        let mut overlay = IntMap::default();
         for (_, rec) in records {
             for (k, e) in rec.entries {
                 apply_to_overlay(&full, &mut overlay, k, e);
@@ -268,8 +299,8 @@ impl StateView {
         }
     }
 
-    pub fn to_map(&self) -> HashMap<u32, u64> {
-        let mut m = HashMap::with_capacity(self.len);
+    pub fn to_map(&self) -> IntMap<u32, u64> {
+        let mut m = IntMap::with_capacity_and_hasher(self.len, Default::default());
         self.for_each(|k, e| {
             m.insert(k, e);
         });
@@ -278,7 +309,7 @@ impl StateView {
 
     /// Whether two views share their full map, so their difference lies in the overlays only.
     pub fn shares_base(&self, other: &StateView) -> bool {
-        Arc::ptr_eq(&self.full, &other.full)
+        Arc::ptr_eq(&self.full, &other.full) || self.full_snap == other.full_snap
     }
 
     /// Keys whose values may differ between `self` and `other` (exact when they share a base).
@@ -302,7 +333,7 @@ impl StateView {
     }
 
     /// The changes that turn `self` into `target`.
-    pub fn diff_to(&self, target: &HashMap<u32, u64>) -> Vec<(u32, Option<u64>)> {
+    pub fn diff_to(&self, target: &IntMap<u32, u64>) -> Vec<(u32, Option<u64>)> {
         let mut changes: Vec<(u32, Option<u64>)> = target
             .iter()
             .filter(|(k, e)| self.get(**k) != Some(**e))
@@ -321,7 +352,7 @@ impl StateView {
         let mut hash = self.hash;
         let mut len = self.len;
         let mut effective: Vec<(u32, u64)> = Vec::with_capacity(changes.len());
-        let mut overlay: Option<HashMap<u32, u64>> = None;
+        let mut overlay: Option<IntMap<u32, u64>> = None;
         for &(k, new) in changes {
             // Later changes to the same key see the earlier ones: read through the overlay being built.
             let old = match overlay.as_ref().unwrap_or(&self.overlay).get(&k) {
@@ -360,12 +391,7 @@ impl StateView {
     }
 }
 
-fn apply_to_overlay(
-    full: &HashMap<u32, u64>,
-    overlay: &mut HashMap<u32, u64>,
-    key: u32,
-    event: u64,
-) {
+fn apply_to_overlay(full: &IntMap<u32, u64>, overlay: &mut IntMap<u32, u64>, key: u32, event: u64) {
     match (full.get(&key), event) {
         (Some(_), TOMBSTONE) => {
             overlay.insert(key, TOMBSTONE);
@@ -405,7 +431,7 @@ impl StateDraft {
         } = self;
         let len32 = u32::try_from(len).unwrap_or(u32::MAX);
         if overlay.len() > full.len() / 16 + 64 {
-            let mut map: HashMap<u32, u64> = (*full).clone();
+            let mut map: IntMap<u32, u64> = (*full).clone();
             for (k, e) in overlay {
                 if e == TOMBSTONE {
                     map.remove(&k);
@@ -422,7 +448,7 @@ impl StateDraft {
                 len,
                 full_snap: snap,
                 full: Arc::new(map),
-                overlay: Arc::new(HashMap::new()),
+                overlay: Arc::new(IntMap::default()),
             };
             return (
                 view,
@@ -476,7 +502,7 @@ mod tests {
     #[test]
     fn views_match_reference_and_stored_records() {
         let mut records: HashMap<u64, SnapshotRecord> = HashMap::new();
-        let mut reference: HashMap<u32, u64> = HashMap::new();
+        let mut reference: IntMap<u32, u64> = IntMap::default();
         let mut view = StateView::empty();
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
