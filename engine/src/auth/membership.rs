@@ -87,12 +87,13 @@ pub(super) fn check(
     }
 
     let sender = &*pdu.sender;
-    let level = |user: &str, rule: String| {
+    // Rule names are formatted only on failure: `(a, b)` names rule `{m}.{a}.{b}`.
+    let level = |user: &str, (a, b): (u8, u8)| {
         user_power_level(user, state.get(POWER_LEVELS, ""), create)
-            .map_err(|reason| fail(version, rule, reason))
+            .map_err(|reason| fail(version, format!("{m}.{a}.{b}"), reason))
     };
-    let named = |field: IntField, rule: String| {
-        named_level(state, field).map_err(|reason| fail(version, rule, reason))
+    let named = |field: IntField, (a, b): (u8, u8)| {
+        named_level(state, field).map_err(|reason| fail(version, format!("{m}.{a}.{b}"), reason))
     };
     let target_membership = membership_of(state, target);
     let join_rule = state
@@ -150,8 +151,11 @@ pub(super) fn check(
                         format!("authorising user {authoriser} is not joined"),
                     ));
                 }
-                let authoriser_level = level(authoriser, rule.clone())?;
-                let invite = named(IntField::Invite, rule.clone())?;
+                let authoriser_level =
+                    user_power_level(authoriser, state.get(POWER_LEVELS, ""), create)
+                        .map_err(|reason| fail(version, rule.clone(), reason))?;
+                let invite = named_level(state, IntField::Invite)
+                    .map_err(|reason| fail(version, rule.clone(), reason))?;
                 if authoriser_level < PowerLevel::Finite(invite) {
                     return Err(fail(
                         version,
@@ -243,8 +247,8 @@ pub(super) fn check(
                     "target is joined or banned",
                 ));
             }
-            let sender_level = level(sender, format!("{m}.{i}.4"))?;
-            let invite = named(IntField::Invite, format!("{m}.{i}.4"))?;
+            let sender_level = level(sender, (i, 4))?;
+            let invite = named(IntField::Invite, (i, 4))?;
             if sender_level >= PowerLevel::Finite(invite) {
                 return Ok(());
             }
@@ -278,9 +282,9 @@ pub(super) fn check(
             if sender_membership != Some(Membership::Join) {
                 return Err(fail(version, format!("{m}.{l}.2"), "sender is not joined"));
             }
-            let sender_level = level(sender, format!("{m}.{l}.3"))?;
+            let sender_level = level(sender, (l, 3))?;
             if target_membership == Some(Membership::Ban) {
-                let ban = named(IntField::Ban, format!("{m}.{l}.3"))?;
+                let ban = named(IntField::Ban, (l, 3))?;
                 if sender_level < PowerLevel::Finite(ban) {
                     return Err(fail(
                         version,
@@ -292,8 +296,8 @@ pub(super) fn check(
                     ));
                 }
             }
-            let kick = named(IntField::Kick, format!("{m}.{l}.4"))?;
-            let target_level = level(target, format!("{m}.{l}.4"))?;
+            let kick = named(IntField::Kick, (l, 4))?;
+            let target_level = level(target, (l, 4))?;
             if sender_level >= PowerLevel::Finite(kick) && target_level < sender_level {
                 return Ok(());
             }
@@ -312,9 +316,9 @@ pub(super) fn check(
             if membership_of(state, sender) != Some(Membership::Join) {
                 return Err(fail(version, format!("{m}.{b}.1"), "sender is not joined"));
             }
-            let sender_level = level(sender, format!("{m}.{b}.2"))?;
-            let ban = named(IntField::Ban, format!("{m}.{b}.2"))?;
-            let target_level = level(target, format!("{m}.{b}.2"))?;
+            let sender_level = level(sender, (b, 2))?;
+            let ban = named(IntField::Ban, (b, 2))?;
+            let target_level = level(target, (b, 2))?;
             if sender_level >= PowerLevel::Finite(ban) && target_level < sender_level {
                 return Ok(());
             }

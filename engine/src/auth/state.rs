@@ -1,6 +1,7 @@
 //! Two ready-made [`AuthState`]s: an event's own auth events, and a state map by `(type, state_key)`.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::{AuthEvent, AuthState};
 
@@ -29,32 +30,56 @@ impl AuthState for AuthEventsState<'_> {
 }
 
 /// A state map `(type, state_key) → event`; the caller leaves rejected events out.
+///
+/// The keys the auth rules read are laid out for them: the three singletons (create, power levels,
+/// join rules) sit in fixed slots, member events in a map keyed by user id alone, everything else in a
+/// general map. Keys are hashed with a small multiplicative hash (the ids are not attacker-chosen
+/// hash-flooding input in a map built per check).
 #[derive(Debug, Clone, Default)]
 pub struct StateMap<'e> {
-    map: HashMap<(&'e str, &'e str), &'e AuthEvent>,
+    create: Option<&'e AuthEvent>,
+    power_levels: Option<&'e AuthEvent>,
+    join_rules: Option<&'e AuthEvent>,
+    members: HashMap<&'e str, &'e AuthEvent, FastHash>,
+    others: HashMap<(&'e str, &'e str), &'e AuthEvent, FastHash>,
 }
 
 impl<'e> StateMap<'e> {
     pub fn new() -> Self {
-        StateMap {
-            map: HashMap::new(),
-        }
+        StateMap::default()
     }
 
     /// Adds a state event (events without a `state_key` are ignored); a later event for the same key
     /// replaces the earlier one.
     pub fn insert(&mut self, event: &'e AuthEvent) {
-        if let Some(state_key) = event.pdu.state_key.as_deref() {
-            self.map.insert((&event.pdu.event_type, state_key), event);
+        let Some(state_key) = event.pdu.state_key.as_deref() else {
+            return;
+        };
+        let event_type: &'e str = &event.pdu.event_type;
+        match (event_type, state_key) {
+            ("m.room.member", user) => {
+                self.members.insert(user, event);
+            }
+            ("m.room.create", "") => self.create = Some(event),
+            ("m.room.power_levels", "") => self.power_levels = Some(event),
+            ("m.room.join_rules", "") => self.join_rules = Some(event),
+            key => {
+                self.others.insert(key, event);
+            }
         }
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        [self.create, self.power_levels, self.join_rules]
+            .iter()
+            .flatten()
+            .count()
+            + self.members.len()
+            + self.others.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 }
 
@@ -70,6 +95,96 @@ impl<'e> FromIterator<&'e AuthEvent> for StateMap<'e> {
 
 impl AuthState for StateMap<'_> {
     fn get(&self, event_type: &str, state_key: &str) -> Option<&AuthEvent> {
-        self.map.get(&(event_type, state_key)).copied()
+        match (event_type, state_key) {
+            ("m.room.member", user) => self.members.get(user).copied(),
+            ("m.room.create", "") => self.create,
+            ("m.room.power_levels", "") => self.power_levels,
+            ("m.room.join_rules", "") => self.join_rules,
+            key => self.others.get(&key).copied(),
+        }
+    }
+}
+
+/// A word-at-a-time multiplicative hash (the FxHash scheme) for short identifier keys.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Fx(u64);
+
+type FastHash = BuildHasherDefault<Fx>;
+
+impl Fx {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::EventBuilder;
+    use crate::room_version::RoomVersion;
+
+    #[test]
+    fn state_map_finds_every_kind_of_key() {
+        let v = RoomVersion::from_id("11").expect("known");
+        let make = |t: &str, k: &str| {
+            AuthEvent::new(
+                EventBuilder::with_json_content(v, t, "@a:x", "{}")
+                    .state_key(k)
+                    .room_id("!r:x")
+                    .build()
+                    .expect("valid"),
+            )
+        };
+        let events = [
+            make("m.room.create", ""),
+            make("m.room.power_levels", ""),
+            make("m.room.join_rules", ""),
+            make("m.room.member", "@a:x"),
+            make("m.room.third_party_invite", "tok"),
+            make("m.room.topic", ""),
+        ];
+        let state: StateMap<'_> = events.iter().collect();
+        assert_eq!(state.len(), 6);
+        for e in &events {
+            let key = (&*e.pdu.event_type, e.pdu.state_key.as_deref().unwrap_or(""));
+            assert_eq!(
+                state.get(key.0, key.1).map(AuthEvent::event_id),
+                Some(e.event_id()),
+                "{key:?}"
+            );
+        }
+        assert!(state.get("m.room.member", "@b:x").is_none());
+        assert!(state.get("m.room.power_levels", "x").is_none());
     }
 }
