@@ -2,12 +2,14 @@
 //!
 //! Inputs: a realistic ~1.5 KB member event and a ~60 KB power-levels event (1 500 users), room v11.
 //! roomgraph: `Pdu::parse` (borrowing parse, format checks, streaming reference hash) plus canonical
-//! serialisation into a reused buffer. ruma: `CanonicalJsonObject` parse, canonical serialisation and
-//! `ruma_signatures::reference_hash`.
+//! serialisation into a reused buffer. ruma: `CanonicalJsonObject` parse (which enforces canonical-JSON
+//! value rules), canonical serialisation and `ruma_signatures::reference_hash`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use roomgraph::builder::EventBuilder;
-use roomgraph::canonical_json::write_object;
+use roomgraph::NumberPolicy;
+use roomgraph::canonical_json::{parse_object, write_object};
+use roomgraph::hashes::reference_hash;
 use roomgraph::pdu::Pdu;
 use roomgraph::room_version::RoomVersion;
 use ruma::CanonicalJsonObject;
@@ -66,7 +68,8 @@ fn roomgraph_path(input: &[u8], version: &'static RoomVersion, buf: &mut Vec<u8>
 
 fn ruma_path(input: &[u8], rules: &RoomVersionRules) -> usize {
     let obj: CanonicalJsonObject = serde_json::from_slice(input).expect("valid json");
-    let canonical = ruma::CanonicalJsonValue::Object(obj.clone()).to_string();
+    // A `CanonicalJsonObject` is a sorted map, so plain serde_json serialisation is its canonical form.
+    let canonical = serde_json::to_vec(&obj).expect("serialises");
     let id = ruma::signatures::reference_hash(&obj, rules).expect("hash");
     id.len() + canonical.len()
 }
@@ -88,6 +91,22 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // Stages of the roomgraph path on the member event, to see where the time goes.
+    let input = inputs[0].1.as_bytes();
+    let obj = parse_object(input, NumberPolicy::Strict).expect("valid");
+    let mut stages = c.benchmark_group("pdu_stages");
+    stages.bench_function("parse", |b| b.iter(|| parse_object(black_box(input), NumberPolicy::Strict).map(|o| o.len())));
+    stages.bench_function("reference_hash", |b| b.iter(|| reference_hash(black_box(&obj), version)));
+    let mut buf = Vec::with_capacity(4096);
+    stages.bench_function("canonical_write", |b| {
+        b.iter(|| {
+            buf.clear();
+            write_object(black_box(&obj), &mut buf);
+            buf.len()
+        })
+    });
+    stages.finish();
 }
 
 criterion_group!(benches, bench);

@@ -225,49 +225,66 @@ pub fn parse_object(input: &[u8], policy: NumberPolicy) -> Result<JsonObject<'_>
     }
 }
 
+/// Applies `policy` to every number. The path of an offending value is built only on the error path,
+/// so a valid document costs one allocation-free walk.
 fn apply_policy(value: &mut JsonValue<'_>, policy: NumberPolicy, path: &mut String) -> Result<(), JsonError> {
+    if policy == NumberPolicy::Lenient {
+        return Ok(());
+    }
+    let mut segments = Vec::new();
+    match check_numbers(value, policy, &mut segments) {
+        Ok(()) => Ok(()),
+        Err(kind) => {
+            for segment in segments.iter().rev() {
+                path.push_str(segment);
+            }
+            let path = display_path(path);
+            Err(match kind {
+                NumberFault::Float(value) => JsonError::Float { path, value },
+                NumberFault::Range(value) => JsonError::IntegerRange { path, value },
+            })
+        }
+    }
+}
+
+enum NumberFault {
+    Float(String),
+    Range(String),
+}
+
+/// Checks (and for `Normalise`, rewrites) numbers; on failure `segments` holds the path, innermost first.
+fn check_numbers(value: &mut JsonValue<'_>, policy: NumberPolicy, segments: &mut Vec<String>) -> Result<(), NumberFault> {
     match value {
         JsonValue::Int(i) => {
-            if policy != NumberPolicy::Lenient && !(-MAX_SAFE_INT..=MAX_SAFE_INT).contains(i) {
-                return Err(JsonError::IntegerRange { path: display_path(path), value: i.to_string() });
+            if !(-MAX_SAFE_INT..=MAX_SAFE_INT).contains(i) {
+                return Err(NumberFault::Range(i.to_string()));
             }
         }
-        JsonValue::UInt(u) => {
-            if policy != NumberPolicy::Lenient {
-                return Err(JsonError::IntegerRange { path: display_path(path), value: u.to_string() });
+        JsonValue::UInt(u) => return Err(NumberFault::Range(u.to_string())),
+        JsonValue::Float(f) => {
+            let f = *f;
+            if policy == NumberPolicy::Normalise && f.fract() == 0.0 && f.abs() <= MAX_SAFE_INT as f64 {
+                *value = JsonValue::Int(f as i64);
+            } else if policy == NumberPolicy::Normalise && f.fract() == 0.0 && f.is_finite() {
+                return Err(NumberFault::Range(f.to_string()));
+            } else {
+                return Err(NumberFault::Float(f.to_string()));
             }
         }
-        JsonValue::Float(f) => match policy {
-            NumberPolicy::Lenient => {}
-            NumberPolicy::Strict => {
-                return Err(JsonError::Float { path: display_path(path), value: f.to_string() });
-            }
-            NumberPolicy::Normalise => {
-                let limit = MAX_SAFE_INT as f64;
-                if f.fract() == 0.0 && f.abs() <= limit {
-                    *value = JsonValue::Int(*f as i64);
-                } else if f.fract() == 0.0 && f.is_finite() {
-                    return Err(JsonError::IntegerRange { path: display_path(path), value: f.to_string() });
-                } else {
-                    return Err(JsonError::Float { path: display_path(path), value: f.to_string() });
-                }
-            }
-        },
         JsonValue::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                apply_policy(item, policy, path)?;
-                path.truncate(len);
+                if let Err(e) = check_numbers(item, policy, segments) {
+                    segments.push(format!("[{i}]"));
+                    return Err(e);
+                }
             }
         }
         JsonValue::Object(obj) => {
             for (k, v) in obj.entries.iter_mut() {
-                let len = path.len();
-                path.push('.');
-                path.push_str(k);
-                apply_policy(v, policy, path)?;
-                path.truncate(len);
+                if let Err(e) = check_numbers(v, policy, segments) {
+                    segments.push(format!(".{k}"));
+                    return Err(e);
+                }
             }
         }
         JsonValue::Null | JsonValue::Bool(_) | JsonValue::String(_) => {}
@@ -384,6 +401,7 @@ pub trait Sink {
 }
 
 impl Sink for Vec<u8> {
+    #[inline]
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
     }
@@ -393,6 +411,28 @@ impl Sink for sha2::Sha256 {
     fn put(&mut self, bytes: &[u8]) {
         sha2::Digest::update(self, bytes);
     }
+}
+
+/// Hashes what `write` emits with SHA-256. The bytes are gathered in a per-thread scratch buffer and
+/// hashed in one call: the per-call overhead of the hash function would otherwise dominate, as the
+/// canonical writer emits many small pieces.
+pub fn sha256_of(write: impl FnOnce(&mut Vec<u8>)) -> [u8; 32] {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(4096));
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            write(&mut buf);
+            <sha2::Sha256 as sha2::Digest>::digest(buf.as_slice()).into()
+        }
+        // Re-entrant use (never expected): fall back to a fresh buffer.
+        Err(_) => {
+            let mut buf = Vec::new();
+            write(&mut buf);
+            <sha2::Sha256 as sha2::Digest>::digest(buf.as_slice()).into()
+        }
+    })
 }
 
 /// Counts bytes without storing them (used for the PDU size limit).
@@ -455,36 +495,67 @@ pub fn write_object_filtered<'v, 'a: 'v>(
     out.put(b"}");
 }
 
+/// For each byte: 0 when it is written as is, otherwise the character after the backslash of its escape
+/// (`u` for the `\u00XX` form). Canonical JSON escapes only `"`, `\\` and control characters.
+static ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+/// Whether any byte of the 8 in `word` needs escaping (`"`, `\\` or a control character). Exact as a
+/// yes/no answer (the classic "has zero byte / has byte less than" word tricks).
+#[inline]
+fn word_needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+    below_space || has_zero(word ^ (ONES * b'"' as u64)) || has_zero(word ^ (ONES * b'\\' as u64))
+}
+
 /// Writes a JSON string with exactly the escapes canonical JSON requires.
 pub fn write_string(s: &str, out: &mut impl Sink) {
     out.put(b"\"");
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            0x08 => b"\\b",
-            0x09 => b"\\t",
-            0x0a => b"\\n",
-            0x0c => b"\\f",
-            0x0d => b"\\r",
-            0x00..=0x1f => {
-                if start < i {
-                    out.put(&bytes[start..i]);
-                }
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.put(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]);
-                start = i + 1;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip clean 8-byte words quickly; most strings in events need no escapes at all.
+        if i + 8 <= bytes.len() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[i..i + 8]);
+            if !word_needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
                 continue;
             }
-            _ => continue,
-        };
-        if start < i {
-            out.put(&bytes[start..i]);
         }
-        out.put(escape);
-        start = i + 1;
+        let b = bytes[i];
+        let escape = ESCAPE[b as usize];
+        if escape != 0 {
+            if start < i {
+                out.put(&bytes[start..i]);
+            }
+            if escape == b'u' {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.put(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]);
+            } else {
+                out.put(&[b'\\', escape]);
+            }
+            start = i + 1;
+        }
+        i += 1;
     }
     if start < bytes.len() {
         out.put(&bytes[start..]);

@@ -3,9 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-use sha2::{Digest, Sha256};
-
-use crate::canonical_json::{JsonObject, write_object_filtered};
+use crate::canonical_json::{JsonObject, sha256_of, write_object_filtered};
 use crate::redaction::write_redacted_for_hash;
 use crate::room_version::{EventIdFormat, RoomVersion};
 
@@ -14,12 +12,12 @@ pub type Sha256Digest = [u8; 32];
 
 /// SHA-256 over the canonical JSON of the full event without `unsigned`, `signatures` and `hashes`.
 pub fn content_hash(event: &JsonObject<'_>) -> Sha256Digest {
-    let mut hasher = Sha256::new();
-    write_object_filtered(event, &mut hasher, |k, v| match k {
-        "unsigned" | "signatures" | "hashes" => None,
-        _ => Some(v),
-    });
-    hasher.finalize().into()
+    sha256_of(|out| {
+        write_object_filtered(event, out, |k, v| match k {
+            "unsigned" | "signatures" | "hashes" => None,
+            _ => Some(v),
+        })
+    })
 }
 
 /// SHA-256 over the canonical JSON of the redacted event without `signatures` and `unsigned`.
@@ -28,13 +26,11 @@ pub fn content_hash(event: &JsonObject<'_>) -> Sha256Digest {
 /// copy) is ignored rather than silently changing the hash. The reference hash of a v1/v2 event covers
 /// its `event_id`, which is part of the event there.
 pub fn reference_hash(event: &JsonObject<'_>, version: &RoomVersion) -> Sha256Digest {
-    let mut hasher = Sha256::new();
     let also_drop: &[&str] = match version.event_id_format {
         EventIdFormat::ServerChosen => &[],
         _ => &["event_id"],
     };
-    write_redacted_for_hash(event, version.redaction, also_drop, &mut hasher);
-    hasher.finalize().into()
+    sha256_of(|out| write_redacted_for_hash(event, version.redaction, also_drop, out))
 }
 
 /// Unpadded standard base64, the encoding of `hashes.sha256` and of v3 event ids.

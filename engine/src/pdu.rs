@@ -342,7 +342,9 @@ fn event_refs<'a>(
                 other => return Err(wrong_type(&format!("{field}[{i}]"), "an event id string", other)),
             }
         };
-        check_len(&format!("{field}[{i}]"), id)?;
+        if id.len() > MAX_ID_BYTES {
+            return Err(PduError::TooLong { field: format!("{field}[{i}]"), len: id.len(), max: MAX_ID_BYTES });
+        }
         ids.push(id.clone());
     }
     Ok(ids)
