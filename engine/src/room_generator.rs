@@ -79,6 +79,9 @@ pub struct RoomConfig {
     pub malicious_server: bool,
     /// Share of actions that are messages (non-state events).
     pub message_ratio: f64,
+    /// Share of actions taken by a random bootstrap member of the acting server (a display-name change,
+    /// sometimes a leave), so that forks of a big room touch many distinct keys.
+    pub member_activity: f64,
 }
 
 impl RoomConfig {
@@ -96,6 +99,7 @@ impl RoomConfig {
             merge_probability: 0.15,
             malicious_server: rng.chance(0.5),
             message_ratio: 0.05,
+            member_activity: 0.0,
         }
     }
 
@@ -120,6 +124,7 @@ impl RoomConfig {
             merge_probability: 0.0,
             malicious_server: false,
             message_ratio: 0.0,
+            member_activity: 0.8,
         }
     }
 }
@@ -437,6 +442,22 @@ impl Sim {
             self.merge(server, other);
         }
         let force = self.malicious(server) && self.rng.chance(0.5);
+        if self.cfg.member_activity > 0.0
+            && self.cfg.bootstrap_members > self.cfg.servers
+            && self.rng.chance(self.cfg.member_activity)
+        {
+            let per_server = self.cfg.bootstrap_members / self.cfg.servers;
+            let m = self.rng.below(per_server) * self.cfg.servers + server;
+            let u = format!("@m{m}:{}", server_name(server));
+            let n = self.counter;
+            let content = if self.rng.chance(0.1) {
+                json!({"membership": "leave"})
+            } else {
+                json!({"membership": "join", "displayname": format!("member {m} ({n})")})
+            };
+            self.emit(server, &u, "m.room.member", Some(&u), content, force);
+            return;
+        }
         let locals = self.local_users(server);
         let joined = self.with_membership(server, "join");
         let local_joined: Vec<String> = locals

@@ -361,3 +361,83 @@ fn dedup_refs<'s>(refs: &'s [std::borrow::Cow<'_, str>]) -> impl Iterator<Item =
         .enumerate()
         .filter_map(move |(i, r)| (!refs[..i].contains(r)).then_some(&**r))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::EventBuilder;
+
+    fn ev(version: &'static RoomVersion, id: &str, auth: &[&str], room: &str) -> AuthEvent {
+        let pdu =
+            EventBuilder::with_json_content(version, "m.room.topic", "@a:x", r#"{"topic":"t"}"#)
+                .state_key("")
+                .room_id(room)
+                .local_id(id)
+                .auth_events(auth)
+                .build()
+                .expect("valid fixture");
+        AuthEvent::new(pdu)
+    }
+
+    fn v2() -> &'static RoomVersion {
+        RoomVersion::from_id("2").expect("known")
+    }
+
+    #[test]
+    fn build_numbers_auth_events_first() {
+        let events = vec![
+            ev(v2(), "$c:x", &["$b:x", "$a:x"], "!r:x"),
+            ev(v2(), "$b:x", &["$a:x"], "!r:x"),
+            ev(v2(), "$a:x", &[], "!r:x"),
+        ];
+        let g = EventGraph::build(v2(), events, &|id| id == "$b:x").expect("valid");
+        let (a, b, c) = (
+            g.idx("$a:x").unwrap(),
+            g.idx("$b:x").unwrap(),
+            g.idx("$c:x").unwrap(),
+        );
+        assert!(a < b && b < c);
+        assert_eq!(g.auth_events(c), [b, a]);
+        assert!(g.node(b).rejected && !g.node(a).rejected);
+        assert_eq!(g.keys().len(), 1);
+    }
+
+    #[test]
+    fn build_errors_name_the_event() {
+        let dup = vec![ev(v2(), "$a:x", &[], "!r:x"), ev(v2(), "$a:x", &[], "!r:x")];
+        assert_eq!(
+            EventGraph::build(v2(), dup, &|_| false).err(),
+            Some(ResolveError::DuplicateEvent("$a:x".into()))
+        );
+        let missing = vec![ev(v2(), "$a:x", &["$zz:x"], "!r:x")];
+        assert!(
+            matches!(EventGraph::build(v2(), missing, &|_| false), Err(ResolveError::MissingAuthEvent { auth_event_id, .. }) if auth_event_id == "$zz:x")
+        );
+        let cycle = vec![
+            ev(v2(), "$a:x", &["$b:x"], "!r:x"),
+            ev(v2(), "$b:x", &["$a:x"], "!r:x"),
+        ];
+        assert!(matches!(
+            EventGraph::build(v2(), cycle, &|_| false),
+            Err(ResolveError::AuthCycle(_))
+        ));
+        let rooms = vec![ev(v2(), "$a:x", &[], "!r:x"), ev(v2(), "$b:x", &[], "!s:x")];
+        assert!(
+            matches!(EventGraph::build(v2(), rooms, &|_| false), Err(ResolveError::WrongRoom { room_id, .. }) if room_id == "!s:x")
+        );
+    }
+
+    #[test]
+    fn insert_requires_auth_events_present() {
+        let mut g = EventGraph::new(v2(), "!r:x");
+        assert!(
+            g.insert(ev(v2(), "$b:x", &["$a:x"], "!r:x"), false)
+                .is_err()
+        );
+        g.insert(ev(v2(), "$a:x", &[], "!r:x"), false)
+            .expect("root");
+        g.insert(ev(v2(), "$b:x", &["$a:x", "$a:x"], "!r:x"), false)
+            .expect("dup auth refs collapse");
+        assert_eq!(g.auth_events(EventIdx(1)), [EventIdx(0)]);
+    }
+}

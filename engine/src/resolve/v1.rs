@@ -264,7 +264,7 @@ mod tests {
             hex(sha1(
                 b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
             )),
-            "84983e441c3bd26ebaf4a1e79be9ba2b50ed9a83"
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
         );
     }
 }

@@ -20,6 +20,9 @@ use super::topo::kahn_sort;
 use super::{ResolveError, ResolvedState, Resolver};
 
 const NONE: u32 = u32::MAX;
+/// Below this many events the reachability passes take microseconds: running them on two threads costs
+/// more than it saves.
+const PARALLEL_MIN_EVENTS: usize = 4096;
 
 /// Per-resolution buffers, kept by the [`Resolver`] between resolutions.
 #[derive(Debug, Default)]
@@ -288,7 +291,7 @@ pub(crate) fn resolve(
                 subgraph.clear();
             }
         };
-        if parallel && v2_1 {
+        if parallel && v2_1 && graph.len() >= PARALLEL_MIN_EVENTS {
             rayon::join(do_diff, do_sub);
         } else {
             do_diff();
