@@ -213,8 +213,38 @@ fn resolve_large(c: &mut Criterion) {
         let v = RoomVersion::from_id(version).expect("known");
         let room = generate(&RoomConfig::large(v, 42, 20_000, 300, 4, 500));
         let case = Case::new(room);
+        if version == "12"
+            && let Ok(path) = std::env::var("ROOMGRAPH_FLAMEGRAPH")
+        {
+            flamegraph(&case, &path);
+        }
         bench_case(c, &format!("resolve_large/v{version}"), &case, true);
     }
+}
+
+/// With `ROOMGRAPH_FLAMEGRAPH=<file.svg>`: profiles 10 rounds of graph building plus resolution of the
+/// large v12 case with pprof and writes a flamegraph.
+fn flamegraph(case: &Case, path: &str) {
+    let rounds = 10;
+    let inputs: Vec<Vec<AuthEvent>> = (0..rounds).map(|_| case.events.clone()).collect();
+    let mut outputs = Vec::with_capacity(rounds);
+    let mut resolver = Resolver::with_options(ResolveOptions { parallel: false });
+    let Ok(guard) = pprof::ProfilerGuardBuilder::default()
+        .frequency(2000)
+        .build()
+    else {
+        return;
+    };
+    for events in inputs {
+        outputs.push(case.build_and_resolve(events, &mut resolver));
+    }
+    if let Ok(report) = guard.report().build()
+        && let Ok(file) = std::fs::File::create(path)
+    {
+        let _ = report.flamegraph(file);
+        eprintln!("flamegraph written to {path}");
+    }
+    drop(outputs);
 }
 
 criterion_group!(benches, resolve_small, resolve_large);

@@ -12,6 +12,7 @@
 //! 1 (ruma admits a rejected conflicted event) cannot arise here; `resolve_scenarios.rs` pins Synapse's
 //! behaviour for it.
 
+mod resolve_support;
 #[path = "resolve_support/ruma_oracle.rs"]
 mod ruma_oracle;
 
@@ -141,4 +142,76 @@ fn v11_matches_ruma() {
 #[test]
 fn v12_matches_ruma() {
     differential("12");
+}
+
+/// known-divergences.md point 1, pinned: a conflicted event flagged rejected that passes the iterative
+/// auth checks. ruma 0.18 lets it win; roomgraph follows Synapse and keeps it out of the resolved state.
+#[test]
+fn rejected_conflicted_event_follows_synapse_not_ruma() {
+    use resolve_support::{ALICE, BOB, build_explicit, member, node};
+    let v = RoomVersion::from_id("11").expect("known");
+    let pl = format!(r#"{{"users":{{"{ALICE}":100,"{BOB}":50}}}}"#);
+    let nodes = [
+        (
+            node("CREATE", ALICE, "m.room.create", Some(""), "{}"),
+            &[][..],
+        ),
+        (member("MA", ALICE, ALICE, "join"), &["CREATE"][..]),
+        (
+            node("PA", ALICE, "m.room.power_levels", Some(""), &pl),
+            &["CREATE", "MA"][..],
+        ),
+        (
+            node(
+                "JR",
+                ALICE,
+                "m.room.join_rules",
+                Some(""),
+                r#"{"join_rule":"public"}"#,
+            ),
+            &["CREATE", "MA", "PA"][..],
+        ),
+        (member("MB", BOB, BOB, "join"), &["CREATE", "PA", "JR"][..]),
+        (
+            node("T1", ALICE, "m.room.topic", Some(""), r#"{"topic":"a"}"#),
+            &["CREATE", "MA", "PA"][..],
+        ),
+        (
+            node("TB", BOB, "m.room.topic", Some(""), r#"{"topic":"b"}"#),
+            &["CREATE", "MB", "PA"][..],
+        ),
+    ];
+    let (mut graph, ids, pdus) = build_explicit(v, &nodes);
+    let set = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| ids[n].clone())
+            .collect::<Vec<String>>()
+    };
+    let sets = [
+        set(&["CREATE", "MA", "PA", "JR", "MB", "T1"]),
+        set(&["CREATE", "MA", "PA", "JR", "MB", "TB"]),
+    ];
+    let topic = ("m.room.topic".to_owned(), String::new());
+    let tb = graph.idx(&ids["TB"]).expect("known");
+    graph.set_rejected(tb, true);
+    let mut resolver = Resolver::new();
+    let mine = ours(&graph, &mut resolver, &sets);
+    let theirs = RumaRoom::from_pdus(v, &pdus, &[&ids["TB"]]).resolve(&sets);
+    assert_eq!(
+        mine[&topic], ids["T1"],
+        "Synapse: a rejected event never enters resolved state"
+    );
+    assert_eq!(
+        theirs[&topic], ids["TB"],
+        "ruma 0.18 admits the rejected conflicted event"
+    );
+    // Everything else agrees.
+    let rest = |m: &Named| {
+        m.iter()
+            .filter(|(k, _)| **k != topic)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rest(&mine), rest(&theirs));
 }

@@ -169,10 +169,56 @@ impl Resolver {
     }
 }
 
+/// Resolves many independent requests on the same graph in parallel (one [`Resolver`] per rayon worker).
+/// Each result is the one a single-threaded [`Resolver::resolve`] gives.
+pub fn resolve_many(
+    graph: &EventGraph,
+    batches: &[Vec<Vec<EventIdx>>],
+) -> Vec<Result<ResolvedState, ResolveError>> {
+    use rayon::prelude::*;
+    batches
+        .par_iter()
+        .map_init(
+            || Resolver::with_options(ResolveOptions { parallel: false }),
+            |resolver, sets| {
+                let refs: Vec<&[EventIdx]> = sets.iter().map(Vec::as_slice).collect();
+                resolver.resolve(graph, &refs)
+            },
+        )
+        .collect()
+}
+
 /// Resolves `state_sets` with a fresh [`Resolver`].
 pub fn resolve(
     graph: &EventGraph,
     state_sets: &[&[EventIdx]],
 ) -> Result<ResolvedState, ResolveError> {
     Resolver::new().resolve(graph, state_sets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::room_generator::{RoomConfig, generate};
+    use crate::room_version::RoomVersion;
+
+    #[test]
+    fn resolve_many_matches_one_by_one() {
+        let room = generate(&RoomConfig::small(
+            RoomVersion::from_id("11").expect("known"),
+            11,
+        ));
+        let (graph, sets) = room.graph();
+        let mut batches = vec![sets.clone()];
+        for i in 0..sets.len() {
+            for j in i + 1..sets.len() {
+                batches.push(vec![sets[i].clone(), sets[j].clone()]);
+            }
+        }
+        let many = resolve_many(&graph, &batches);
+        for (batch, got) in batches.iter().zip(many) {
+            let refs: Vec<&[EventIdx]> = batch.iter().map(Vec::as_slice).collect();
+            assert_eq!(got, resolve(&graph, &refs));
+        }
+    }
 }

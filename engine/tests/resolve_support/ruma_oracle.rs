@@ -19,7 +19,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use roomgraph::canonical_json::{JsonValue, to_canonical_string};
+use roomgraph::pdu::Pdu;
 use roomgraph::room_generator::GeneratedRoom;
+use roomgraph::room_version::RoomVersion;
 
 #[derive(Debug, Deserialize)]
 pub struct RumaPdu {
@@ -86,17 +88,23 @@ pub struct RumaRoom {
 
 impl RumaRoom {
     pub fn new(room: &GeneratedRoom) -> RumaRoom {
+        RumaRoom::from_pdus(room.version, &room.events, &[])
+    }
+
+    /// From any PDUs; `rejected` lists the event ids to flag as rejected.
+    pub fn from_pdus(version: &RoomVersion, pdus: &[Pdu<'_>], rejected: &[&str]) -> RumaRoom {
         let mut events = HashMap::new();
-        for pdu in &room.events {
+        for pdu in pdus {
             let text = to_canonical_string(&JsonValue::Object(pdu.json.clone()));
             let mut value: serde_json::Value =
                 serde_json::from_str(&text).expect("canonical JSON parses");
             value["event_id"] = serde_json::Value::String(pdu.event_id.to_string());
-            let ev: RumaPdu = serde_json::from_value(value)
+            let mut ev: RumaPdu = serde_json::from_value(value)
                 .unwrap_or_else(|e| panic!("ruma reads {}: {e}", pdu.event_id));
+            ev.rejected = rejected.contains(&&*pdu.event_id);
             events.insert(ev.event_id.clone(), Arc::new(ev));
         }
-        let id = RoomVersionId::try_from(room.version.id).expect("ruma knows the version");
+        let id = RoomVersionId::try_from(version.id).expect("ruma knows the version");
         RumaRoom {
             events,
             rules: id.rules().expect("rules for a stable version"),
