@@ -69,6 +69,12 @@ impl<'a> JsonObject<'a> {
         JsonObject { entries: Vec::new() }
     }
 
+    /// Wraps entries that are already sorted by key bytes and unique (the JSON reader checks this).
+    pub(crate) fn from_sorted_unique(entries: Vec<(Cow<'a, str>, JsonValue<'a>)>) -> Self {
+        debug_assert!(entries.is_sorted_by(|a, b| a.0.as_bytes() < b.0.as_bytes()));
+        JsonObject { entries }
+    }
+
     /// Builds an object from entries in any order; `None` if a key repeats.
     pub fn from_entries(mut entries: Vec<(Cow<'a, str>, JsonValue<'a>)>) -> Option<Self> {
         entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
@@ -209,9 +215,7 @@ impl<'a> JsonValue<'a> {
 
 /// Parses a JSON document, borrowing strings from `input`, and applies `policy` to its numbers.
 pub fn parse(input: &[u8], policy: NumberPolicy) -> Result<JsonValue<'_>, JsonError> {
-    let mut de = serde_json::Deserializer::from_slice(input);
-    let mut value = JsonValue::deserialize(&mut de).map_err(|e| JsonError::Syntax(e.to_string()))?;
-    de.end().map_err(|e| JsonError::Syntax(e.to_string()))?;
+    let mut value = crate::json_reader::read(input).map_err(JsonError::Syntax)?;
     let mut path = String::new();
     apply_policy(&mut value, policy, &mut path)?;
     Ok(value)

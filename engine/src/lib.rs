@@ -10,6 +10,7 @@ pub mod builder;
 pub mod canonical_json;
 pub mod event_id;
 pub mod hashes;
+mod json_reader;
 pub mod pdu;
 pub mod redaction;
 pub mod resolve;
