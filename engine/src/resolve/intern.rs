@@ -51,10 +51,16 @@ impl StateKeyInterner {
         }
         let k = StateKeyIdx(self.keys.len() as u32);
         self.keys.push((event_type.into(), state_key.into()));
-        self.by_type
-            .entry(event_type.into())
-            .or_default()
-            .insert(state_key.into(), k);
+        match self.by_type.get_mut(event_type) {
+            Some(by_key) => {
+                by_key.insert(state_key.into(), k);
+            }
+            None => {
+                let mut by_key = HashMap::new();
+                by_key.insert(state_key.into(), k);
+                self.by_type.insert(event_type.into(), by_key);
+            }
+        }
         k
     }
 
