@@ -146,7 +146,7 @@ impl Reachability {
                 self.masks[e.ix() * words + i / 64] |= 1 << (i % 64);
             }
         }
-        let full_last = if k % 64 == 0 {
+        let full_last = if k.is_multiple_of(64) {
             u64::MAX
         } else {
             (1u64 << (k % 64)) - 1

@@ -18,7 +18,7 @@ pub fn kahn_sort<K: Ord>(
     let mut dependents_start = vec![0u32; n + 1];
     let mut scratch = Vec::new();
     let mut edges: Vec<(u32, u32)> = Vec::new();
-    for i in 0..n {
+    for (i, waiting) in pending.iter_mut().enumerate() {
         scratch.clear();
         deps(i, &mut scratch);
         scratch.sort_unstable();
@@ -26,7 +26,7 @@ pub fn kahn_sort<K: Ord>(
         for &d in &scratch {
             if d as usize != i {
                 edges.push((d, i as u32));
-                pending[i] += 1;
+                *waiting += 1;
                 dependents_start[d as usize + 1] += 1;
             }
         }
@@ -78,7 +78,7 @@ mod tests {
         let order = kahn_sort(
             4,
             |i, out| out.extend_from_slice(deps[i]),
-            |i| std::cmp::Reverse(i),
+            std::cmp::Reverse,
         );
         assert_eq!(order, [0, 1, 2, 3]);
     }

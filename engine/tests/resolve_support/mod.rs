@@ -21,6 +21,9 @@ pub fn version(id: &str) -> &'static RoomVersion {
     RoomVersion::from_id(id).expect("known room version")
 }
 
+/// A state map by `(type, state_key)`.
+pub type NamedState = BTreeMap<(String, String), String>;
+
 /// One fixture event, named by its node id.
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -134,7 +137,7 @@ pub struct Built {
     /// State after each node, as `(type, state_key) → event id`.
     pub state_after: HashMap<&'static str, BTreeMap<(String, String), String>>,
     /// Every resolution done on the way: the prev states and the result.
-    pub merges: Vec<(Vec<Vec<String>>, BTreeMap<(String, String), String>)>,
+    pub merges: Vec<(Vec<Vec<String>>, NamedState)>,
 }
 
 fn named(graph: &EventGraph, state: &ResolvedState) -> BTreeMap<(String, String), String> {
