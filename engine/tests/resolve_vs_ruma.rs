@@ -73,7 +73,11 @@ fn differential(version_id: &str) {
     let n = cases_per_version();
     let mut resolver = Resolver::with_options(ResolveOptions { parallel: false });
     let (mut rooms, mut resolutions, mut conflicted_rooms, mut conflicted_keys) = (0, 0, 0, 0);
-    for seed in 0..n {
+    let start: u64 = std::env::var("ROOMGRAPH_DIFF_START")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    for seed in start..start + n {
         let room = generate(&RoomConfig::small(v, seed * 7919 + 17));
         let ruma_room = RumaRoom::new(&room);
         let (graph, _) = room.graph();
@@ -93,12 +97,51 @@ fn differential(version_id: &str) {
             conflicted_keys += conflicted_key_count(&ruma_room, sets);
             let mine = ours(&graph, &mut resolver, sets);
             let theirs = ruma_room.resolve(sets);
-            assert_eq!(
-                mine,
-                theirs,
-                "v{version_id} seed {seed}: roomgraph and ruma disagree on {} sets",
-                sets.len()
-            );
+            if mine != theirs {
+                let keys: std::collections::BTreeSet<_> =
+                    mine.keys().chain(theirs.keys()).collect();
+                for k in keys {
+                    if mine.get(k) != theirs.get(k) {
+                        eprintln!(
+                            "  {k:?}: roomgraph {:?}, ruma {:?}",
+                            mine.get(k),
+                            theirs.get(k)
+                        );
+                        if std::env::var_os("ROOMGRAPH_DIFF_VERBOSE").is_some() {
+                            for id in [mine.get(k), theirs.get(k)].into_iter().flatten() {
+                                if let Some(e) = graph.idx(id) {
+                                    let j = roomgraph::canonical_json::to_canonical_string(
+                                        &roomgraph::canonical_json::JsonValue::Object(
+                                            graph.event(e).pdu.json.clone(),
+                                        ),
+                                    );
+                                    eprintln!("    {id}: {j}");
+                                    // Both auth implementations against ruma's resolved state.
+                                    let state: HashMap<(String, String), String> = theirs
+                                        .iter()
+                                        .map(|(k, v)| (k.clone(), v.clone()))
+                                        .collect();
+                                    let ev = ruma_room.events[&ruma_room.id(id)].clone();
+                                    let r = ruma::state_res::check_state_dependent_auth_rules(
+                                        &ruma_room.rules.authorization,
+                                        &*ev,
+                                        |t: &ruma::events::StateEventType, k: &str| {
+                                            state.get(&(t.to_string(), k.to_owned())).and_then(
+                                                |i| ruma_room.events.get(&ruma_room.id(i)).cloned(),
+                                            )
+                                        },
+                                    );
+                                    eprintln!("    ruma check vs ruma's state: {r:?}");
+                                }
+                            }
+                        }
+                    }
+                }
+                panic!(
+                    "v{version_id} seed {seed}: roomgraph and ruma disagree on {} sets",
+                    sets.len()
+                );
+            }
             resolutions += 1;
         }
         rooms += 1;
