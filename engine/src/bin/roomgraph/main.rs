@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 mod auth_check;
 mod resolve;
 #[cfg(feature = "store")]
+mod demo;
+#[cfg(feature = "store")]
 mod store_cmds;
 use roomgraph::canonical_json::{self, JsonValue, NumberPolicy};
 use roomgraph::pdu::Pdu;
@@ -23,6 +25,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The main job on the embedded default: ingest the sample room shipped with roomgraph into a
+    /// RocksDB store and print the outcomes, forward extremities and current state.
+    #[cfg(feature = "store")]
+    Demo {
+        /// Keep the store in DIR (default: a temporary directory, removed afterwards).
+        #[arg(long, value_name = "DIR")]
+        db: Option<std::path::PathBuf>,
+    },
     /// Check one event against the auth rules: reads `{"room_version", "events", "event", "state",
     /// "rejected"}` and prints `{"allowed": true}` or `{"allowed": false, "stage", "rule", "reason"}`.
     AuthCheck {
@@ -143,6 +153,8 @@ const SAMPLE_ROOM: &str = include_str!("../../../../datasets/sample-room-v11.ndj
 fn run(command: Command) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     match command {
+        #[cfg(feature = "store")]
+        Command::Demo { db } => demo::run(db, &mut stdout).map_err(Failure)?,
         Command::AuthCheck { file } => {
             let input = read_input(&file)?;
             auth_check::run(&input, &mut stdout).map_err(Failure)?
