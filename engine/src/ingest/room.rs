@@ -138,17 +138,21 @@ impl RoomState {
         Ok(room)
     }
 
-    /// Applies `items` (and whatever they unblock) in `(depth, arrival)` order once their parents are
-    /// known; events with unknown parents join the waiting set.
+    /// Applies `items` (and whatever they unblock) in `(depth, event id)` order once their parents are
+    /// known — a topological order that does not depend on arrival order within a batch; events with unknown parents join the waiting set.
     pub fn run(&mut self, sh: &Shared<'_>, items: Vec<Item>) -> RoomResult<RoomOutput> {
         let mut out = RoomOutput::default();
         let mut slots: Vec<Option<Item>> = Vec::with_capacity(items.len());
         let mut heap = BinaryHeap::with_capacity(items.len());
         for item in items {
-            heap.push(Reverse((item.pdu.depth, slots.len())));
+            heap.push(Reverse((
+                item.pdu.depth,
+                item.pdu.event_id.to_string(),
+                slots.len(),
+            )));
             slots.push(Some(item));
         }
-        while let Some(Reverse((_, slot))) = heap.pop() {
+        while let Some(Reverse((_, _, slot))) = heap.pop() {
             let Some(item) = slots.get_mut(slot).and_then(Option::take) else {
                 continue;
             };
@@ -182,7 +186,11 @@ impl RoomState {
             if let Some(woken) = self.waiting.remove(&id) {
                 sh.pending_count.fetch_sub(woken.len(), Ordering::Relaxed);
                 for w in woken {
-                    heap.push(Reverse((w.pdu.depth, slots.len())));
+                    heap.push(Reverse((
+                        w.pdu.depth,
+                        w.pdu.event_id.to_string(),
+                        slots.len(),
+                    )));
                     slots.push(Some(w));
                 }
             }
