@@ -6,8 +6,8 @@
 //! value rules), canonical serialisation and `ruma_signatures::reference_hash`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
-use roomgraph::builder::EventBuilder;
 use roomgraph::NumberPolicy;
+use roomgraph::builder::EventBuilder;
 use roomgraph::canonical_json::{parse_object, write_object};
 use roomgraph::hashes::reference_hash;
 use roomgraph::pdu::Pdu;
@@ -40,7 +40,9 @@ fn member_event(version: &'static RoomVersion) -> String {
 }
 
 fn power_levels_event(version: &'static RoomVersion, users: usize) -> String {
-    let users: Vec<String> = (0..users).map(|i| format!(r#""@user{i:05}:server{}.example.org":{}"#, i % 97, i % 100)).collect();
+    let users: Vec<String> = (0..users)
+        .map(|i| format!(r#""@user{i:05}:server{}.example.org":{}"#, i % 97, i % 100))
+        .collect();
     EventBuilder::with_json_content(
         version,
         "m.room.power_levels",
@@ -77,18 +79,25 @@ fn ruma_path(input: &[u8], rules: &RoomVersionRules) -> usize {
 fn bench(c: &mut Criterion) {
     let version = RoomVersion::from_id("11").expect("v11");
     let rules = RoomVersionRules::V11;
-    let inputs = [("member_1.5k", member_event(version)), ("power_levels_60k", power_levels_event(version, 1_500))];
+    let inputs = [
+        ("member_1.5k", member_event(version)),
+        ("power_levels_60k", power_levels_event(version, 1_500)),
+    ];
     let mut group = c.benchmark_group("pdu");
     for (name, input) in &inputs {
         assert!(input.len() <= 65_536, "{name} is {} bytes", input.len());
         group.throughput(Throughput::Elements(1));
         let mut buf = Vec::with_capacity(70_000);
-        group.bench_with_input(BenchmarkId::new("roomgraph", format!("{name}/{}B", input.len())), input, |b, input| {
-            b.iter(|| roomgraph_path(black_box(input.as_bytes()), version, &mut buf))
-        });
-        group.bench_with_input(BenchmarkId::new("ruma", format!("{name}/{}B", input.len())), input, |b, input| {
-            b.iter(|| ruma_path(black_box(input.as_bytes()), &rules))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("roomgraph", format!("{name}/{}B", input.len())),
+            input,
+            |b, input| b.iter(|| roomgraph_path(black_box(input.as_bytes()), version, &mut buf)),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("ruma", format!("{name}/{}B", input.len())),
+            input,
+            |b, input| b.iter(|| ruma_path(black_box(input.as_bytes()), &rules)),
+        );
     }
     group.finish();
 
@@ -96,8 +105,12 @@ fn bench(c: &mut Criterion) {
     let input = inputs[0].1.as_bytes();
     let obj = parse_object(input, NumberPolicy::Strict).expect("valid");
     let mut stages = c.benchmark_group("pdu_stages");
-    stages.bench_function("parse", |b| b.iter(|| parse_object(black_box(input), NumberPolicy::Strict).map(|o| o.len())));
-    stages.bench_function("reference_hash", |b| b.iter(|| reference_hash(black_box(&obj), version)));
+    stages.bench_function("parse", |b| {
+        b.iter(|| parse_object(black_box(input), NumberPolicy::Strict).map(|o| o.len()))
+    });
+    stages.bench_function("reference_hash", |b| {
+        b.iter(|| reference_hash(black_box(&obj), version))
+    });
     let mut buf = Vec::with_capacity(4096);
     stages.bench_function("canonical_write", |b| {
         b.iter(|| {

@@ -35,11 +35,20 @@ impl EventBuilder {
         json.insert("origin_server_ts".into(), JsonValue::Int(0));
         json.insert("prev_events".into(), JsonValue::Array(Vec::new()));
         json.insert("auth_events".into(), JsonValue::Array(Vec::new()));
-        EventBuilder { version, json, local_id: None }
+        EventBuilder {
+            version,
+            json,
+            local_id: None,
+        }
     }
 
     /// Starts an event whose content is given as JSON text (panics on invalid JSON: for fixtures).
-    pub fn with_json_content(version: &'static RoomVersion, event_type: &str, sender: &str, content: &str) -> Self {
+    pub fn with_json_content(
+        version: &'static RoomVersion,
+        event_type: &str,
+        sender: &str,
+        content: &str,
+    ) -> Self {
         let parsed = crate::canonical_json::parse(content.as_bytes(), crate::NumberPolicy::Lenient)
             .unwrap_or_else(|e| panic!("fixture content is not JSON: {e}"))
             .into_owned();
@@ -62,7 +71,8 @@ impl EventBuilder {
     }
 
     pub fn origin_server_ts(mut self, ts: i64) -> Self {
-        self.json.insert("origin_server_ts".into(), JsonValue::Int(ts));
+        self.json
+            .insert("origin_server_ts".into(), JsonValue::Int(ts));
         self
     }
 
@@ -114,13 +124,21 @@ impl EventBuilder {
     }
 
     fn finish_json(self) -> JsonObject<'static> {
-        let EventBuilder { version, mut json, local_id } = self;
-        let sender = json.get("sender").and_then(JsonValue::as_str).unwrap_or("").to_owned();
+        let EventBuilder {
+            version,
+            mut json,
+            local_id,
+        } = self;
+        let sender = json
+            .get("sender")
+            .and_then(JsonValue::as_str)
+            .unwrap_or("")
+            .to_owned();
         let origin = server_name(&sender).to_owned();
-        if !version.room_id_from_create || json.get("type").and_then(JsonValue::as_str) != Some("m.room.create") {
-            if !json.contains_key("room_id") {
-                json.insert("room_id".into(), str_value(&format!("!room:{origin}")));
-            }
+        let is_v12_create = version.room_id_from_create
+            && json.get("type").and_then(JsonValue::as_str) == Some("m.room.create");
+        if !is_v12_create && !json.contains_key("room_id") {
+            json.insert("room_id".into(), str_value(&format!("!room:{origin}")));
         }
         if version.reference_pairs {
             let id = local_id.unwrap_or_else(|| format!("${}:{origin}", json_digest_hint(&json)));
@@ -174,20 +192,30 @@ mod tests {
     #[test]
     fn built_events_are_valid_with_matching_hashes() {
         for version in RoomVersion::all() {
-            let pdu = EventBuilder::with_json_content(version, "m.room.topic", "@a:x", r#"{"topic":"t"}"#)
-                .state_key("")
-                .room_id("!r:x")
-                .prev_events(&["$p:x"])
-                .auth_events(&["$a:x"])
-                .depth(2)
-                .build()
-                .unwrap_or_else(|e| panic!("v{}: {e}", version.id));
+            let pdu = EventBuilder::with_json_content(
+                version,
+                "m.room.topic",
+                "@a:x",
+                r#"{"topic":"t"}"#,
+            )
+            .state_key("")
+            .room_id("!r:x")
+            .prev_events(&["$p:x"])
+            .auth_events(&["$a:x"])
+            .depth(2)
+            .build()
+            .unwrap_or_else(|e| panic!("v{}: {e}", version.id));
             assert!(pdu.content_hash_matches(), "v{}", version.id);
             assert_eq!(pdu.prev_events, ["$p:x"]);
-            let line = EventBuilder::with_json_content(version, "m.room.topic", "@a:x", r#"{"topic":"t"}"#)
-                .state_key("")
-                .room_id("!r:x")
-                .build_json_line();
+            let line = EventBuilder::with_json_content(
+                version,
+                "m.room.topic",
+                "@a:x",
+                r#"{"topic":"t"}"#,
+            )
+            .state_key("")
+            .room_id("!r:x")
+            .build_json_line();
             let reparsed = Pdu::parse(line.as_bytes(), version).expect("line parses");
             assert!(reparsed.content_hash_matches());
         }

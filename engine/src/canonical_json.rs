@@ -61,12 +61,16 @@ pub enum JsonError {
 
 impl JsonObject<'static> {
     /// The empty object.
-    pub const EMPTY: JsonObject<'static> = JsonObject { entries: Vec::new() };
+    pub const EMPTY: JsonObject<'static> = JsonObject {
+        entries: Vec::new(),
+    };
 }
 
 impl<'a> JsonObject<'a> {
     pub fn new() -> Self {
-        JsonObject { entries: Vec::new() }
+        JsonObject {
+            entries: Vec::new(),
+        }
     }
 
     /// Wraps entries that are already sorted by key bytes and unique (the JSON reader checks this).
@@ -92,7 +96,10 @@ impl<'a> JsonObject<'a> {
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut JsonValue<'a>> {
-        match self.entries.binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes())) {
+        match self
+            .entries
+            .binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes()))
+        {
             Ok(i) => Some(&mut self.entries[i].1),
             Err(_) => None,
         }
@@ -104,7 +111,10 @@ impl<'a> JsonObject<'a> {
 
     /// Inserts or replaces `key`, keeping the order; returns the previous value.
     pub fn insert(&mut self, key: Cow<'a, str>, value: JsonValue<'a>) -> Option<JsonValue<'a>> {
-        match self.entries.binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes())) {
+        match self
+            .entries
+            .binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes()))
+        {
             Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
             Err(i) => {
                 self.entries.insert(i, (key, value));
@@ -114,7 +124,10 @@ impl<'a> JsonObject<'a> {
     }
 
     pub fn remove(&mut self, key: &str) -> Option<JsonValue<'a>> {
-        match self.entries.binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes())) {
+        match self
+            .entries
+            .binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes()))
+        {
             Ok(i) => Some(self.entries.remove(i).1),
             Err(_) => None,
         }
@@ -207,7 +220,9 @@ impl<'a> JsonValue<'a> {
             JsonValue::UInt(u) => JsonValue::UInt(u),
             JsonValue::Float(f) => JsonValue::Float(f),
             JsonValue::String(s) => JsonValue::String(Cow::Owned(s.into_owned())),
-            JsonValue::Array(a) => JsonValue::Array(a.into_iter().map(JsonValue::into_owned).collect()),
+            JsonValue::Array(a) => {
+                JsonValue::Array(a.into_iter().map(JsonValue::into_owned).collect())
+            }
             JsonValue::Object(o) => JsonValue::Object(o.into_owned()),
         }
     }
@@ -231,7 +246,11 @@ pub fn parse_object(input: &[u8], policy: NumberPolicy) -> Result<JsonObject<'_>
 
 /// Applies `policy` to every number. The path of an offending value is built only on the error path,
 /// so a valid document costs one allocation-free walk.
-fn apply_policy(value: &mut JsonValue<'_>, policy: NumberPolicy, path: &mut String) -> Result<(), JsonError> {
+fn apply_policy(
+    value: &mut JsonValue<'_>,
+    policy: NumberPolicy,
+    path: &mut String,
+) -> Result<(), JsonError> {
     if policy == NumberPolicy::Lenient {
         return Ok(());
     }
@@ -257,7 +276,11 @@ enum NumberFault {
 }
 
 /// Checks (and for `Normalise`, rewrites) numbers; on failure `segments` holds the path, innermost first.
-fn check_numbers(value: &mut JsonValue<'_>, policy: NumberPolicy, segments: &mut Vec<String>) -> Result<(), NumberFault> {
+fn check_numbers(
+    value: &mut JsonValue<'_>,
+    policy: NumberPolicy,
+    segments: &mut Vec<String>,
+) -> Result<(), NumberFault> {
     match value {
         JsonValue::Int(i) => {
             if !(-MAX_SAFE_INT..=MAX_SAFE_INT).contains(i) {
@@ -267,7 +290,10 @@ fn check_numbers(value: &mut JsonValue<'_>, policy: NumberPolicy, segments: &mut
         JsonValue::UInt(u) => return Err(NumberFault::Range(u.to_string())),
         JsonValue::Float(f) => {
             let f = *f;
-            if policy == NumberPolicy::Normalise && f.fract() == 0.0 && f.abs() <= MAX_SAFE_INT as f64 {
+            if policy == NumberPolicy::Normalise
+                && f.fract() == 0.0
+                && f.abs() <= MAX_SAFE_INT as f64
+            {
                 *value = JsonValue::Int(f as i64);
             } else if policy == NumberPolicy::Normalise && f.fract() == 0.0 && f.is_finite() {
                 return Err(NumberFault::Range(f.to_string()));
@@ -297,7 +323,11 @@ fn check_numbers(value: &mut JsonValue<'_>, policy: NumberPolicy, segments: &mut
 }
 
 fn display_path(path: &str) -> String {
-    if path.is_empty() { "$".to_owned() } else { format!("${path}") }
+    if path.is_empty() {
+        "$".to_owned()
+    } else {
+        format!("${path}")
+    }
 }
 
 impl<'de> Deserialize<'de> for JsonValue<'de> {
@@ -368,7 +398,10 @@ impl<'de> Visitor<'de> for ValueVisitor {
         if !entries.is_sorted_by(|a, b| a.0.as_bytes() < b.0.as_bytes()) {
             entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             if let Some(w) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
-                return Err(de::Error::custom(format_args!("duplicate key `{}`", w[0].0)));
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key `{}`",
+                    w[0].0
+                )));
             }
         }
         Ok(JsonValue::Object(JsonObject { entries }))
@@ -553,7 +586,14 @@ pub fn write_string(s: &str, out: &mut impl Sink) {
             }
             if escape == b'u' {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.put(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]);
+                out.put(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(b >> 4) as usize],
+                    HEX[(b & 0xf) as usize],
+                ]);
             } else {
                 out.put(&[b'\\', escape]);
             }
@@ -625,7 +665,8 @@ mod tests {
 
     #[test]
     fn escapes_only_what_is_required() {
-        let input = "{\"a\":\"\\u0000\\u0001\\b\\t\\n\\u000b\\f\\r\\u001f \\\" \\\\ / \\u007f \\u00e9\"}";
+        let input =
+            "{\"a\":\"\\u0000\\u0001\\b\\t\\n\\u000b\\f\\r\\u001f \\\" \\\\ / \\u007f \\u00e9\"}";
         assert_eq!(
             canon(input).as_deref(),
             Ok("{\"a\":\"\\u0000\\u0001\\b\\t\\n\\u000b\\f\\r\\u001f \\\" \\\\ / \u{7f} é\"}")
@@ -641,25 +682,56 @@ mod tests {
 
     #[test]
     fn strict_policy_rejects_floats_and_big_integers() {
-        let strict = |s: &str| parse(s.as_bytes(), NumberPolicy::Strict).map(|v| to_canonical_string(&v));
-        assert!(matches!(strict(r#"{"a": {"b": [1, 2.5]}}"#), Err(JsonError::Float { path, .. }) if path == "$.a.b[1]"));
-        assert!(matches!(strict(r#"{"a": 9007199254740992}"#), Err(JsonError::IntegerRange { .. })));
-        assert!(matches!(strict(r#"{"a": -9007199254740992}"#), Err(JsonError::IntegerRange { .. })));
-        assert_eq!(strict(r#"{"a": 9007199254740991}"#).as_deref(), Ok(r#"{"a":9007199254740991}"#));
-        assert!(matches!(strict(r#"{"a": 1e3}"#), Err(JsonError::Float { .. })));
-        assert!(matches!(strict(r#"{"a": 18446744073709551615}"#), Err(JsonError::IntegerRange { .. })));
+        let strict =
+            |s: &str| parse(s.as_bytes(), NumberPolicy::Strict).map(|v| to_canonical_string(&v));
+        assert!(
+            matches!(strict(r#"{"a": {"b": [1, 2.5]}}"#), Err(JsonError::Float { path, .. }) if path == "$.a.b[1]")
+        );
+        assert!(matches!(
+            strict(r#"{"a": 9007199254740992}"#),
+            Err(JsonError::IntegerRange { .. })
+        ));
+        assert!(matches!(
+            strict(r#"{"a": -9007199254740992}"#),
+            Err(JsonError::IntegerRange { .. })
+        ));
+        assert_eq!(
+            strict(r#"{"a": 9007199254740991}"#).as_deref(),
+            Ok(r#"{"a":9007199254740991}"#)
+        );
+        assert!(matches!(
+            strict(r#"{"a": 1e3}"#),
+            Err(JsonError::Float { .. })
+        ));
+        assert!(matches!(
+            strict(r#"{"a": 18446744073709551615}"#),
+            Err(JsonError::IntegerRange { .. })
+        ));
     }
 
     #[test]
     fn lenient_policy_keeps_numbers() {
-        let lenient = |s: &str| parse(s.as_bytes(), NumberPolicy::Lenient).map(|v| to_canonical_string(&v));
+        let lenient =
+            |s: &str| parse(s.as_bytes(), NumberPolicy::Lenient).map(|v| to_canonical_string(&v));
         assert_eq!(lenient(r#"{"a": 50.57}"#).as_deref(), Ok(r#"{"a":50.57}"#));
-        assert_eq!(lenient(r#"{"a": 9007199254740993}"#).as_deref(), Ok(r#"{"a":9007199254740993}"#));
+        assert_eq!(
+            lenient(r#"{"a": 9007199254740993}"#).as_deref(),
+            Ok(r#"{"a":9007199254740993}"#)
+        );
     }
 
     #[test]
     fn syntax_errors_are_reported_not_panicked() {
-        for bad in ["", "{", "{\"a\":}", "[1,]", "{\"a\":1} x", "\u{feff}{}", "{'a':1}", "nul"] {
+        for bad in [
+            "",
+            "{",
+            "{\"a\":}",
+            "[1,]",
+            "{\"a\":1} x",
+            "\u{feff}{}",
+            "{'a':1}",
+            "nul",
+        ] {
             assert!(matches!(canon(bad), Err(JsonError::Syntax(_))), "{bad:?}");
         }
         let deep = "[".repeat(10_000);
@@ -672,9 +744,21 @@ mod tests {
         obj.insert("b".into(), JsonValue::Int(2));
         obj.insert("a".into(), JsonValue::Int(1));
         obj.insert("c".into(), JsonValue::Null);
-        assert_eq!(obj.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(
+            obj.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
         assert_eq!(obj.remove("b"), Some(JsonValue::Int(2)));
-        assert_eq!(to_canonical_string(&JsonValue::Object(obj)), r#"{"a":1,"c":null}"#);
-        assert!(JsonObject::from_entries(vec![("a".into(), JsonValue::Null), ("a".into(), JsonValue::Null)]).is_none());
+        assert_eq!(
+            to_canonical_string(&JsonValue::Object(obj)),
+            r#"{"a":1,"c":null}"#
+        );
+        assert!(
+            JsonObject::from_entries(vec![
+                ("a".into(), JsonValue::Null),
+                ("a".into(), JsonValue::Null)
+            ])
+            .is_none()
+        );
     }
 }

@@ -31,12 +31,14 @@ pub fn event_id(event: &JsonObject<'_>, version: &RoomVersion) -> Result<String,
             check_server_chosen_id(id).map_err(EventIdError::Invalid)?;
             Ok(id.to_owned())
         }
-        EventIdFormat::ReferenceHashStandard => {
-            Ok(format!("${}", base64_standard(&reference_hash(event, version))))
-        }
-        EventIdFormat::ReferenceHashUrlSafe => {
-            Ok(format!("${}", base64_url_safe(&reference_hash(event, version))))
-        }
+        EventIdFormat::ReferenceHashStandard => Ok(format!(
+            "${}",
+            base64_standard(&reference_hash(event, version))
+        )),
+        EventIdFormat::ReferenceHashUrlSafe => Ok(format!(
+            "${}",
+            base64_url_safe(&reference_hash(event, version))
+        )),
     }
 }
 
@@ -50,7 +52,10 @@ pub fn check_server_chosen_id(id: &str) -> Result<(), String> {
     };
     match rest.split_once(':') {
         Some((local, domain)) if !local.is_empty() && !domain.is_empty() => Ok(()),
-        _ => Err(format!("`{}` is not of the form `$opaque:domain`", truncate(id))),
+        _ => Err(format!(
+            "`{}` is not of the form `$opaque:domain`",
+            truncate(id)
+        )),
     }
 }
 
@@ -81,9 +86,15 @@ mod tests {
     #[test]
     fn v1_ids_are_validated() {
         let v1 = RoomVersion::from_id("1").expect("known");
-        let ok = parse_object(br#"{"event_id":"$abc:example.org"}"#, NumberPolicy::Lenient).expect("json");
+        let ok = parse_object(br#"{"event_id":"$abc:example.org"}"#, NumberPolicy::Lenient)
+            .expect("json");
         assert_eq!(event_id(&ok, v1).as_deref(), Ok("$abc:example.org"));
-        for bad in [r#"{}"#, r#"{"event_id":"abc:x"}"#, r#"{"event_id":"$abc"}"#, r#"{"event_id":5}"#] {
+        for bad in [
+            r#"{}"#,
+            r#"{"event_id":"abc:x"}"#,
+            r#"{"event_id":"$abc"}"#,
+            r#"{"event_id":5}"#,
+        ] {
             let obj = parse_object(bad.as_bytes(), NumberPolicy::Lenient).expect("json");
             assert!(event_id(&obj, v1).is_err(), "{bad}");
         }

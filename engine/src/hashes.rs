@@ -1,11 +1,11 @@
 //! Content hash and reference hash of a PDU (spec server-server API, "Calculating the content hash for an
 //! event" and "Calculating the reference hash for an event").
 
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use crate::canonical_json::{JsonObject, sha256_of, write_object_filtered};
 use crate::redaction::write_redacted_for_hash;
 use crate::room_version::{EventIdFormat, RoomVersion};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 
 /// A SHA-256 digest.
 pub type Sha256Digest = [u8; 32];
@@ -59,11 +59,17 @@ mod tests {
     fn spec_content_hash_vectors() {
         let minimal = r#"{"auth_events":[],"content":{},"depth":3,"hashes":{"sha256":"5jM4wQpv6lnBo7CLIghJuHdW+s2CMBJPUOGOC89ncos"},"origin":"domain","origin_server_ts":1000000,"prev_events":[],"room_id":"!x:domain","sender":"@a:domain","signatures":{"domain":{"ed25519:1":"KxwGjPSDEtvnFgU00fwFz+l6d2pJM6XBIaMEn81SXPTRl16AqLAYqfIReFGZlHi5KLjAWbOoMszkwsQma+lYAg"}},"type":"X","unsigned":{"age_ts":1000000}}"#;
         let obj = parse_object(minimal.as_bytes(), NumberPolicy::Strict).expect("valid");
-        assert_eq!(base64_standard(&content_hash(&obj)), "5jM4wQpv6lnBo7CLIghJuHdW+s2CMBJPUOGOC89ncos");
+        assert_eq!(
+            base64_standard(&content_hash(&obj)),
+            "5jM4wQpv6lnBo7CLIghJuHdW+s2CMBJPUOGOC89ncos"
+        );
 
         let message = r#"{"content":{"body":"Here is the message content"},"event_id":"$0:domain","origin":"domain","origin_server_ts":1000000,"type":"m.room.message","room_id":"!r:domain","sender":"@u:domain","signatures":{},"unsigned":{"age_ts":1000000}}"#;
         let obj = parse_object(message.as_bytes(), NumberPolicy::Strict).expect("valid");
-        assert_eq!(base64_standard(&content_hash(&obj)), "onLKD1bGljeBWQhWZ1kaP9SorVmRQNdN5aM2JYU2n/g");
+        assert_eq!(
+            base64_standard(&content_hash(&obj)),
+            "onLKD1bGljeBWQhWZ1kaP9SorVmRQNdN5aM2JYU2n/g"
+        );
     }
 
     /// The reference-hash id of the spec's minimal signed event (derived in the digest, §5.1 item 5).
@@ -72,6 +78,9 @@ mod tests {
         let minimal = r#"{"auth_events":[],"content":{},"depth":3,"hashes":{"sha256":"5jM4wQpv6lnBo7CLIghJuHdW+s2CMBJPUOGOC89ncos"},"origin":"domain","origin_server_ts":1000000,"prev_events":[],"room_id":"!x:domain","sender":"@a:domain","signatures":{"domain":{"ed25519:1":"KxwGjPSDEtvnFgU00fwFz+l6d2pJM6XBIaMEn81SXPTRl16AqLAYqfIReFGZlHi5KLjAWbOoMszkwsQma+lYAg"}},"type":"X","unsigned":{"age_ts":1000000}}"#;
         let obj = parse_object(minimal.as_bytes(), NumberPolicy::Strict).expect("valid");
         let v4 = RoomVersion::from_id("4").expect("known");
-        assert_eq!(base64_url_safe(&reference_hash(&obj, v4)), "8yif6p8EqgoSten2BLje9ntKm720NyFLWQv9tn8memc");
+        assert_eq!(
+            base64_url_safe(&reference_hash(&obj, v4)),
+            "8yif6p8EqgoSten2BLje9ntKm720NyFLWQv9tn8memc"
+        );
     }
 }

@@ -16,8 +16,14 @@ const MAX_DEPTH: u32 = 128;
 
 /// Reads one JSON document (surrounding whitespace allowed) from `input`.
 pub(crate) fn read(input: &[u8]) -> Result<JsonValue<'_>, String> {
-    let text = std::str::from_utf8(input).map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
-    let mut reader = Reader { text, bytes: input, pos: 0, depth: 0 };
+    let text = std::str::from_utf8(input)
+        .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
+    let mut reader = Reader {
+        text,
+        bytes: input,
+        pos: 0,
+        depth: 0,
+    };
     reader.skip_ws();
     let value = reader.value()?;
     reader.skip_ws();
@@ -264,10 +270,15 @@ impl<'a> Reader<'a> {
     }
 
     fn hex4(&mut self) -> Result<u32, String> {
-        let digits = self.bytes.get(self.pos..self.pos + 4).ok_or_else(|| self.error("EOF while parsing a string"))?;
+        let digits = self
+            .bytes
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.error("EOF while parsing a string"))?;
         let mut value = 0u32;
         for &d in digits {
-            let v = (d as char).to_digit(16).ok_or_else(|| self.error("invalid escape"))?;
+            let v = (d as char)
+                .to_digit(16)
+                .ok_or_else(|| self.error("invalid escape"))?;
             value = value * 16 + v;
         }
         self.pos += 4;
@@ -376,15 +387,17 @@ mod tests {
             JsonValue::Float(f) => serde_json::Value::from(*f),
             JsonValue::String(s) => serde_json::Value::String(s.to_string()),
             JsonValue::Array(a) => serde_json::Value::Array(a.iter().map(to_serde).collect()),
-            JsonValue::Object(o) => {
-                serde_json::Value::Object(o.iter().map(|(k, v)| (k.to_owned(), to_serde(v))).collect())
-            }
+            JsonValue::Object(o) => serde_json::Value::Object(
+                o.iter().map(|(k, v)| (k.to_owned(), to_serde(v))).collect(),
+            ),
         }
     }
 
     fn has_duplicate_keys(text: &str) -> bool {
         // serde_json keeps the last duplicate; we reject. Detect via a strict parse with our reader.
-        read(text.as_bytes()).err().is_some_and(|e| e.contains("duplicate key"))
+        read(text.as_bytes())
+            .err()
+            .is_some_and(|e| e.contains("duplicate key"))
     }
 
     fn agrees(text: &str) {
@@ -401,12 +414,48 @@ mod tests {
     #[test]
     fn edge_cases_agree_with_serde_json() {
         for text in [
-            "{}", "[]", " {\"a\" : [1, 0, 0.5, 1e3, -1E-2, 12345678901234567890, -9223372036854775808] } ",
-            "\"\\ud83d\\ude00 \\u00e9 \\/ \\b\\f\\n\\r\\t\"", "\"\\ud83d\"", "\"\\ude00\"", "\"\\u12\"", "\"\\x\"",
-            "01", "-", "1.", ".5", "1e", "+1", "1e400", "-1e400", "tru", "nul", "[1,]", "{\"a\":1,}", "{1:2}",
-            "\"a\u{1}b\"", "\"abc", "[", "{\"a\"", "{\"a\":", "\"\\", "[1 2]", "{\"a\" 1}", "\u{feff}{}", "",
-            "  ", "true false", "\"日本語\"", "{\"b\":1,\"a\":2}", "{\"a\":1,\"a\":2}", "1.0", "-0.0", "[[[[]]]]",
-            "18446744073709551616", "9223372036854775808", "\"long string without any escapes at all, ok\"",
+            "{}",
+            "[]",
+            " {\"a\" : [1, 0, 0.5, 1e3, -1E-2, 12345678901234567890, -9223372036854775808] } ",
+            "\"\\ud83d\\ude00 \\u00e9 \\/ \\b\\f\\n\\r\\t\"",
+            "\"\\ud83d\"",
+            "\"\\ude00\"",
+            "\"\\u12\"",
+            "\"\\x\"",
+            "01",
+            "-",
+            "1.",
+            ".5",
+            "1e",
+            "+1",
+            "1e400",
+            "-1e400",
+            "tru",
+            "nul",
+            "[1,]",
+            "{\"a\":1,}",
+            "{1:2}",
+            "\"a\u{1}b\"",
+            "\"abc",
+            "[",
+            "{\"a\"",
+            "{\"a\":",
+            "\"\\",
+            "[1 2]",
+            "{\"a\" 1}",
+            "\u{feff}{}",
+            "",
+            "  ",
+            "true false",
+            "\"日本語\"",
+            "{\"b\":1,\"a\":2}",
+            "{\"a\":1,\"a\":2}",
+            "1.0",
+            "-0.0",
+            "[[[[]]]]",
+            "18446744073709551616",
+            "9223372036854775808",
+            "\"long string without any escapes at all, ok\"",
             "\"abcdefg\\\"hij\\\\klmnop\"",
         ] {
             agrees(text);
@@ -429,14 +478,19 @@ mod tests {
             Just("null".to_owned()),
             Just("true".to_owned()),
             any::<i64>().prop_map(|i| i.to_string()),
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| format!("{f:e}")),
-            "[a-zé\\\\\"\u{1}\u{1F600}/ ]{0,12}".prop_map(|s| serde_json::to_string(&s).unwrap_or_default()),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| format!("{f:e}")),
+            "[a-zé\\\\\"\u{1}\u{1F600}/ ]{0,12}"
+                .prop_map(|s| serde_json::to_string(&s).unwrap_or_default()),
         ];
         leaf.prop_recursive(4, 40, 5, |inner| {
             prop_oneof![
-                prop::collection::vec(inner.clone(), 0..5).prop_map(|v| format!("[ {} ]", v.join(" , "))),
+                prop::collection::vec(inner.clone(), 0..5)
+                    .prop_map(|v| format!("[ {} ]", v.join(" , "))),
                 prop::collection::vec(("[a-c]{1,2}", inner), 0..5).prop_map(|v| {
-                    let parts: Vec<String> = v.into_iter().map(|(k, x)| format!("\"{k}\":{x}")).collect();
+                    let parts: Vec<String> =
+                        v.into_iter().map(|(k, x)| format!("\"{k}\":{x}")).collect();
                     format!("{{{}}}", parts.join(","))
                 }),
             ]

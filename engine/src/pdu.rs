@@ -32,15 +32,31 @@ pub enum PduError {
     #[error("pdu: key `{field}` is required")]
     Missing { field: &'static str },
     #[error("pdu: key `{field}` must be {expected}, found {found}")]
-    WrongType { field: String, expected: &'static str, found: &'static str },
+    WrongType {
+        field: String,
+        expected: &'static str,
+        found: &'static str,
+    },
     #[error("pdu: key `{field}` is {len} bytes, limit {max}")]
-    TooLong { field: String, len: usize, max: usize },
+    TooLong {
+        field: String,
+        len: usize,
+        max: usize,
+    },
     #[error("pdu: key `{field}` has {len} entries, limit {max}")]
-    TooMany { field: &'static str, len: usize, max: usize },
+    TooMany {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
     #[error("pdu: event is {size} bytes as canonical JSON, limit {max}")]
     TooLarge { size: usize, max: usize },
     #[error("pdu: key `depth` is {depth}, allowed range 0..={max} in room version {version}")]
-    DepthOutOfRange { depth: i64, max: i64, version: &'static str },
+    DepthOutOfRange {
+        depth: i64,
+        max: i64,
+        version: &'static str,
+    },
     #[error("pdu: key `{field}`: {reason}")]
     Invalid { field: String, reason: String },
     #[error("pdu: key `room_id` must be absent on an m.room.create event in room version {0}")]
@@ -72,7 +88,11 @@ pub struct Pdu<'a> {
 impl<'a> Pdu<'a> {
     /// Parses and checks `input` as a PDU of `version`, computing its event id.
     pub fn parse(input: &'a [u8], version: &'static RoomVersion) -> Result<Pdu<'a>, PduError> {
-        let policy = if version.strict_canonical_json { NumberPolicy::Strict } else { NumberPolicy::Lenient };
+        let policy = if version.strict_canonical_json {
+            NumberPolicy::Strict
+        } else {
+            NumberPolicy::Lenient
+        };
         let json = parse_object(input, policy)?;
         // In strict mode canonical JSON is never longer than its input (numbers are plain integers and
         // escapes only shrink), so short inputs need no second pass to check the size limit.
@@ -81,7 +101,10 @@ impl<'a> Pdu<'a> {
     }
 
     /// Checks an already parsed object as a PDU of `version`.
-    pub fn from_json(json: JsonObject<'a>, version: &'static RoomVersion) -> Result<Pdu<'a>, PduError> {
+    pub fn from_json(
+        json: JsonObject<'a>,
+        version: &'static RoomVersion,
+    ) -> Result<Pdu<'a>, PduError> {
         Pdu::from_json_inner(json, version, false)
     }
 
@@ -94,7 +117,10 @@ impl<'a> Pdu<'a> {
             let mut counter = CountingSink::default();
             write_object(&json, &mut counter);
             if counter.0 > MAX_PDU_BYTES {
-                return Err(PduError::TooLarge { size: counter.0, max: MAX_PDU_BYTES });
+                return Err(PduError::TooLarge {
+                    size: counter.0,
+                    max: MAX_PDU_BYTES,
+                });
             }
         }
         let event_type = required_str(&json, "type")?;
@@ -107,7 +133,11 @@ impl<'a> Pdu<'a> {
         let origin_server_ts = required_int(&json, "origin_server_ts")?;
         let depth = required_int(&json, "depth")?;
         if !(0..=version.max_depth).contains(&depth) {
-            return Err(PduError::DepthOutOfRange { depth, max: version.max_depth, version: version.id });
+            return Err(PduError::DepthOutOfRange {
+                depth,
+                max: version.max_depth,
+                version: version.id,
+            });
         }
         let content = match json.get("content") {
             Some(JsonValue::Object(c)) => c,
@@ -118,7 +148,11 @@ impl<'a> Pdu<'a> {
             Some(JsonValue::Object(h)) => match h.get("sha256") {
                 Some(JsonValue::String(_)) => {}
                 Some(other) => return Err(wrong_type("hashes.sha256", "a string", other)),
-                None => return Err(PduError::Missing { field: "hashes.sha256" }),
+                None => {
+                    return Err(PduError::Missing {
+                        field: "hashes.sha256",
+                    });
+                }
             },
             Some(other) => return Err(wrong_type("hashes", "an object", other)),
             None => return Err(PduError::Missing { field: "hashes" }),
@@ -126,7 +160,11 @@ impl<'a> Pdu<'a> {
         match json.get("signatures") {
             Some(JsonValue::Object(_)) => {}
             Some(other) => return Err(wrong_type("signatures", "an object", other)),
-            None => return Err(PduError::Missing { field: "signatures" }),
+            None => {
+                return Err(PduError::Missing {
+                    field: "signatures",
+                });
+            }
         }
         if let Some(unsigned) = json.get("unsigned")
             && !matches!(unsigned, JsonValue::Object(_))
@@ -199,7 +237,9 @@ impl<'a> Pdu<'a> {
     /// The id of the create event of this event's room, when the room version derives it from the room
     /// id (v12); `None` for earlier versions, where the create event is found among `auth_events`.
     pub fn implied_create_event_id(&self) -> Option<String> {
-        self.version.room_id_from_create.then(|| create_event_id_from_room_id(&self.room_id))
+        self.version
+            .room_id_from_create
+            .then(|| create_event_id_from_room_id(&self.room_id))
     }
 
     /// The content hash this event should carry.
@@ -245,14 +285,21 @@ impl<'a> Pdu<'a> {
 }
 
 fn wrong_type(field: &str, expected: &'static str, found: &JsonValue<'_>) -> PduError {
-    PduError::WrongType { field: field.to_owned(), expected, found: found.type_name() }
+    PduError::WrongType {
+        field: field.to_owned(),
+        expected,
+        found: found.type_name(),
+    }
 }
 
 fn required_str<'a>(json: &JsonObject<'a>, field: &'static str) -> Result<Cow<'a, str>, PduError> {
     optional_str(json, field)?.ok_or(PduError::Missing { field })
 }
 
-fn optional_str<'a>(json: &JsonObject<'a>, field: &'static str) -> Result<Option<Cow<'a, str>>, PduError> {
+fn optional_str<'a>(
+    json: &JsonObject<'a>,
+    field: &'static str,
+) -> Result<Option<Cow<'a, str>>, PduError> {
     match json.get(field) {
         Some(JsonValue::String(s)) => Ok(Some(s.clone())),
         Some(other) => Err(wrong_type(field, "a string", other)),
@@ -270,7 +317,11 @@ fn required_int(json: &JsonObject<'_>, field: &'static str) -> Result<i64, PduEr
 
 fn check_len(field: &str, value: &str) -> Result<(), PduError> {
     if value.len() > MAX_ID_BYTES {
-        return Err(PduError::TooLong { field: field.to_owned(), len: value.len(), max: MAX_ID_BYTES });
+        return Err(PduError::TooLong {
+            field: field.to_owned(),
+            len: value.len(),
+            max: MAX_ID_BYTES,
+        });
     }
     Ok(())
 }
@@ -288,7 +339,10 @@ pub fn check_user_id(field: &str, user_id: &str) -> Result<(), PduError> {
     } else {
         Err(PduError::Invalid {
             field: field.to_owned(),
-            reason: format!("`{}` is not a user id of the form `@localpart:server`", truncate(user_id)),
+            reason: format!(
+                "`{}` is not a user id of the form `@localpart:server`",
+                truncate(user_id)
+            ),
         })
     }
 }
@@ -311,15 +365,21 @@ fn event_refs<'a>(
         None => return Err(PduError::Missing { field }),
     };
     if items.len() > max {
-        return Err(PduError::TooMany { field, len: items.len(), max });
+        return Err(PduError::TooMany {
+            field,
+            len: items.len(),
+            max,
+        });
     }
     let mut ids = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let id = if version.reference_pairs {
             match item.as_array() {
                 Some([JsonValue::String(id), JsonValue::Object(_)]) => {
-                    check_server_chosen_id(id)
-                        .map_err(|reason| PduError::Invalid { field: format!("{field}[{i}]"), reason })?;
+                    check_server_chosen_id(id).map_err(|reason| PduError::Invalid {
+                        field: format!("{field}[{i}]"),
+                        reason,
+                    })?;
                     id
                 }
                 _ => {
@@ -339,11 +399,21 @@ fn event_refs<'a>(
                         reason: format!("`{}` does not start with `$`", truncate(id)),
                     });
                 }
-                other => return Err(wrong_type(&format!("{field}[{i}]"), "an event id string", other)),
+                other => {
+                    return Err(wrong_type(
+                        &format!("{field}[{i}]"),
+                        "an event id string",
+                        other,
+                    ));
+                }
             }
         };
         if id.len() > MAX_ID_BYTES {
-            return Err(PduError::TooLong { field: format!("{field}[{i}]"), len: id.len(), max: MAX_ID_BYTES });
+            return Err(PduError::TooLong {
+                field: format!("{field}[{i}]"),
+                len: id.len(),
+                max: MAX_ID_BYTES,
+            });
         }
         ids.push(id.clone());
     }
@@ -369,7 +439,10 @@ mod tests {
         assert_eq!(pdu.prev_events, ["$c"]);
         assert_eq!(pdu.depth, 5);
         assert!(pdu.event_id.starts_with('$') && pdu.event_id.len() == 44);
-        assert!(matches!(pdu.sender, Cow::Borrowed(_)), "strings without escapes are borrowed");
+        assert!(
+            matches!(pdu.sender, Cow::Borrowed(_)),
+            "strings without escapes are borrowed"
+        );
     }
 
     #[test]
@@ -380,7 +453,10 @@ mod tests {
         assert_eq!(pdu.auth_events, ["$a:x"]);
         assert_eq!(pdu.redacts.as_deref(), Some("$z:x"));
         let plain = json.replace(r#"[["$a:x",{"sha256":"h"}]]"#, r#"["$a:x"]"#);
-        assert!(matches!(Pdu::parse(plain.as_bytes(), v("1")), Err(PduError::WrongType { .. })));
+        assert!(matches!(
+            Pdu::parse(plain.as_bytes(), v("1")),
+            Err(PduError::WrongType { .. })
+        ));
     }
 
     #[test]
@@ -389,43 +465,121 @@ mod tests {
         let pdu = Pdu::parse(create.as_bytes(), v("12")).expect("valid");
         assert_eq!(pdu.room_id[1..], pdu.event_id[1..]);
         assert!(pdu.room_id.starts_with('!'));
-        let with_room = create.replace(r#""prev_events":[]"#, r#""prev_events":[],"room_id":"!r:x""#);
-        assert_eq!(Pdu::parse(with_room.as_bytes(), v("12")).err(), Some(PduError::CreateHasRoomId("12")));
+        let with_room = create.replace(
+            r#""prev_events":[]"#,
+            r#""prev_events":[],"room_id":"!r:x""#,
+        );
+        assert_eq!(
+            Pdu::parse(with_room.as_bytes(), v("12")).err(),
+            Some(PduError::CreateHasRoomId("12"))
+        );
         // A v12 non-create event still needs a room id.
         let msg = create.replace("m.room.create", "m.room.topic");
-        assert_eq!(Pdu::parse(msg.as_bytes(), v("12")).err(), Some(PduError::Missing { field: "room_id" }));
+        assert_eq!(
+            Pdu::parse(msg.as_bytes(), v("12")).err(),
+            Some(PduError::Missing { field: "room_id" })
+        );
     }
 
     #[test]
     fn format_errors_name_the_field_and_limit() {
         let cases: Vec<(String, &str)> = vec![
-            (MEMBER_V11.replace(r#""depth":5"#, r#""depth":"5""#), "key `depth` must be an integer, found string"),
-            (MEMBER_V11.replace(r#""depth":5"#, r#""depth":-1"#), "key `depth` is -1"),
-            (MEMBER_V11.replace(r#""depth":5"#, r#""depth":5.5"#), "float 5.5 at `$.depth`"),
-            (MEMBER_V11.replace(r#""sender":"@u:x""#, r#""sender":"u""#), "key `sender`: `u` is not a user id"),
-            (MEMBER_V11.replace(r#""type":"m.room.member""#, &format!(r#""type":"{}""#, "t".repeat(256))), "key `type` is 256 bytes, limit 255"),
-            (MEMBER_V11.replace(r#""state_key":"@u:x""#, &format!(r#""state_key":"{}""#, "s".repeat(300))), "key `state_key` is 300 bytes, limit 255"),
-            (MEMBER_V11.replace(r#""prev_events":["$c"]"#, &format!(r#""prev_events":[{}]"#, vec![r#""$p""#; 21].join(","))), "key `prev_events` has 21 entries, limit 20"),
-            (MEMBER_V11.replace(r#""auth_events":["$a","$b"]"#, &format!(r#""auth_events":[{}]"#, vec![r#""$p""#; 11].join(","))), "key `auth_events` has 11 entries, limit 10"),
-            (MEMBER_V11.replace(r#""hashes":{"sha256":"x"},"#, ""), "key `hashes` is required"),
-            (MEMBER_V11.replace(r#""content":{"membership":"join"}"#, r#""content":[]"#), "key `content` must be an object"),
-            (MEMBER_V11.replace(r#""auth_events":["$a","$b"]"#, r#""auth_events":["a"]"#), "key `auth_events[0]`"),
-            (MEMBER_V11.replace(r#""room_id":"!r:x""#, r#""room_id":"r""#), "key `room_id`"),
-            (MEMBER_V11.replace(r#""depth":5"#, r#""depth":5,"depth":6"#), "duplicate key `depth`"),
-            (MEMBER_V11.replace(r#""depth":5"#, r#""depth":9007199254740992"#), "outside the canonical JSON range"),
-            (MEMBER_V11.replace(r#""content":{"membership":"join"}"#, &format!(r#""content":{{"membership":"join","pad":"{}"}}"#, "p".repeat(70_000))), "limit 65536"),
+            (
+                MEMBER_V11.replace(r#""depth":5"#, r#""depth":"5""#),
+                "key `depth` must be an integer, found string",
+            ),
+            (
+                MEMBER_V11.replace(r#""depth":5"#, r#""depth":-1"#),
+                "key `depth` is -1",
+            ),
+            (
+                MEMBER_V11.replace(r#""depth":5"#, r#""depth":5.5"#),
+                "float 5.5 at `$.depth`",
+            ),
+            (
+                MEMBER_V11.replace(r#""sender":"@u:x""#, r#""sender":"u""#),
+                "key `sender`: `u` is not a user id",
+            ),
+            (
+                MEMBER_V11.replace(
+                    r#""type":"m.room.member""#,
+                    &format!(r#""type":"{}""#, "t".repeat(256)),
+                ),
+                "key `type` is 256 bytes, limit 255",
+            ),
+            (
+                MEMBER_V11.replace(
+                    r#""state_key":"@u:x""#,
+                    &format!(r#""state_key":"{}""#, "s".repeat(300)),
+                ),
+                "key `state_key` is 300 bytes, limit 255",
+            ),
+            (
+                MEMBER_V11.replace(
+                    r#""prev_events":["$c"]"#,
+                    &format!(r#""prev_events":[{}]"#, [r#""$p""#; 21].join(",")),
+                ),
+                "key `prev_events` has 21 entries, limit 20",
+            ),
+            (
+                MEMBER_V11.replace(
+                    r#""auth_events":["$a","$b"]"#,
+                    &format!(r#""auth_events":[{}]"#, [r#""$p""#; 11].join(",")),
+                ),
+                "key `auth_events` has 11 entries, limit 10",
+            ),
+            (
+                MEMBER_V11.replace(r#""hashes":{"sha256":"x"},"#, ""),
+                "key `hashes` is required",
+            ),
+            (
+                MEMBER_V11.replace(r#""content":{"membership":"join"}"#, r#""content":[]"#),
+                "key `content` must be an object",
+            ),
+            (
+                MEMBER_V11.replace(r#""auth_events":["$a","$b"]"#, r#""auth_events":["a"]"#),
+                "key `auth_events[0]`",
+            ),
+            (
+                MEMBER_V11.replace(r#""room_id":"!r:x""#, r#""room_id":"r""#),
+                "key `room_id`",
+            ),
+            (
+                MEMBER_V11.replace(r#""depth":5"#, r#""depth":5,"depth":6"#),
+                "duplicate key `depth`",
+            ),
+            (
+                MEMBER_V11.replace(r#""depth":5"#, r#""depth":9007199254740992"#),
+                "outside the canonical JSON range",
+            ),
+            (
+                MEMBER_V11.replace(
+                    r#""content":{"membership":"join"}"#,
+                    &format!(
+                        r#""content":{{"membership":"join","pad":"{}"}}"#,
+                        "p".repeat(70_000)
+                    ),
+                ),
+                "limit 65536",
+            ),
             ("[1]".to_owned(), "not an object"),
             ("{".to_owned(), "invalid JSON"),
         ];
         for (input, expected) in cases {
             let err = Pdu::parse(input.as_bytes(), v("11")).expect_err(expected);
-            assert!(err.to_string().contains(expected), "expected `{expected}` in `{err}`");
+            assert!(
+                err.to_string().contains(expected),
+                "expected `{expected}` in `{err}`"
+            );
         }
     }
 
     #[test]
     fn lenient_versions_accept_floats_in_content() {
-        let json = MEMBER_V11.replace(r#""content":{"membership":"join"}"#, r#""content":{"membership":"join","x":1.5}"#);
+        let json = MEMBER_V11.replace(
+            r#""content":{"membership":"join"}"#,
+            r#""content":{"membership":"join","x":1.5}"#,
+        );
         assert!(Pdu::parse(json.as_bytes(), v("5")).is_ok());
         assert!(Pdu::parse(json.as_bytes(), v("6")).is_err());
     }

@@ -21,8 +21,8 @@ enum ContentKey {
 /// Whether a top-level key survives redaction.
 fn keeps_top_level(rules: RedactionRules, key: &str) -> bool {
     match key {
-        "event_id" | "type" | "room_id" | "sender" | "state_key" | "content" | "hashes" | "signatures"
-        | "depth" | "prev_events" | "auth_events" | "origin_server_ts" => true,
+        "event_id" | "type" | "room_id" | "sender" | "state_key" | "content" | "hashes"
+        | "signatures" | "depth" | "prev_events" | "auth_events" | "origin_server_ts" => true,
         // MSC2176 (v11) drops `origin`, `membership` and `prev_state`.
         "origin" | "membership" | "prev_state" => rules < RedactionRules::R11,
         _ => false,
@@ -41,7 +41,8 @@ fn content_key(rules: RedactionRules, event_type: &str, key: &str) -> ContentKey
         ("m.room.join_rules", "allow") => rules >= R8,
         (
             "m.room.power_levels",
-            "ban" | "events" | "events_default" | "kick" | "redact" | "state_default" | "users" | "users_default",
+            "ban" | "events" | "events_default" | "kick" | "redact" | "state_default" | "users"
+            | "users_default",
         ) => true,
         ("m.room.power_levels", "invite") => rules >= R11,
         ("m.room.aliases", "aliases") => rules == R1,
@@ -49,7 +50,11 @@ fn content_key(rules: RedactionRules, event_type: &str, key: &str) -> ContentKey
         ("m.room.redaction", "redacts") => rules >= R11,
         _ => false,
     };
-    if keep { ContentKey::Keep } else { ContentKey::Drop }
+    if keep {
+        ContentKey::Keep
+    } else {
+        ContentKey::Drop
+    }
 }
 
 fn event_type<'o>(event: &'o JsonObject<'_>) -> &'o str {
@@ -71,7 +76,9 @@ pub fn redact<'a>(event: &JsonObject<'a>, rules: RedactionRules) -> JsonObject<'
             continue;
         }
         let value = match (key, value) {
-            ("content", JsonValue::Object(content)) => JsonValue::Object(redact_content(content, rules, ty)),
+            ("content", JsonValue::Object(content)) => {
+                JsonValue::Object(redact_content(content, rules, ty))
+            }
             _ => value.clone(),
         };
         out.insert(Cow::Owned(key.to_owned()), value);
@@ -80,7 +87,11 @@ pub fn redact<'a>(event: &JsonObject<'a>, rules: RedactionRules) -> JsonObject<'
 }
 
 /// Redacts a `content` object of an event of type `event_type`.
-pub fn redact_content<'a>(content: &JsonObject<'a>, rules: RedactionRules, event_type: &str) -> JsonObject<'a> {
+pub fn redact_content<'a>(
+    content: &JsonObject<'a>,
+    rules: RedactionRules,
+    event_type: &str,
+) -> JsonObject<'a> {
     let mut out = JsonObject::new();
     for (key, value) in content.iter() {
         match content_key(rules, event_type, key) {
@@ -124,14 +135,21 @@ pub(crate) fn write_redacted_for_hash(
         write_string(key, out);
         out.put(b":");
         match (key, value) {
-            ("content", JsonValue::Object(content)) => write_redacted_content(content, rules, ty, out),
+            ("content", JsonValue::Object(content)) => {
+                write_redacted_content(content, rules, ty, out)
+            }
             _ => write_value(value, out),
         }
     }
     out.put(b"}");
 }
 
-fn write_redacted_content(content: &JsonObject<'_>, rules: RedactionRules, ty: &str, out: &mut impl Sink) {
+fn write_redacted_content(
+    content: &JsonObject<'_>,
+    rules: RedactionRules,
+    ty: &str,
+    out: &mut impl Sink,
+) {
     out.put(b"{");
     let mut first = true;
     for (key, value) in content.iter() {
@@ -178,7 +196,10 @@ mod tests {
         // The streaming writer must agree with the tree builder (minus signatures).
         let mut without_sigs = out.clone();
         without_sigs.remove("signatures");
-        assert_eq!(String::from_utf8(streamed).expect("utf8"), to_canonical_string(&JsonValue::Object(without_sigs)));
+        assert_eq!(
+            String::from_utf8(streamed).expect("utf8"),
+            to_canonical_string(&JsonValue::Object(without_sigs))
+        );
         to_canonical_string(&JsonValue::Object(out))
     }
 
@@ -205,39 +226,78 @@ mod tests {
     #[test]
     fn create_join_rules_power_levels_aliases() {
         let create = r#"{"type":"m.room.create","content":{"creator":"@a:x","room_version":"11","m.federate":false}}"#;
-        assert_eq!(redacted("10", create), r#"{"content":{"creator":"@a:x"},"type":"m.room.create"}"#);
+        assert_eq!(
+            redacted("10", create),
+            r#"{"content":{"creator":"@a:x"},"type":"m.room.create"}"#
+        );
         assert_eq!(
             redacted("11", create),
             r#"{"content":{"creator":"@a:x","m.federate":false,"room_version":"11"},"type":"m.room.create"}"#
         );
-        let jr = r#"{"type":"m.room.join_rules","content":{"join_rule":"restricted","allow":[],"x":1}}"#;
-        assert_eq!(redacted("7", jr), r#"{"content":{"join_rule":"restricted"},"type":"m.room.join_rules"}"#);
-        assert_eq!(redacted("8", jr), r#"{"content":{"allow":[],"join_rule":"restricted"},"type":"m.room.join_rules"}"#);
+        let jr =
+            r#"{"type":"m.room.join_rules","content":{"join_rule":"restricted","allow":[],"x":1}}"#;
+        assert_eq!(
+            redacted("7", jr),
+            r#"{"content":{"join_rule":"restricted"},"type":"m.room.join_rules"}"#
+        );
+        assert_eq!(
+            redacted("8", jr),
+            r#"{"content":{"allow":[],"join_rule":"restricted"},"type":"m.room.join_rules"}"#
+        );
         let pl = r#"{"type":"m.room.power_levels","content":{"invite":0,"ban":50,"notifications":{"room":50}}}"#;
-        assert_eq!(redacted("10", pl), r#"{"content":{"ban":50},"type":"m.room.power_levels"}"#);
-        assert_eq!(redacted("11", pl), r#"{"content":{"ban":50,"invite":0},"type":"m.room.power_levels"}"#);
+        assert_eq!(
+            redacted("10", pl),
+            r#"{"content":{"ban":50},"type":"m.room.power_levels"}"#
+        );
+        assert_eq!(
+            redacted("11", pl),
+            r#"{"content":{"ban":50,"invite":0},"type":"m.room.power_levels"}"#
+        );
         let aliases = r##"{"type":"m.room.aliases","content":{"aliases":["#a:x"]}}"##;
-        assert_eq!(redacted("5", aliases), r##"{"content":{"aliases":["#a:x"]},"type":"m.room.aliases"}"##);
-        assert_eq!(redacted("6", aliases), r#"{"content":{},"type":"m.room.aliases"}"#);
+        assert_eq!(
+            redacted("5", aliases),
+            r##"{"content":{"aliases":["#a:x"]},"type":"m.room.aliases"}"##
+        );
+        assert_eq!(
+            redacted("6", aliases),
+            r#"{"content":{},"type":"m.room.aliases"}"#
+        );
     }
 
     /// Synapse keeps `third_party_invite` only when it is an object (then as `{}` or `{"signed": …}`);
     /// ruma 0.17 keeps a non-object value whole. We follow Synapse (docs/event-format.md).
     #[test]
     fn v11_third_party_invite_follows_synapse() {
-        let ev = |tpi: &str| format!(r#"{{"type":"m.room.member","content":{{"membership":"invite","third_party_invite":{tpi}}}}}"#);
-        assert_eq!(redacted("11", &ev("[1]")), r#"{"content":{"membership":"invite"},"type":"m.room.member"}"#);
+        let ev = |tpi: &str| {
+            format!(
+                r#"{{"type":"m.room.member","content":{{"membership":"invite","third_party_invite":{tpi}}}}}"#
+            )
+        };
+        assert_eq!(
+            redacted("11", &ev("[1]")),
+            r#"{"content":{"membership":"invite"},"type":"m.room.member"}"#
+        );
         assert_eq!(
             redacted("11", &ev(r#"{"display_name":"x"}"#)),
             r#"{"content":{"membership":"invite","third_party_invite":{}},"type":"m.room.member"}"#
         );
-        assert_eq!(redacted("10", &ev(r#"{"signed":{}}"#)), r#"{"content":{"membership":"invite"},"type":"m.room.member"}"#);
+        assert_eq!(
+            redacted("10", &ev(r#"{"signed":{}}"#)),
+            r#"{"content":{"membership":"invite"},"type":"m.room.member"}"#
+        );
     }
 
     #[test]
     fn redaction_event_keeps_redacts_in_v11() {
-        let ev = r#"{"type":"m.room.redaction","redacts":"$a","content":{"redacts":"$a","reason":"r"}}"#;
-        assert_eq!(redacted("10", ev), r#"{"content":{},"type":"m.room.redaction"}"#);
-        assert_eq!(redacted("11", ev), r#"{"content":{"redacts":"$a"},"type":"m.room.redaction"}"#);
+        let ev =
+            r#"{"type":"m.room.redaction","redacts":"$a","content":{"redacts":"$a","reason":"r"}}"#;
+        assert_eq!(
+            redacted("10", ev),
+            r#"{"content":{},"type":"m.room.redaction"}"#
+        );
+        assert_eq!(
+            redacted("11", ev),
+            r#"{"content":{"redacts":"$a"},"type":"m.room.redaction"}"#
+        );
     }
 }

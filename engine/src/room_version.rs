@@ -144,7 +144,11 @@ const V1: RoomVersion = RoomVersion {
     state_res: StateResAlgorithm::V1,
 };
 
-const V2: RoomVersion = RoomVersion { id: "2", state_res: StateResAlgorithm::V2, ..V1 };
+const V2: RoomVersion = RoomVersion {
+    id: "2",
+    state_res: StateResAlgorithm::V2,
+    ..V1
+};
 
 const V3: RoomVersion = RoomVersion {
     id: "3",
@@ -154,8 +158,11 @@ const V3: RoomVersion = RoomVersion {
     ..V2
 };
 
-const V4: RoomVersion =
-    RoomVersion { id: "4", event_id_format: EventIdFormat::ReferenceHashUrlSafe, ..V3 };
+const V4: RoomVersion = RoomVersion {
+    id: "4",
+    event_id_format: EventIdFormat::ReferenceHashUrlSafe,
+    ..V3
+};
 
 const V5: RoomVersion = RoomVersion { id: "5", ..V4 };
 
@@ -170,12 +177,24 @@ const V6: RoomVersion = RoomVersion {
     ..V5
 };
 
-const V7: RoomVersion = RoomVersion { id: "7", knocking: true, ..V6 };
+const V7: RoomVersion = RoomVersion {
+    id: "7",
+    knocking: true,
+    ..V6
+};
 
-const V8: RoomVersion =
-    RoomVersion { id: "8", redaction: RedactionRules::R8, restricted_join: true, ..V7 };
+const V8: RoomVersion = RoomVersion {
+    id: "8",
+    redaction: RedactionRules::R8,
+    restricted_join: true,
+    ..V7
+};
 
-const V9: RoomVersion = RoomVersion { id: "9", redaction: RedactionRules::R9, ..V8 };
+const V9: RoomVersion = RoomVersion {
+    id: "9",
+    redaction: RedactionRules::R9,
+    ..V8
+};
 
 const V10: RoomVersion = RoomVersion {
     id: "10",

@@ -42,10 +42,21 @@ fn event_id_reads_a_file_argument() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("create.json");
     std::fs::write(&path, SAMPLE.lines().next().expect("line")).expect("write");
-    let out = roomgraph(&["event-id", "--room-version", "11", path.to_str().expect("utf8 path")], b"");
+    let out = roomgraph(
+        &[
+            "event-id",
+            "--room-version",
+            "11",
+            path.to_str().expect("utf8 path"),
+        ],
+        b"",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), SAMPLE_IDS.lines().next().expect("id"));
-    let missing = roomgraph(&["event-id", "--room-version", "11", "/nonexistent/x.json"], b"");
+    let missing = roomgraph(
+        &["event-id", "--room-version", "11", "/nonexistent/x.json"],
+        b"",
+    );
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("/nonexistent/x.json"));
     std::fs::remove_dir_all(&dir).ok();
@@ -65,7 +76,11 @@ fn v1_event_id_is_the_validated_field() {
 #[test]
 fn content_hash_matches_the_stored_hash() {
     let line = SAMPLE.lines().nth(7).expect("message line");
-    let expected = line.split(r#""sha256":""#).nth(1).and_then(|s| s.split('"').next()).expect("hash in line");
+    let expected = line
+        .split(r#""sha256":""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("hash in line");
     let out = roomgraph(&["content-hash", "--room-version", "11"], line.as_bytes());
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("{expected}\n"));
@@ -77,16 +92,25 @@ fn redact_prints_canonical_redacted_json() {
     let out = roomgraph(&["redact", "--room-version", "11"], line.as_bytes());
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains(r#""content":{"membership":"join"}"#), "{text}");
+    assert!(
+        text.contains(r#""content":{"membership":"join"}"#),
+        "{text}"
+    );
     assert!(!text.contains("displayname"));
     assert!(text.ends_with("}\n") && !text.contains(": "));
 }
 
 #[test]
 fn canonical_json_with_and_without_room_version() {
-    let out = roomgraph(&["canonical-json"], br#"{"b": 1e10, "a": -0, "c": "\u65E5"}"#);
+    let out = roomgraph(
+        &["canonical-json"],
+        br#"{"b": 1e10, "a": -0, "c": "\u65E5"}"#,
+    );
     assert_eq!(stdout(&out), "{\"a\":0,\"b\":10000000000,\"c\":\"日\"}\n");
-    let out = roomgraph(&["canonical-json", "--room-version", "11"], br#"{"a": 1.5}"#);
+    let out = roomgraph(
+        &["canonical-json", "--room-version", "11"],
+        br#"{"a": 1.5}"#,
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("float"), "{}", stderr(&out));
     let out = roomgraph(&["canonical-json", "--room-version", "1"], br#"{"a": 1.5}"#);
@@ -96,12 +120,36 @@ fn canonical_json_with_and_without_room_version() {
 #[test]
 fn bad_input_exits_2_with_a_message_and_no_panic() {
     let cases: &[(&[&str], &[u8], &str)] = &[
-        (&["event-id", "--room-version", "11"], b"{not json", "invalid JSON"),
-        (&["event-id", "--room-version", "11"], b"[]", "not an object"),
-        (&["event-id", "--room-version", "99"], b"{}", "unknown room version `99`"),
-        (&["event-id", "--room-version", "11"], b"{\"type\":1}", "key `type` must be a string"),
-        (&["content-hash", "--room-version", "11"], b"{\"a\":1,\"a\":2}", "duplicate key `a`"),
-        (&["redact", "--room-version", "11"], &[0xff, 0xfe], "invalid JSON"),
+        (
+            &["event-id", "--room-version", "11"],
+            b"{not json",
+            "invalid JSON",
+        ),
+        (
+            &["event-id", "--room-version", "11"],
+            b"[]",
+            "not an object",
+        ),
+        (
+            &["event-id", "--room-version", "99"],
+            b"{}",
+            "unknown room version `99`",
+        ),
+        (
+            &["event-id", "--room-version", "11"],
+            b"{\"type\":1}",
+            "key `type` must be a string",
+        ),
+        (
+            &["content-hash", "--room-version", "11"],
+            b"{\"a\":1,\"a\":2}",
+            "duplicate key `a`",
+        ),
+        (
+            &["redact", "--room-version", "11"],
+            &[0xff, 0xfe],
+            "invalid JSON",
+        ),
         (&["canonical-json"], b"{\"a\":1e400}", "invalid JSON"),
     ];
     for (args, input, expected) in cases {
@@ -109,7 +157,10 @@ fn bad_input_exits_2_with_a_message_and_no_panic() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(stdout(&out).is_empty());
         let err = stderr(&out);
-        assert!(err.contains(expected), "{args:?}: expected `{expected}` in `{err}`");
+        assert!(
+            err.contains(expected),
+            "{args:?}: expected `{expected}` in `{err}`"
+        );
         assert!(!err.contains("panicked"), "{err}");
     }
 }

@@ -40,26 +40,48 @@ fn ruma_canonical(obj: &CanonicalJsonObject) -> String {
 
 /// Compares every hash, the redaction and the id of one event (given as JSON text) with ruma.
 fn assert_agrees(version: &'static RoomVersion, json: &str) {
-    let pdu = Pdu::parse(json.as_bytes(), version).unwrap_or_else(|e| panic!("v{}: {e}: {json}", version.id));
+    let pdu = Pdu::parse(json.as_bytes(), version)
+        .unwrap_or_else(|e| panic!("v{}: {e}: {json}", version.id));
     let ruma_obj = to_ruma(json);
     let rules = ruma_rules(version);
 
     let ours = base64_standard(&content_hash(&pdu.json));
-    let theirs = ruma::signatures::content_hash(&ruma_obj).expect("ruma content hash").encode();
+    let theirs = ruma::signatures::content_hash(&ruma_obj)
+        .expect("ruma content hash")
+        .encode();
     assert_eq!(ours, theirs, "content hash, v{}: {json}", version.id);
 
     let ours = to_canonical_string(&JsonValue::Object(redact(&pdu.json, version.redaction)));
-    let theirs = ruma::canonical_json::redact(ruma_obj.clone(), &rules.redaction, None).expect("ruma redacts");
-    assert_eq!(ours, ruma_canonical(&theirs), "redaction, v{}: {json}", version.id);
+    let theirs = ruma::canonical_json::redact(ruma_obj.clone(), &rules.redaction, None)
+        .expect("ruma redacts");
+    assert_eq!(
+        ours,
+        ruma_canonical(&theirs),
+        "redaction, v{}: {json}",
+        version.id
+    );
 
     let theirs = ruma::signatures::reference_hash(&ruma_obj, &rules).expect("ruma reference hash");
     match version.event_id_format {
         EventIdFormat::ServerChosen => {
-            assert_eq!(base64_standard(&reference_hash(&pdu.json, version)), theirs, "v{} ref hash", version.id);
+            assert_eq!(
+                base64_standard(&reference_hash(&pdu.json, version)),
+                theirs,
+                "v{} ref hash",
+                version.id
+            );
         }
-        _ => assert_eq!(pdu.event_id, format!("${theirs}"), "event id, v{}: {json}", version.id),
+        _ => assert_eq!(
+            pdu.event_id,
+            format!("${theirs}"),
+            "event id, v{}: {json}",
+            version.id
+        ),
     }
-    if version.room_id_from_create && pdu.event_type == "m.room.create" && pdu.state_key.as_deref() == Some("") {
+    if version.room_id_from_create
+        && pdu.event_type == "m.room.create"
+        && pdu.state_key.as_deref() == Some("")
+    {
         assert_eq!(pdu.room_id, format!("!{theirs}"), "v12 room id");
     }
 }
@@ -102,10 +124,15 @@ fn hand_built_events_agree_with_ruma() {
         .room_id("!room:example.org")
         .build_json_line();
         assert_agrees(v(id), &pl);
-        let redaction = EventBuilder::with_json_content(v(id), "m.room.redaction", "@a:example.org", r#"{"reason":"spam"}"#)
-            .room_id("!room:example.org")
-            .redacts("$target:example.org")
-            .build_json_line();
+        let redaction = EventBuilder::with_json_content(
+            v(id),
+            "m.room.redaction",
+            "@a:example.org",
+            r#"{"reason":"spam"}"#,
+        )
+        .room_id("!room:example.org")
+        .redacts("$target:example.org")
+        .build_json_line();
         assert_agrees(v(id), &redaction);
     }
 }
@@ -121,17 +148,25 @@ fn v12_create_event_and_room_id_agree_with_ruma() {
     .state_key("")
     .origin_server_ts(1_750_000_000_000)
     .build_json_line();
-    assert!(!create.contains("room_id"), "a v12 create event has no room_id");
+    assert!(
+        !create.contains("room_id"),
+        "a v12 create event has no room_id"
+    );
     assert_agrees(v("12"), &create);
     let pdu = Pdu::parse(create.as_bytes(), v("12")).expect("valid");
     assert_eq!(pdu.room_id.len(), 44);
     assert!(pdu.room_id.starts_with('!') && !pdu.room_id.contains(':'));
     // Any event of that room carries the derived room id.
-    let join = EventBuilder::with_json_content(v("12"), "m.room.member", "@alice:example.org", r#"{"membership":"join"}"#)
-        .state_key("@alice:example.org")
-        .room_id(&pdu.room_id)
-        .prev_events(&[pdu.event_id.as_ref()])
-        .build_json_line();
+    let join = EventBuilder::with_json_content(
+        v("12"),
+        "m.room.member",
+        "@alice:example.org",
+        r#"{"membership":"join"}"#,
+    )
+    .state_key("@alice:example.org")
+    .room_id(&pdu.room_id)
+    .prev_events(&[pdu.event_id.as_ref()])
+    .build_json_line();
     assert_agrees(v("12"), &join);
 }
 
@@ -187,7 +222,15 @@ const CONTENT_KEYS: &[&str] = &[
     "日本",
 ];
 
-const TOP_KEYS: &[&str] = &["origin", "membership", "prev_state", "redacts", "unsigned", "age_ts", "zz_extra"];
+const TOP_KEYS: &[&str] = &[
+    "origin",
+    "membership",
+    "prev_state",
+    "redacts",
+    "unsigned",
+    "age_ts",
+    "zz_extra",
+];
 
 fn json_leaf() -> impl Strategy<Value = serde_json::Value> {
     prop_oneof![
@@ -202,8 +245,12 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     json_leaf().prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
-            prop::collection::btree_map(prop::sample::select(CONTENT_KEYS).prop_map(str::to_owned), inner, 0..4)
-                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(
+                prop::sample::select(CONTENT_KEYS).prop_map(str::to_owned),
+                inner,
+                0..4
+            )
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -213,8 +260,16 @@ fn random_event() -> impl Strategy<Value = (usize, serde_json::Value)> {
         0..RoomVersion::all().len(),
         prop::sample::select(TYPES),
         prop::option::of("[a-z@:.]{0,6}"),
-        prop::collection::btree_map(prop::sample::select(CONTENT_KEYS).prop_map(str::to_owned), json_value(), 0..6),
-        prop::collection::btree_map(prop::sample::select(TOP_KEYS).prop_map(str::to_owned), json_value(), 0..3),
+        prop::collection::btree_map(
+            prop::sample::select(CONTENT_KEYS).prop_map(str::to_owned),
+            json_value(),
+            0..6,
+        ),
+        prop::collection::btree_map(
+            prop::sample::select(TOP_KEYS).prop_map(str::to_owned),
+            json_value(),
+            0..3,
+        ),
         0i64..1_000_000,
         0i64..(1i64 << 50),
     )
@@ -222,21 +277,33 @@ fn random_event() -> impl Strategy<Value = (usize, serde_json::Value)> {
             let version = &RoomVersion::all()[vi];
             let mut ev = serde_json::Map::new();
             for (k, val) in extra {
-                let val = if k == "unsigned" { serde_json::json!({"age": 1}) } else { val };
+                let val = if k == "unsigned" {
+                    serde_json::json!({"age": 1})
+                } else {
+                    val
+                };
                 ev.insert(k, val);
             }
             // Known divergence (docs/event-format.md): a non-object `third_party_invite` in a v11+
             // member event is dropped by redaction (Synapse, which we follow) but kept by ruma.
             let mut content = content;
-            if content.get("third_party_invite").is_some_and(|t| !t.is_object()) {
+            if content
+                .get("third_party_invite")
+                .is_some_and(|t| !t.is_object())
+            {
                 content.remove("third_party_invite");
             }
             ev.insert("type".into(), ty.into());
             ev.insert("sender".into(), "@u:example.org".into());
-            ev.insert("content".into(), serde_json::Value::Object(content.into_iter().collect()));
+            ev.insert(
+                "content".into(),
+                serde_json::Value::Object(content.into_iter().collect()),
+            );
             ev.insert("depth".into(), depth.into());
             ev.insert("origin_server_ts".into(), ts.into());
-            let create_v12 = version.room_id_from_create && ty == "m.room.create" && state_key.as_deref() == Some("");
+            let create_v12 = version.room_id_from_create
+                && ty == "m.room.create"
+                && state_key.as_deref() == Some("");
             if !create_v12 {
                 ev.insert("room_id".into(), "!r:example.org".into());
             }
@@ -245,13 +312,18 @@ fn random_event() -> impl Strategy<Value = (usize, serde_json::Value)> {
             }
             let refs = |ids: &[&str]| -> serde_json::Value {
                 if version.reference_pairs {
-                    ids.iter().map(|id| serde_json::json!([id, {"sha256": "abc"}])).collect()
+                    ids.iter()
+                        .map(|id| serde_json::json!([id, {"sha256": "abc"}]))
+                        .collect()
                 } else {
                     ids.iter().map(|&id| serde_json::Value::from(id)).collect()
                 }
             };
             ev.insert("prev_events".into(), refs(&["$p:example.org"]));
-            ev.insert("auth_events".into(), refs(&["$a:example.org", "$b:example.org"]));
+            ev.insert(
+                "auth_events".into(),
+                refs(&["$a:example.org", "$b:example.org"]),
+            );
             if version.reference_pairs {
                 ev.insert("event_id".into(), "$e:example.org".into());
             }
@@ -260,7 +332,10 @@ fn random_event() -> impl Strategy<Value = (usize, serde_json::Value)> {
                 ev.remove("redacts");
             }
             ev.insert("hashes".into(), serde_json::json!({"sha256": "aGFzaA"}));
-            ev.insert("signatures".into(), serde_json::json!({"example.org": {"ed25519:1": "c2ln"}}));
+            ev.insert(
+                "signatures".into(),
+                serde_json::json!({"example.org": {"ed25519:1": "c2ln"}}),
+            );
             (vi, serde_json::Value::Object(ev))
         })
 }

@@ -77,14 +77,17 @@ unsafe fn pdu_op(
 ) -> RgResult {
     guarded(|| {
         // SAFETY: forwarded caller contract.
-        let (Some(version), Some(pdu)) = (unsafe { bytes(version, version_len) }, unsafe { bytes(pdu, pdu_len) })
-        else {
+        let (Some(version), Some(pdu)) = (unsafe { bytes(version, version_len) }, unsafe {
+            bytes(pdu, pdu_len)
+        }) else {
             return RgResult::NullArgument;
         };
         if out_len.is_null() || (out.is_null() && out_cap > 0) {
             return RgResult::NullArgument;
         }
-        let Ok(version) = std::str::from_utf8(version).map_err(|_| ()).and_then(|v| RoomVersion::from_id(v).map_err(|_| ()))
+        let Ok(version) = std::str::from_utf8(version)
+            .map_err(|_| ())
+            .and_then(|v| RoomVersion::from_id(v).map_err(|_| ()))
         else {
             return RgResult::UnknownRoomVersion;
         };
@@ -94,7 +97,9 @@ unsafe fn pdu_op(
         let data = match op {
             PduOutput::EventId => pdu.event_id.as_bytes().to_vec(),
             PduOutput::ContentHash => pdu.content_hash_base64().into_bytes(),
-            PduOutput::Redacted => to_canonical_vec(&JsonValue::Object(redact(&pdu.json, version.redaction))),
+            PduOutput::Redacted => {
+                to_canonical_vec(&JsonValue::Object(redact(&pdu.json, version.redaction)))
+            }
         };
         // SAFETY: `out`/`out_len` checked above; validity per caller contract.
         unsafe { emit(&data, out, out_cap, out_len) }
@@ -117,7 +122,18 @@ pub unsafe extern "C" fn roomgraph_event_id(
     out_len: *mut usize,
 ) -> RgResult {
     // SAFETY: forwarded caller contract.
-    unsafe { pdu_op(PduOutput::EventId, version, version_len, pdu, pdu_len, out, out_cap, out_len) }
+    unsafe {
+        pdu_op(
+            PduOutput::EventId,
+            version,
+            version_len,
+            pdu,
+            pdu_len,
+            out,
+            out_cap,
+            out_len,
+        )
+    }
 }
 
 /// Computes the unpadded base64 SHA-256 content hash of a PDU.
@@ -135,7 +151,18 @@ pub unsafe extern "C" fn roomgraph_content_hash(
     out_len: *mut usize,
 ) -> RgResult {
     // SAFETY: forwarded caller contract.
-    unsafe { pdu_op(PduOutput::ContentHash, version, version_len, pdu, pdu_len, out, out_cap, out_len) }
+    unsafe {
+        pdu_op(
+            PduOutput::ContentHash,
+            version,
+            version_len,
+            pdu,
+            pdu_len,
+            out,
+            out_cap,
+            out_len,
+        )
+    }
 }
 
 /// Writes the redacted PDU as canonical JSON.
@@ -153,7 +180,18 @@ pub unsafe extern "C" fn roomgraph_redact(
     out_len: *mut usize,
 ) -> RgResult {
     // SAFETY: forwarded caller contract.
-    unsafe { pdu_op(PduOutput::Redacted, version, version_len, pdu, pdu_len, out, out_cap, out_len) }
+    unsafe {
+        pdu_op(
+            PduOutput::Redacted,
+            version,
+            version_len,
+            pdu,
+            pdu_len,
+            out,
+            out_cap,
+            out_len,
+        )
+    }
 }
 
 #[cfg(test)]
@@ -162,18 +200,44 @@ mod tests {
 
     const CREATE: &str = include_str!("../../datasets/sample-room-v11.ndjson");
 
-    fn call(f: unsafe extern "C" fn(*const u8, usize, *const u8, usize, *mut u8, usize, *mut usize) -> RgResult, version: &str, pdu: &[u8], cap: usize) -> (RgResult, Vec<u8>, usize) {
+    fn call(
+        f: unsafe extern "C" fn(
+            *const u8,
+            usize,
+            *const u8,
+            usize,
+            *mut u8,
+            usize,
+            *mut usize,
+        ) -> RgResult,
+        version: &str,
+        pdu: &[u8],
+        cap: usize,
+    ) -> (RgResult, Vec<u8>, usize) {
         let mut out = vec![0u8; cap];
         let mut len = 0usize;
         // SAFETY: all buffers are valid for their stated lengths.
-        let r = unsafe { f(version.as_ptr(), version.len(), pdu.as_ptr(), pdu.len(), out.as_mut_ptr(), cap, &mut len) };
+        let r = unsafe {
+            f(
+                version.as_ptr(),
+                version.len(),
+                pdu.as_ptr(),
+                pdu.len(),
+                out.as_mut_ptr(),
+                cap,
+                &mut len,
+            )
+        };
         (r, out, len)
     }
 
     #[test]
     fn event_id_round_trip_and_buffer_sizes() {
         let line = CREATE.lines().next().expect("line").as_bytes();
-        let expected = include_str!("../../datasets/sample-room-v11.ids").lines().next().expect("id");
+        let expected = include_str!("../../datasets/sample-room-v11.ids")
+            .lines()
+            .next()
+            .expect("id");
         let (r, out, len) = call(roomgraph_event_id, "11", line, 128);
         assert_eq!(r, RgResult::Ok);
         assert_eq!(&out[..len], expected.as_bytes());
@@ -185,13 +249,29 @@ mod tests {
     #[test]
     fn errors_are_codes() {
         let line = CREATE.lines().next().expect("line").as_bytes();
-        assert_eq!(call(roomgraph_event_id, "99", line, 64).0, RgResult::UnknownRoomVersion);
-        assert_eq!(call(roomgraph_event_id, "11", b"{", 64).0, RgResult::InvalidPdu);
+        assert_eq!(
+            call(roomgraph_event_id, "99", line, 64).0,
+            RgResult::UnknownRoomVersion
+        );
+        assert_eq!(
+            call(roomgraph_event_id, "11", b"{", 64).0,
+            RgResult::InvalidPdu
+        );
         assert_eq!(call(roomgraph_content_hash, "11", line, 64).0, RgResult::Ok);
         assert_eq!(call(roomgraph_redact, "11", line, 4096).0, RgResult::Ok);
         let mut len = 0;
         // SAFETY: null pointers are the thing under test; they are never dereferenced.
-        let r = unsafe { roomgraph_event_id(std::ptr::null(), 0, line.as_ptr(), line.len(), std::ptr::null_mut(), 0, &mut len) };
+        let r = unsafe {
+            roomgraph_event_id(
+                std::ptr::null(),
+                0,
+                line.as_ptr(),
+                line.len(),
+                std::ptr::null_mut(),
+                0,
+                &mut len,
+            )
+        };
         assert_eq!(r, RgResult::NullArgument);
     }
 }

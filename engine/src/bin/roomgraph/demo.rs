@@ -15,7 +15,10 @@ const SAMPLE_ROOM: &str = include_str!("../../../../datasets/sample-room-v11.ndj
 pub fn run(db: Option<PathBuf>, out: &mut dyn Write) -> Result<(), String> {
     let (dir, temporary) = match db {
         Some(dir) => (dir, false),
-        None => (std::env::temp_dir().join(format!("roomgraph-demo-{}", std::process::id())), true),
+        None => (
+            std::env::temp_dir().join(format!("roomgraph-demo-{}", std::process::id())),
+            true,
+        ),
     };
     let result = run_in(&dir, out);
     if temporary {
@@ -26,9 +29,16 @@ pub fn run(db: Option<PathBuf>, out: &mut dyn Write) -> Result<(), String> {
 
 fn run_in(dir: &std::path::Path, out: &mut dyn Write) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
-    let lines: Vec<&str> = SAMPLE_ROOM.lines().filter(|l| !l.trim().is_empty()).collect();
-    writeln!(out, "roomgraph demo: ingesting the embedded sample room ({} PDUs, room version 11)", lines.len())
-        .map_err(io)?;
+    let lines: Vec<&str> = SAMPLE_ROOM
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    writeln!(
+        out,
+        "roomgraph demo: ingesting the embedded sample room ({} PDUs, room version 11)",
+        lines.len()
+    )
+    .map_err(io)?;
     writeln!(out, "store: {}", dir.display()).map_err(io)?;
     let mut engine = Engine::open(dir).map_err(|e| e.to_string())?;
     let mut outcomes = engine.ingest(&lines).map_err(|e| e.to_string())?;
@@ -38,7 +48,12 @@ fn run_in(dir: &std::path::Path, out: &mut dyn Write) -> Result<(), String> {
     writeln!(
         out,
         "outcomes: accepted {}, rejected {}, soft-failed {}, pending {}, duplicates {}, invalid {}",
-        summary.accepted, summary.rejected, summary.soft_failed, summary.pending, summary.duplicates, summary.invalid
+        summary.accepted,
+        summary.rejected,
+        summary.soft_failed,
+        summary.pending,
+        summary.duplicates,
+        summary.invalid
     )
     .map_err(io)?;
     for o in outcomes.iter().filter(|o| o.reason.is_some()) {
@@ -54,7 +69,12 @@ fn run_in(dir: &std::path::Path, out: &mut dyn Write) -> Result<(), String> {
     let room = first_room_id(&lines).ok_or("the sample room has no room id")?;
     let state = engine.current_state(&room).map_err(|e| e.to_string())?;
     let extremities = engine.extremities(&room).map_err(|e| e.to_string())?;
-    writeln!(out, "forward extremities of {room}: {}", extremities.join(", ")).map_err(io)?;
+    writeln!(
+        out,
+        "forward extremities of {room}: {}",
+        extremities.join(", ")
+    )
+    .map_err(io)?;
     writeln!(out, "current state of {room}:").map_err(io)?;
     let pretty = serde_json::to_string_pretty(&nested(&state)).map_err(|e| e.to_string())?;
     writeln!(out, "{pretty}").map_err(io)?;
@@ -63,6 +83,10 @@ fn run_in(dir: &std::path::Path, out: &mut dyn Write) -> Result<(), String> {
 
 fn first_room_id(lines: &[&str]) -> Option<String> {
     lines.iter().find_map(|l| {
-        serde_json::from_str::<serde_json::Value>(l).ok()?.get("room_id")?.as_str().map(str::to_owned)
+        serde_json::from_str::<serde_json::Value>(l)
+            .ok()?
+            .get("room_id")?
+            .as_str()
+            .map(str::to_owned)
     })
 }
