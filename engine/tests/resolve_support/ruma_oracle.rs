@@ -7,10 +7,16 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use ruma::events::room::power_levels::UserPowerLevel;
 use ruma::events::{StateEventType, TimelineEventType};
 use ruma::room_version_rules::RoomVersionRules;
+use ruma::state_res::events::{RoomCreateEvent, RoomPowerLevelsEvent};
+use ruma::state_res::utils::event_id_map::EventIdMap;
 use ruma::state_res::utils::event_id_set::EventIdSet;
-use ruma::state_res::{Event, StateMap};
+use ruma::state_res::{
+    Event, StateMap, auth_types_for_event, check_state_dependent_auth_rules,
+    reverse_topological_power_sort,
+};
 use ruma::{
     EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId,
     RoomVersionId, UserId,
@@ -80,6 +86,13 @@ impl Event for RumaPdu {
 }
 
 pub type Named = BTreeMap<(String, String), String>;
+
+fn named(state: StateMap<OwnedEventId>) -> Named {
+    state
+        .into_iter()
+        .map(|((t, s), id)| ((t.to_string(), s), id.to_string()))
+        .collect()
+}
 
 pub struct RumaRoom {
     pub events: HashMap<OwnedEventId, Arc<RumaPdu>>,
@@ -228,9 +241,263 @@ impl RumaRoom {
     pub fn resolve(&self, sets: &[Vec<String>]) -> Named {
         let (maps, chains) = self.inputs(sets);
         let result = self.run(&maps, chains);
-        result
+        named(result)
+    }
+
+    /// ruma 0.18's `resolve`, replayed step by step from its public pieces (`auth_types_for_event`,
+    /// `check_state_dependent_auth_rules`, `reverse_topological_power_sort`) so that one auth decision can
+    /// be changed. With `missing_join_rules_as_invite`, a membership event whose auth state has no
+    /// `m.room.join_rules` is checked as if the join rule were `invite` — Synapse's reading
+    /// (`event_auth._is_membership_change_allowed`), where ruma fails with "no `m.room.join_rules` event
+    /// in current state" (docs/auth-rules.md, choice 3). Without it the result must equal [`Self::resolve`].
+    pub fn resolve_stepwise(
+        &self,
+        sets: &[Vec<String>],
+        missing_join_rules_as_invite: bool,
+    ) -> Named {
+        let (maps, chains) = self.inputs(sets);
+        let auth_rules = &self.rules.authorization;
+        let v2_rules = *self.rules.state_res.v2_rules().expect("v2 rules");
+
+        // Split.
+        let mut occurrences: HashMap<(StateEventType, String), HashMap<OwnedEventId, usize>> =
+            HashMap::new();
+        for map in &maps {
+            for (k, v) in map {
+                *occurrences
+                    .entry(k.clone())
+                    .or_default()
+                    .entry(v.clone())
+                    .or_default() += 1;
+            }
+        }
+        let mut unconflicted: StateMap<OwnedEventId> = StateMap::new();
+        let mut conflicted: HashSet<OwnedEventId> = HashSet::new();
+        for (k, values) in occurrences {
+            for (id, n) in values {
+                if n == maps.len() {
+                    unconflicted.insert(k.clone(), id);
+                } else {
+                    conflicted.insert(id);
+                }
+            }
+        }
+        if conflicted.is_empty() {
+            return named(unconflicted);
+        }
+
+        // Full conflicted set.
+        let mut counts: HashMap<OwnedEventId, usize> = HashMap::new();
+        for chain in &chains {
+            for id in chain.iter() {
+                *counts.entry(id.clone()).or_default() += 1;
+            }
+        }
+        let mut fcs: HashSet<OwnedEventId> = counts
             .into_iter()
-            .map(|((t, s), id)| ((t.to_string(), s), id.to_string()))
-            .collect()
+            .filter(|(_, n)| *n < chains.len())
+            .map(|(id, _)| id)
+            .collect();
+        fcs.extend(conflicted.iter().cloned());
+        if v2_rules.consider_conflicted_state_subgraph {
+            fcs.extend(self.subgraph(&conflicted).iter().cloned());
+        }
+
+        // Power events and their auth ancestors through edges inside the full conflicted set.
+        let is_power = |e: &RumaPdu| match e.kind.to_string().as_str() {
+            "m.room.power_levels" | "m.room.join_rules" | "m.room.create" => {
+                e.state_key.as_deref() == Some("")
+            }
+            "m.room.member" => {
+                let membership = serde_json::from_str::<serde_json::Value>(e.content.get())
+                    .ok()
+                    .and_then(|c| {
+                        c.get("membership")
+                            .and_then(|m| m.as_str())
+                            .map(str::to_owned)
+                    });
+                matches!(membership.as_deref(), Some("leave" | "ban"))
+                    && e.state_key.as_deref() != Some(e.sender.as_str())
+            }
+            _ => false,
+        };
+        let mut graph: EventIdMap<OwnedEventId, EventIdSet<OwnedEventId>> = EventIdMap::new();
+        let mut stack: Vec<OwnedEventId> = fcs
+            .iter()
+            .filter(|id| is_power(&self.events[*id]))
+            .cloned()
+            .collect();
+        while let Some(id) = stack.pop() {
+            if graph.contains_event_id(&id) {
+                continue;
+            }
+            let edges: EventIdSet<OwnedEventId> = self.events[&id]
+                .auth_events
+                .iter()
+                .filter(|a| fcs.contains(*a))
+                .cloned()
+                .collect();
+            stack.extend(edges.iter().cloned());
+            graph.insert(id, edges);
+        }
+        let create = self.create_event();
+        let creators = RoomCreateEvent::new(create.clone())
+            .creators(auth_rules)
+            .expect("valid create event");
+        let sorted_power = reverse_topological_power_sort(&graph, |id| {
+            let e = &self.events[id];
+            let pl = e.auth_events.iter().map(|a| &self.events[a]).find(|a| {
+                a.kind.to_string() == "m.room.power_levels" && a.state_key.as_deref() == Some("")
+            });
+            let level =
+                if auth_rules.explicitly_privilege_room_creators && creators.contains(&e.sender) {
+                    UserPowerLevel::Infinite
+                } else if let Some(pl) = pl {
+                    RoomPowerLevelsEvent::new(pl.clone())
+                        .user_power_level(&e.sender, auth_rules)
+                        .map(Into::into)
+                        .unwrap_or(UserPowerLevel::Int(0.into()))
+                } else if creators.contains(&e.sender) {
+                    UserPowerLevel::Int(100.into())
+                } else {
+                    UserPowerLevel::Int(0.into())
+                };
+            Ok((level, e.origin_server_ts))
+        })
+        .expect("sortable");
+
+        // Iterative auth checks, mainline order, iterative auth checks, unconflicted on top.
+        let start = if v2_rules.begin_iterative_auth_checks_with_empty_state_map {
+            StateMap::new()
+        } else {
+            unconflicted.clone()
+        };
+        let partial =
+            self.iterative_auth_checks(&sorted_power, start, missing_join_rules_as_invite);
+        let mut mainline: Vec<OwnedEventId> = Vec::new();
+        let mut p = partial
+            .get(&(StateEventType::RoomPowerLevels, String::new()))
+            .cloned();
+        while let Some(x) = p {
+            p = self.pl_auth_event(&x);
+            mainline.push(x);
+        }
+        let position = |id: &OwnedEventId| {
+            let mut x = Some(id.clone());
+            while let Some(y) = x {
+                if let Some(i) = mainline.iter().position(|m| *m == y) {
+                    return mainline.len() - i;
+                }
+                x = self.pl_auth_event(&y);
+            }
+            0
+        };
+        let mut rest: Vec<(usize, MilliSecondsSinceUnixEpoch, OwnedEventId)> = fcs
+            .iter()
+            .filter(|id| !graph.contains_event_id(id))
+            .map(|id| (position(id), self.events[id].origin_server_ts, id.clone()))
+            .collect();
+        rest.sort();
+        let rest: Vec<OwnedEventId> = rest.into_iter().map(|(_, _, id)| id).collect();
+        let mut resolved = self.iterative_auth_checks(&rest, partial, missing_join_rules_as_invite);
+        resolved.extend(unconflicted);
+        named(resolved)
+    }
+
+    fn create_event(&self) -> Arc<RumaPdu> {
+        self.events
+            .values()
+            .find(|e| e.kind.to_string() == "m.room.create")
+            .expect("a create event")
+            .clone()
+    }
+
+    fn pl_auth_event(&self, id: &OwnedEventId) -> Option<OwnedEventId> {
+        self.events[id]
+            .auth_events
+            .iter()
+            .find(|a| {
+                let e = &self.events[*a];
+                e.kind.to_string() == "m.room.power_levels" && e.state_key.as_deref() == Some("")
+            })
+            .cloned()
+    }
+
+    fn iterative_auth_checks(
+        &self,
+        events: &[OwnedEventId],
+        mut state: StateMap<OwnedEventId>,
+        missing_join_rules_as_invite: bool,
+    ) -> StateMap<OwnedEventId> {
+        let rules = &self.rules.authorization;
+        let create = self.create_event();
+        for id in events {
+            let event = self.events[id].clone();
+            let state_key = event.state_key.clone().expect("state event");
+            let mut auth: StateMap<Arc<RumaPdu>> = StateMap::new();
+            for a in &event.auth_events {
+                let a = &self.events[a];
+                if !a.rejected {
+                    let key = (
+                        a.kind.to_string().into(),
+                        a.state_key.clone().expect("state"),
+                    );
+                    auth.insert(key, a.clone());
+                }
+            }
+            if rules.room_create_event_id_as_room_id && event.kind.to_string() != "m.room.create" {
+                auth.insert((StateEventType::RoomCreate, String::new()), create.clone());
+            }
+            let Ok(types) = auth_types_for_event(
+                &event.kind,
+                &event.sender,
+                Some(&state_key),
+                &event.content,
+                rules,
+            ) else {
+                continue;
+            };
+            for key in types {
+                if let Some(current) = state.get(&key) {
+                    let current = &self.events[current];
+                    if !current.rejected {
+                        auth.insert(key, current.clone());
+                    }
+                }
+            }
+            let join_rules_key = (StateEventType::RoomJoinRules, String::new());
+            if missing_join_rules_as_invite
+                && event.kind.to_string() == "m.room.member"
+                && !auth.contains_key(&join_rules_key)
+            {
+                auth.insert(join_rules_key, Arc::new(self.invite_join_rules(&event)));
+            }
+            if check_state_dependent_auth_rules(rules, &*event, |t: &StateEventType, k: &str| {
+                auth.get(&(t.clone(), k.to_owned())).cloned()
+            })
+            .is_ok()
+            {
+                state.insert((event.kind.to_string().into(), state_key), id.clone());
+            }
+        }
+        state
+    }
+
+    /// A stand-in `m.room.join_rules` event with `join_rule: invite`, for Synapse's default.
+    fn invite_join_rules(&self, event: &RumaPdu) -> RumaPdu {
+        let mut value = serde_json::json!({
+            "event_id": "$synapse-default-join-rules",
+            "sender": event.sender,
+            "origin_server_ts": 0,
+            "type": "m.room.join_rules",
+            "state_key": "",
+            "content": {"join_rule": "invite"},
+            "prev_events": [],
+            "auth_events": [],
+        });
+        if let Some(room_id) = &event.room_id {
+            value["room_id"] = serde_json::json!(room_id);
+        }
+        serde_json::from_value(value).expect("stand-in join rules")
     }
 }
