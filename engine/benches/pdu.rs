@@ -1,8 +1,9 @@
 //! `pdu`: parse + canonicalise + event id per PDU, roomgraph beside ruma in the same run.
 //!
-//! Inputs: a realistic ~1.5 KB member event and a ~60 KB power-levels event (1 500 users), room v11.
-//! roomgraph: `Pdu::parse` (borrowing parse, format checks, streaming reference hash) plus canonical
-//! serialisation into a reused buffer. ruma: `CanonicalJsonObject` parse (which enforces canonical-JSON
+//! Inputs: a realistic ~1.5 KB member event (canonical, and the same event pretty-printed), and a
+//! ~60 KB power-levels event (1 500 users), room v11. roomgraph: `Pdu::parse` (JSON reader, format
+//! checks, streaming reference hash) plus `Pdu::canonical_json` (the input itself when it is canonical,
+//! else a serialisation). ruma: `CanonicalJsonObject` parse (which enforces canonical-JSON
 //! value rules), canonical serialisation and `ruma_signatures::reference_hash`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
@@ -61,11 +62,11 @@ fn power_levels_event(version: &'static RoomVersion, users: usize) -> String {
     .build_json_line()
 }
 
-fn roomgraph_path(input: &[u8], version: &'static RoomVersion, buf: &mut Vec<u8>) -> usize {
+fn roomgraph_path(input: &[u8], version: &'static RoomVersion) -> usize {
     let pdu = Pdu::parse(input, version).expect("valid pdu");
-    buf.clear();
-    write_object(&pdu.json, buf);
-    pdu.event_id.len() + buf.len()
+    // The input's own bytes when it is canonical already, otherwise a fresh serialisation.
+    let canonical = pdu.canonical_json();
+    pdu.event_id.len() + canonical.len()
 }
 
 fn ruma_path(input: &[u8], rules: &RoomVersionRules) -> usize {
@@ -79,19 +80,25 @@ fn ruma_path(input: &[u8], rules: &RoomVersionRules) -> usize {
 fn bench(c: &mut Criterion) {
     let version = RoomVersion::from_id("11").expect("v11");
     let rules = RoomVersionRules::V11;
+    let member = member_event(version);
+    // The same event as a server might send it without canonicalising: indented, keys in another order.
+    let member_pretty = {
+        let value: serde_json::Value = serde_json::from_str(&member).expect("json");
+        serde_json::to_string_pretty(&value).expect("serialises")
+    };
     let inputs = [
-        ("member_1.5k", member_event(version)),
+        ("member_1.5k", member),
+        ("member_1.5k_noncanonical", member_pretty),
         ("power_levels_60k", power_levels_event(version, 1_500)),
     ];
     let mut group = c.benchmark_group("pdu");
     for (name, input) in &inputs {
         assert!(input.len() <= 65_536, "{name} is {} bytes", input.len());
         group.throughput(Throughput::Elements(1));
-        let mut buf = Vec::with_capacity(70_000);
         group.bench_with_input(
             BenchmarkId::new("roomgraph", format!("{name}/{}B", input.len())),
             input,
-            |b, input| b.iter(|| roomgraph_path(black_box(input.as_bytes()), version, &mut buf)),
+            |b, input| b.iter(|| roomgraph_path(black_box(input.as_bytes()), version)),
         );
         group.bench_with_input(
             BenchmarkId::new("ruma", format!("{name}/{}B", input.len())),

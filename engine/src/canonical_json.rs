@@ -230,10 +230,19 @@ impl<'a> JsonValue<'a> {
 
 /// Parses a JSON document, borrowing strings from `input`, and applies `policy` to its numbers.
 pub fn parse(input: &[u8], policy: NumberPolicy) -> Result<JsonValue<'_>, JsonError> {
-    let mut value = crate::json_reader::read(input).map_err(JsonError::Syntax)?;
+    parse_noting_canonical(input, policy).map(|(value, _)| value)
+}
+
+/// Like [`parse`], and also tells whether `input` already is exactly the canonical JSON of the value.
+pub fn parse_noting_canonical(
+    input: &[u8],
+    policy: NumberPolicy,
+) -> Result<(JsonValue<'_>, bool), JsonError> {
+    let (mut value, canonical) =
+        crate::json_reader::read_noting_canonical(input).map_err(JsonError::Syntax)?;
     let mut path = String::new();
     apply_policy(&mut value, policy, &mut path)?;
-    Ok(value)
+    Ok((value, canonical))
 }
 
 /// Parses a JSON document that must be an object.

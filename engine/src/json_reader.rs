@@ -15,7 +15,15 @@ use crate::canonical_json::{JsonObject, JsonValue};
 const MAX_DEPTH: u32 = 128;
 
 /// Reads one JSON document (surrounding whitespace allowed) from `input`.
+#[cfg(test)]
 pub(crate) fn read(input: &[u8]) -> Result<JsonValue<'_>, String> {
+    read_noting_canonical(input).map(|(value, _)| value)
+}
+
+/// Reads one JSON document and tells whether `input` is already exactly its canonical JSON (no
+/// whitespace, keys sorted, only the mandatory escapes, plain integers): then the input bytes can
+/// stand for the canonical form without serialising again.
+pub(crate) fn read_noting_canonical(input: &[u8]) -> Result<(JsonValue<'_>, bool), String> {
     let text = std::str::from_utf8(input)
         .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
     let mut reader = Reader {
@@ -23,6 +31,7 @@ pub(crate) fn read(input: &[u8]) -> Result<JsonValue<'_>, String> {
         bytes: input,
         pos: 0,
         depth: 0,
+        canonical: true,
     };
     reader.skip_ws();
     let value = reader.value()?;
@@ -30,7 +39,7 @@ pub(crate) fn read(input: &[u8]) -> Result<JsonValue<'_>, String> {
     if reader.pos != reader.bytes.len() {
         return Err(reader.error("trailing characters"));
     }
-    Ok(value)
+    Ok((value, reader.canonical))
 }
 
 struct Reader<'a> {
@@ -38,6 +47,8 @@ struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
     depth: u32,
+    /// Still true when everything read so far is in canonical form.
+    canonical: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -57,6 +68,7 @@ impl<'a> Reader<'a> {
     fn skip_ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
+            self.canonical = false;
         }
     }
 
@@ -136,6 +148,7 @@ impl<'a> Reader<'a> {
         self.depth -= 1;
         // Canonical input arrives sorted, which makes this a linear check.
         if !entries.is_sorted_by(|a, b| a.0.as_bytes() < b.0.as_bytes()) {
+            self.canonical = false;
             entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             if let Some(w) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
                 return Err(self.error(&format!("duplicate key `{}`", w[0].0)));
@@ -245,14 +258,27 @@ impl<'a> Reader<'a> {
                     match kind {
                         b'"' => out.push('"'),
                         b'\\' => out.push('\\'),
-                        b'/' => out.push('/'),
+                        b'/' => {
+                            out.push('/');
+                            self.canonical = false;
+                        }
                         b'b' => out.push('\u{8}'),
                         b'f' => out.push('\u{c}'),
                         b'n' => out.push('\n'),
                         b'r' => out.push('\r'),
                         b't' => out.push('\t'),
                         b'u' => {
+                            let digits = self.pos;
                             let c = self.unicode_escape()?;
+                            // Canonical only for control characters without a short escape, written
+                            // as `\u00xx` in lower case.
+                            let short = matches!(c, '\u{8}' | '\t' | '\n' | '\u{c}' | '\r');
+                            let lower = !self.bytes[digits..self.pos]
+                                .iter()
+                                .any(u8::is_ascii_uppercase);
+                            if (c as u32) >= 0x20 || short || !lower {
+                                self.canonical = false;
+                            }
                             out.push(c);
                         }
                         _ => return Err(self.error("invalid escape")),
@@ -354,6 +380,9 @@ impl<'a> Reader<'a> {
         }
         let literal = &self.text[start..i];
         self.pos = i;
+        if !integer || literal == "-0" {
+            self.canonical = false;
+        }
         if integer {
             if let Ok(v) = literal.parse::<i64>() {
                 return Ok(JsonValue::Int(v));
@@ -497,10 +526,51 @@ mod tests {
         })
     }
 
+    /// The canonical flag is true exactly when the input is the canonical form of a float-free value.
+    fn check_canonical_flag(text: &str) {
+        if let Ok((value, flag)) = read_noting_canonical(text.as_bytes()) {
+            let canonical = crate::canonical_json::to_canonical_string(&value);
+            if flag {
+                assert_eq!(canonical, text, "flagged canonical but is not");
+            }
+            if let Ok((_, again)) = read_noting_canonical(canonical.as_bytes())
+                && !canonical.contains(['.', 'e', 'E'])
+            {
+                assert!(again, "canonical form not flagged: {canonical}");
+            }
+        }
+    }
+
+    #[test]
+    fn canonical_flag_cases() {
+        for (text, canonical) in [
+            (r#"{"a":1,"b":[true,null,"x"]}"#, true),
+            (r#"{"b":1,"a":2}"#, false),
+            (r#"{"a": 1}"#, false),
+            (r#" {}"#, false),
+            (r#"{"a":-0}"#, false),
+            (r#"{"a":1.0}"#, false),
+            (r#"{"a":"\/"}"#, false),
+            (r#"{"a":"\u00e9"}"#, false),
+            (r#"{"a":"é"}"#, true),
+            (r#"{"a":"\u0001"}"#, true),
+            (r#"{"a":"\u001F"}"#, false),
+            (r#"{"a":"\b\t\n\f\r\"\\"}"#, true),
+        ] {
+            assert_eq!(
+                read_noting_canonical(text.as_bytes()).map(|(_, c)| c),
+                Ok(canonical),
+                "{text}"
+            );
+            check_canonical_flag(text);
+        }
+    }
+
     proptest! {
         #[test]
         fn random_documents_agree_with_serde_json(text in json_text()) {
             agrees(&text);
+            check_canonical_flag(&text);
         }
 
         #[test]

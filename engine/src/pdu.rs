@@ -8,7 +8,8 @@
 use std::borrow::Cow;
 
 use crate::canonical_json::{
-    CountingSink, JsonError, JsonObject, JsonValue, NumberPolicy, parse_object, write_object,
+    CountingSink, JsonError, JsonObject, JsonValue, NumberPolicy, parse_noting_canonical,
+    write_object,
 };
 use crate::event_id::{
     EventIdError, MAX_ID_BYTES, check_server_chosen_id, create_event_id_from_room_id, event_id,
@@ -83,6 +84,9 @@ pub struct Pdu<'a> {
     pub auth_events: Vec<Cow<'a, str>>,
     /// The redaction target: top-level `redacts` (v1–v10) or `content.redacts` (v11+).
     pub redacts: Option<Cow<'a, str>>,
+    /// The input bytes, when they already are the canonical JSON of `json` (the usual case for PDUs
+    /// received over federation); lets [`Pdu::canonical_json`] skip serialising.
+    canonical_input: Option<&'a [u8]>,
 }
 
 impl<'a> Pdu<'a> {
@@ -93,11 +97,18 @@ impl<'a> Pdu<'a> {
         } else {
             NumberPolicy::Lenient
         };
-        let json = parse_object(input, policy)?;
-        // In strict mode canonical JSON is never longer than its input (numbers are plain integers and
-        // escapes only shrink), so short inputs need no second pass to check the size limit.
-        let size_known_ok = version.strict_canonical_json && input.len() <= MAX_PDU_BYTES;
-        Pdu::from_json_inner(json, version, size_known_ok)
+        let (json, canonical) = match parse_noting_canonical(input, policy)? {
+            (JsonValue::Object(o), canonical) => (o, canonical),
+            _ => return Err(JsonError::NotAnObject { path: "$".into() }.into()),
+        };
+        // Canonical input is its own canonical size; in strict mode canonical JSON is never longer than
+        // its input (numbers are plain integers, escapes only shrink). Either way short inputs need no
+        // second pass to check the size limit.
+        let size_known_ok =
+            (canonical || version.strict_canonical_json) && input.len() <= MAX_PDU_BYTES;
+        let mut pdu = Pdu::from_json_inner(json, version, size_known_ok)?;
+        pdu.canonical_input = canonical.then_some(input);
+        Ok(pdu)
     }
 
     /// Checks an already parsed object as a PDU of `version`.
@@ -217,7 +228,20 @@ impl<'a> Pdu<'a> {
             prev_events,
             auth_events,
             redacts,
+            canonical_input: None,
         })
+    }
+
+    /// The whole PDU as canonical JSON: the input bytes themselves when they were canonical already.
+    pub fn canonical_json(&self) -> Cow<'_, [u8]> {
+        match self.canonical_input {
+            Some(bytes) => Cow::Borrowed(bytes),
+            None => {
+                let mut out = Vec::with_capacity(1024);
+                write_object(&self.json, &mut out);
+                Cow::Owned(out)
+            }
+        }
     }
 
     /// The event's `content` object (presence and type were checked at parse time).
@@ -280,6 +304,7 @@ impl<'a> Pdu<'a> {
             prev_events: self.prev_events.into_iter().map(own).collect(),
             auth_events: self.auth_events.into_iter().map(own).collect(),
             redacts: self.redacts.map(own),
+            canonical_input: None,
         }
     }
 }
@@ -572,6 +597,18 @@ mod tests {
                 "expected `{expected}` in `{err}`"
             );
         }
+    }
+
+    #[test]
+    fn canonical_input_is_reused_and_other_input_is_serialised() {
+        let canonical = Pdu::parse(MEMBER_V11.as_bytes(), v("11")).expect("valid");
+        assert!(matches!(canonical.canonical_json(), Cow::Borrowed(_)));
+        assert_eq!(&*canonical.canonical_json(), MEMBER_V11.as_bytes());
+        let spaced = MEMBER_V11.replace(",", ", ");
+        let pdu = Pdu::parse(spaced.as_bytes(), v("11")).expect("valid");
+        assert!(matches!(pdu.canonical_json(), Cow::Owned(_)));
+        assert_eq!(&*pdu.canonical_json(), MEMBER_V11.as_bytes());
+        assert_eq!(pdu.event_id, canonical.event_id);
     }
 
     #[test]
