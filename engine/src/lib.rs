@@ -10,14 +10,14 @@ pub mod builder;
 pub mod canonical_json;
 pub mod event_id;
 pub mod hashes;
+#[cfg(feature = "store")]
+pub mod ingest;
 mod json_reader;
 pub mod pdu;
 pub mod redaction;
 pub mod resolve;
 pub mod room_generator;
 pub mod room_version;
-#[cfg(feature = "store")]
-pub mod ingest;
 #[cfg(feature = "store")]
 pub mod store;
 

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 mod auth_check;
-mod resolve;
 #[cfg(feature = "store")]
 mod demo;
+mod resolve;
 #[cfg(feature = "store")]
 mod store_cmds;
 use roomgraph::canonical_json::{self, JsonValue, NumberPolicy};
@@ -17,7 +17,11 @@ use roomgraph::redaction::redact;
 use roomgraph::room_version::RoomVersion;
 
 #[derive(Parser)]
-#[command(name = "roomgraph", version, about = "Fast engine for Matrix room event graphs")]
+#[command(
+    name = "roomgraph",
+    version,
+    about = "Fast engine for Matrix room event graphs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -164,15 +168,25 @@ fn run(command: Command) -> Result<(), Failure> {
             resolve::run(&input, time, repeat, &mut stdout).map_err(Failure)?
         }
         #[cfg(feature = "store")]
-        Command::Ingest { db, file, outcomes, batch_lines } => {
-            store_cmds::ingest(&db, &file, outcomes.as_deref(), batch_lines, &mut stdout).map_err(Failure)?
-        }
+        Command::Ingest {
+            db,
+            file,
+            outcomes,
+            batch_lines,
+        } => store_cmds::ingest(&db, &file, outcomes.as_deref(), batch_lines, &mut stdout)
+            .map_err(Failure)?,
         #[cfg(feature = "store")]
-        Command::State { db, room, event, before } => {
-            store_cmds::state(&db, room.as_deref(), event.as_deref(), before, &mut stdout).map_err(Failure)?
-        }
+        Command::State {
+            db,
+            room,
+            event,
+            before,
+        } => store_cmds::state(&db, room.as_deref(), event.as_deref(), before, &mut stdout)
+            .map_err(Failure)?,
         #[cfg(feature = "store")]
-        Command::Event { db, event_id } => store_cmds::event(&db, &event_id, &mut stdout).map_err(Failure)?,
+        Command::Event { db, event_id } => {
+            store_cmds::event(&db, &event_id, &mut stdout).map_err(Failure)?
+        }
         Command::EventId { room_version, file } => {
             let version = RoomVersion::from_id(&room_version)?;
             let input = read_input(&file)?;
@@ -184,7 +198,11 @@ fn run(command: Command) -> Result<(), Failure> {
             let input = read_input(&file)?;
             let pdu = Pdu::parse(&input, version)?;
             let redacted = redact(&pdu.json, version.redaction);
-            writeln!(stdout, "{}", canonical_json::to_canonical_string(&JsonValue::Object(redacted)))?;
+            writeln!(
+                stdout,
+                "{}",
+                canonical_json::to_canonical_string(&JsonValue::Object(redacted))
+            )?;
         }
         Command::ContentHash { room_version, file } => {
             let version = RoomVersion::from_id(&room_version)?;
@@ -220,7 +238,11 @@ fn run(command: Command) -> Result<(), Failure> {
                         pdu.event_id,
                         pdu.event_type,
                         pdu.state_key.as_deref().unwrap_or("-"),
-                        if pdu.content_hash_matches() { "hash-ok" } else { "hash-mismatch" }
+                        if pdu.content_hash_matches() {
+                            "hash-ok"
+                        } else {
+                            "hash-mismatch"
+                        }
                     )?,
                     Err(e) => {
                         bad += 1;
@@ -239,7 +261,9 @@ fn run(command: Command) -> Result<(), Failure> {
 fn read_input(file: &str) -> Result<Vec<u8>, Failure> {
     let mut buf = Vec::new();
     if file == "-" {
-        std::io::stdin().read_to_end(&mut buf).map_err(|e| Failure(format!("reading standard input: {e}")))?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| Failure(format!("reading standard input: {e}")))?;
     } else {
         std::fs::File::open(file)
             .and_then(|mut f| f.read_to_end(&mut buf))
