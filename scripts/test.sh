@@ -17,4 +17,13 @@ fi
 
 # Parallel C++ compilation of RocksDB; the machine has 2 cores.
 export NUM_JOBS="${NUM_JOBS:-$(nproc)}"
-cargo test --workspace --locked "$@"
+
+# Unit, integration and CLI tests of every crate (the crates have no doc tests). The output is kept to
+# print one closing total over all test binaries.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked --tests "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
