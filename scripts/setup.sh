@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine lacks to build roomgraph: clang and libclang-dev (rust-rocksdb's
+# bindgen) and a C++ compiler (RocksDB). Does nothing when they are present. Sourced by the other scripts.
+set -euo pipefail
+
+need=()
+command -v clang >/dev/null 2>&1 || need+=(clang)
+compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/lib/*/libclang*.so*" >/dev/null || need+=(libclang-dev)
+command -v c++ >/dev/null 2>&1 || need+=(g++)
+if ((${#need[@]})); then
+    echo "scripts/setup.sh: installing ${need[*]}" >&2
+    if [[ $(id -u) -eq 0 ]]; then sudo=(); else sudo=(sudo); fi
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Parallel C++ compilation of RocksDB.
+export NUM_JOBS="${NUM_JOBS:-$(nproc)}"
