@@ -6,9 +6,6 @@
 //! sort and lookups are a binary search; duplicate keys are an error, never a silent "last one wins".
 
 use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::room_version::MAX_SAFE_INT;
 
@@ -240,8 +237,7 @@ pub fn parse_noting_canonical(
 ) -> Result<(JsonValue<'_>, bool), JsonError> {
     let (mut value, canonical) =
         crate::json_reader::read_noting_canonical(input).map_err(JsonError::Syntax)?;
-    let mut path = String::new();
-    apply_policy(&mut value, policy, &mut path)?;
+    apply_policy(&mut value, policy)?;
     Ok((value, canonical))
 }
 
@@ -255,11 +251,7 @@ pub fn parse_object(input: &[u8], policy: NumberPolicy) -> Result<JsonObject<'_>
 
 /// Applies `policy` to every number. The path of an offending value is built only on the error path,
 /// so a valid document costs one allocation-free walk.
-fn apply_policy(
-    value: &mut JsonValue<'_>,
-    policy: NumberPolicy,
-    path: &mut String,
-) -> Result<(), JsonError> {
+fn apply_policy(value: &mut JsonValue<'_>, policy: NumberPolicy) -> Result<(), JsonError> {
     if policy == NumberPolicy::Lenient {
         return Ok(());
     }
@@ -267,10 +259,8 @@ fn apply_policy(
     match check_numbers(value, policy, &mut segments) {
         Ok(()) => Ok(()),
         Err(kind) => {
-            for segment in segments.iter().rev() {
-                path.push_str(segment);
-            }
-            let path = display_path(path);
+            let path: String = segments.iter().rev().map(String::as_str).collect();
+            let path = display_path(&path);
             Err(match kind {
                 NumberFault::Float(value) => JsonError::Float { path, value },
                 NumberFault::Range(value) => JsonError::IntegerRange { path, value },
@@ -339,108 +329,6 @@ fn display_path(path: &str) -> String {
     }
 }
 
-impl<'de> Deserialize<'de> for JsonValue<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ValueVisitor)
-    }
-}
-
-struct ValueVisitor;
-
-impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = JsonValue<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(JsonValue::Null)
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(JsonValue::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(JsonValue::Int(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(match i64::try_from(v) {
-            Ok(i) => JsonValue::Int(i),
-            Err(_) => JsonValue::UInt(v),
-        })
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(JsonValue::Float(v))
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(JsonValue::String(Cow::Borrowed(v)))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(JsonValue::String(Cow::Owned(v.to_owned())))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(JsonValue::String(Cow::Owned(v)))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(JsonValue::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut entries: Vec<(Cow<'de, str>, JsonValue<'de>)> = Vec::with_capacity(8);
-        while let Some(key) = map.next_key::<KeyStr<'de>>()? {
-            let value = map.next_value()?;
-            entries.push((key.0, value));
-        }
-        // Parsers usually see keys already sorted (canonical input), so this is a linear check.
-        if !entries.is_sorted_by(|a, b| a.0.as_bytes() < b.0.as_bytes()) {
-            entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            if let Some(w) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
-                return Err(de::Error::custom(format_args!(
-                    "duplicate key `{}`",
-                    w[0].0
-                )));
-            }
-        }
-        Ok(JsonValue::Object(JsonObject { entries }))
-    }
-}
-
-struct KeyStr<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for KeyStr<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = KeyStr<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(KeyStr(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(KeyStr(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(KeyStr(Cow::Owned(v)))
-            }
-        }
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
 /// A destination for canonical JSON bytes: a buffer, or a hash function fed directly.
 pub trait Sink {
     fn put(&mut self, bytes: &[u8]);
@@ -450,12 +338,6 @@ impl Sink for Vec<u8> {
     #[inline]
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
-    }
-}
-
-impl Sink for sha2::Sha256 {
-    fn put(&mut self, bytes: &[u8]) {
-        sha2::Digest::update(self, bytes);
     }
 }
 

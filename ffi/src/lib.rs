@@ -106,93 +106,42 @@ unsafe fn pdu_op(
     })
 }
 
-/// Computes the event id of a federation-format PDU of room version `version` (e.g. `"11"`).
-///
-/// # Safety
-/// `version`/`pdu` valid for reads of their lengths; `out` valid for writes of `out_cap` bytes;
-/// `out_len` valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roomgraph_event_id(
-    version: *const u8,
-    version_len: usize,
-    pdu: *const u8,
-    pdu_len: usize,
-    out: *mut u8,
-    out_cap: usize,
-    out_len: *mut usize,
-) -> RgResult {
-    // SAFETY: forwarded caller contract.
-    unsafe {
-        pdu_op(
-            PduOutput::EventId,
-            version,
-            version_len,
-            pdu,
-            pdu_len,
-            out,
-            out_cap,
-            out_len,
-        )
-    }
+/// Defines one exported PDU entry point: `(version, pdu) -> out` computing `$output`.
+macro_rules! pdu_entry_point {
+    ($(#[$doc:meta])* $name:ident => $output:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// `version`/`pdu` valid for reads of their lengths; `out` valid for writes of `out_cap`
+        /// bytes; `out_len` valid for a write.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(
+            version: *const u8,
+            version_len: usize,
+            pdu: *const u8,
+            pdu_len: usize,
+            out: *mut u8,
+            out_cap: usize,
+            out_len: *mut usize,
+        ) -> RgResult {
+            // SAFETY: forwarded caller contract.
+            unsafe { pdu_op($output, version, version_len, pdu, pdu_len, out, out_cap, out_len) }
+        }
+    };
 }
 
-/// Computes the unpadded base64 SHA-256 content hash of a PDU.
-///
-/// # Safety
-/// As for [`roomgraph_event_id`].
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roomgraph_content_hash(
-    version: *const u8,
-    version_len: usize,
-    pdu: *const u8,
-    pdu_len: usize,
-    out: *mut u8,
-    out_cap: usize,
-    out_len: *mut usize,
-) -> RgResult {
-    // SAFETY: forwarded caller contract.
-    unsafe {
-        pdu_op(
-            PduOutput::ContentHash,
-            version,
-            version_len,
-            pdu,
-            pdu_len,
-            out,
-            out_cap,
-            out_len,
-        )
-    }
-}
-
-/// Writes the redacted PDU as canonical JSON.
-///
-/// # Safety
-/// As for [`roomgraph_event_id`].
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn roomgraph_redact(
-    version: *const u8,
-    version_len: usize,
-    pdu: *const u8,
-    pdu_len: usize,
-    out: *mut u8,
-    out_cap: usize,
-    out_len: *mut usize,
-) -> RgResult {
-    // SAFETY: forwarded caller contract.
-    unsafe {
-        pdu_op(
-            PduOutput::Redacted,
-            version,
-            version_len,
-            pdu,
-            pdu_len,
-            out,
-            out_cap,
-            out_len,
-        )
-    }
-}
+pdu_entry_point!(
+    /// Computes the event id of a federation-format PDU of room version `version` (e.g. `"11"`).
+    roomgraph_event_id => PduOutput::EventId
+);
+pdu_entry_point!(
+    /// Computes the unpadded base64 SHA-256 content hash of a PDU.
+    roomgraph_content_hash => PduOutput::ContentHash
+);
+pdu_entry_point!(
+    /// Writes the redacted PDU as canonical JSON.
+    roomgraph_redact => PduOutput::Redacted
+);
 
 #[cfg(test)]
 mod tests {

@@ -7,9 +7,8 @@ use std::path::PathBuf;
 
 use roomgraph::ingest::{Engine, Summary};
 
+use crate::SAMPLE_ROOM;
 use crate::store_cmds::nested;
-
-const SAMPLE_ROOM: &str = include_str!("../../../../datasets/sample-room-v11.ndjson");
 
 /// Runs the demo in `db` (a fresh temporary directory, removed afterwards, when `None`).
 pub fn run(db: Option<PathBuf>, out: &mut dyn Write) -> Result<(), String> {

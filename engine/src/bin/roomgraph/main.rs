@@ -152,6 +152,7 @@ fn main() -> ExitCode {
     }
 }
 
+/// The sample room shipped in `datasets/`, the embedded default of `inspect` and `demo`.
 const SAMPLE_ROOM: &str = include_str!("../../../../datasets/sample-room-v11.ndjson");
 
 fn run(command: Command) -> Result<(), Failure> {
