@@ -17,6 +17,10 @@ use roomgraph::ingest::trace::{TraceSpec, generate};
 use roomgraph::ingest::{Engine, EngineOptions, Summary};
 use roomgraph::pdu::Pdu;
 use roomgraph::room_version::RoomVersion;
+
+/// The same allocator as the `roomgraph` binary, so the harness measures what users run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use roomgraph::store::{StoreOptions, SyncPolicy};
 
 #[derive(Parser)]
@@ -79,6 +83,10 @@ enum Cmd {
         /// Do not fsync each batch (WAL only).
         #[arg(long)]
         no_sync: bool,
+        /// Resolve every fork both ways (partial and full state sets) and compare: a correctness run,
+        /// not a timing one.
+        #[arg(long)]
+        check_resolutions: bool,
     },
 }
 
@@ -97,7 +105,8 @@ fn main() {
             file,
             batch_lines,
             no_sync,
-        } => ingest_file(&db, &file, batch_lines, no_sync),
+            check_resolutions,
+        } => ingest_file(&db, &file, batch_lines, no_sync, check_resolutions),
     };
     if let Err(e) = result {
         eprintln!("roomgraph-bench: {e}");
@@ -221,7 +230,13 @@ fn parse_hash(file: &Path, batch_lines: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn ingest_file(db: &Path, file: &Path, batch_lines: usize, no_sync: bool) -> Result<(), String> {
+fn ingest_file(
+    db: &Path,
+    file: &Path,
+    batch_lines: usize,
+    no_sync: bool,
+    check_resolutions: bool,
+) -> Result<(), String> {
     let options = EngineOptions {
         store: StoreOptions {
             sync: if no_sync {
@@ -231,6 +246,7 @@ fn ingest_file(db: &Path, file: &Path, batch_lines: usize, no_sync: bool) -> Res
             },
             ..StoreOptions::default()
         },
+        check_resolutions,
         ..EngineOptions::default()
     };
     let start = Instant::now();
@@ -247,12 +263,14 @@ fn ingest_file(db: &Path, file: &Path, batch_lines: usize, no_sync: bool) -> Res
     summary.add(&o);
     let secs = start.elapsed().as_secs_f64();
     let size = engine.store().size_on_disk();
+    let resolutions = engine.resolution_stats();
     println!(
         "{}",
         serde_json::json!({"events": events, "seconds": secs, "events_per_s": events as f64 / secs,
             "batches": batches, "sync_per_batch": !no_sync, "peak_rss_bytes": peak_rss_bytes(), "store_bytes": size,
             "accepted": summary.accepted, "rejected": summary.rejected, "soft_failed": summary.soft_failed,
-            "pending": summary.pending, "duplicates": summary.duplicates, "invalid": summary.invalid})
+            "pending": summary.pending, "duplicates": summary.duplicates, "invalid": summary.invalid,
+            "resolutions_partial": resolutions.partial, "resolutions_full": resolutions.full})
     );
     Ok(())
 }

@@ -7,10 +7,18 @@ use std::collections::{BTreeMap, HashSet};
 
 use roomgraph::auth::AuthEvent;
 use roomgraph::ingest::trace::{Rng, Trace, TraceSpec, generate};
-use roomgraph::ingest::{Engine, EventOutcome, Outcome, Position, StateMap};
+use roomgraph::ingest::{Engine, EngineOptions, EventOutcome, Outcome, Position, StateMap};
 use roomgraph::pdu::Pdu;
 use roomgraph::resolve::{EventGraph, EventIdx, resolve};
 use roomgraph::room_version::RoomVersion;
+
+/// Every fork is also resolved from the full state sets and compared (the engine's self-check).
+fn checked() -> EngineOptions {
+    EngineOptions {
+        check_resolutions: true,
+        ..EngineOptions::default()
+    }
+}
 
 type Named = BTreeMap<String, BTreeMap<String, String>>;
 
@@ -94,7 +102,7 @@ fn ingest_all(engine: &mut Engine, lines: &[String], batch: usize) -> Vec<EventO
 fn state_at_merges_and_fork_tips_equals_direct_resolution() {
     let dir = tempfile::tempdir().expect("tempdir");
     let trace = generate(&spec(21));
-    let mut engine = Engine::open(dir.path()).expect("open");
+    let mut engine = Engine::open_with(dir.path(), checked()).expect("open");
     let outcomes = ingest_all(&mut engine, &trace.lines, 10_000);
     let rejected: HashSet<String> = outcomes
         .iter()
@@ -191,7 +199,7 @@ fn shuffled_small_batches_and_reopen_give_identical_results() {
         out
     };
     let dir_a = tempfile::tempdir().expect("tempdir");
-    let mut a = Engine::open(dir_a.path()).expect("open");
+    let mut a = Engine::open_with(dir_a.path(), checked()).expect("open");
     ingest_all(&mut a, &trace.lines, 10_000);
     let want = snapshot(&a);
 
@@ -201,12 +209,12 @@ fn shuffled_small_batches_and_reopen_give_identical_results() {
     // Small batches, and the engine reopened half way (pending events are persisted).
     let half = shuffled.len() / 2;
     {
-        let mut b = Engine::open(dir_b.path()).expect("open");
+        let mut b = Engine::open_with(dir_b.path(), checked()).expect("open");
         for chunk in shuffled[..half].chunks(23) {
             b.ingest(chunk).expect("ingest");
         }
     }
-    let mut b = Engine::open(dir_b.path()).expect("reopen");
+    let mut b = Engine::open_with(dir_b.path(), checked()).expect("reopen");
     let rest = ingest_all(&mut b, &shuffled[half..], 23);
     assert!(
         rest.iter().all(|o| o.outcome != Outcome::Pending),

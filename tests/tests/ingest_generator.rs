@@ -8,10 +8,18 @@ use std::collections::{BTreeMap, HashSet};
 use roomgraph::auth::AuthEvent;
 use roomgraph::canonical_json::{JsonValue, to_canonical_string};
 use roomgraph::ingest::trace::Rng;
-use roomgraph::ingest::{Engine, EventOutcome, Outcome, Position, StateMap};
+use roomgraph::ingest::{Engine, EngineOptions, EventOutcome, Outcome, Position, StateMap};
 use roomgraph::resolve::{EventGraph, EventIdx, resolve};
 use roomgraph::room_generator::{GeneratedRoom, RoomConfig, generate};
 use roomgraph::room_version::RoomVersion;
+
+/// Every fork is also resolved from the full state sets and compared (the engine's self-check).
+fn checked() -> EngineOptions {
+    EngineOptions {
+        check_resolutions: true,
+        ..EngineOptions::default()
+    }
+}
 
 fn lines(room: &GeneratedRoom) -> Vec<String> {
     room.events
@@ -22,7 +30,7 @@ fn lines(room: &GeneratedRoom) -> Vec<String> {
 
 fn ingest(lines: &[String], batch: usize) -> (tempfile::TempDir, Engine, Vec<EventOutcome>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut engine = Engine::open(dir.path()).expect("open");
+    let mut engine = Engine::open_with(dir.path(), checked()).expect("open");
     let mut out = Vec::new();
     for chunk in lines.chunks(batch) {
         out.extend(engine.ingest(chunk).expect("ingest"));

@@ -18,6 +18,8 @@
 pub mod room;
 pub mod trace;
 
+pub use room::ResolutionStats;
+
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -151,6 +153,9 @@ pub struct EngineOptions {
     pub store: StoreOptions,
     /// Most events kept waiting for unknown parents (beyond it, new ones are reported, not kept).
     pub max_pending: usize,
+    /// Self-check: resolve every fork both from the conflicted entries (the fast path) and from the
+    /// full state sets, and reject with an `internal:` reason where they differ. For tests; slow.
+    pub check_resolutions: bool,
 }
 
 impl Default for EngineOptions {
@@ -158,6 +163,7 @@ impl Default for EngineOptions {
         EngineOptions {
             store: StoreOptions::default(),
             max_pending: 200_000,
+            check_resolutions: false,
         }
     }
 }
@@ -226,6 +232,7 @@ pub(crate) struct Shared<'a> {
     pub next_pending: &'a AtomicU64,
     pub pending_count: &'a AtomicUsize,
     pub max_pending: usize,
+    pub check_resolutions: bool,
 }
 
 /// Borrows the shared context field by field, so `self.rooms` stays free for mutable use.
@@ -239,6 +246,7 @@ macro_rules! shared {
             next_pending: &$e.next_pending,
             pending_count: &$e.pending_count,
             max_pending: $e.max_pending,
+            check_resolutions: $e.check_resolutions,
         }
     };
 }
@@ -265,6 +273,7 @@ pub struct Engine {
     next_pending: AtomicU64,
     pending_count: AtomicUsize,
     max_pending: usize,
+    check_resolutions: bool,
     rooms: HashMap<String, RoomState>,
     orphans: Vec<Orphan>,
     /// Pending rows found at open, replayed by the next ingest call.
@@ -360,6 +369,7 @@ impl Engine {
             next_pending: AtomicU64::new(next_pending),
             pending_count: AtomicUsize::new(0),
             max_pending: options.max_pending,
+            check_resolutions: options.check_resolutions,
             rooms: HashMap::new(),
             orphans: Vec::new(),
             replay,
@@ -405,6 +415,16 @@ impl Engine {
         let result = self.process(inputs, &mut outcomes, &mut writes);
         self.commit(result, writes)?;
         Ok(outcomes)
+    }
+
+    /// How the fork resolutions of the rooms held in memory were computed (for benchmarks and tests).
+    pub fn resolution_stats(&self) -> ResolutionStats {
+        let mut total = ResolutionStats::default();
+        for room in self.rooms.values() {
+            total.partial += room.stats.partial;
+            total.full += room.stats.full;
+        }
+        total
     }
 
     /// Retries events whose missing parents arrived in other rooms, then reports what is still pending

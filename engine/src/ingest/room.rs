@@ -12,7 +12,7 @@ use roaring::RoaringTreemap;
 use crate::auth::{self, AuthEvent, AuthEventsState, AuthState};
 use crate::pdu::Pdu;
 use crate::resolve::{EventGraph, EventIdx, Resolver};
-use crate::room_version::RoomVersion;
+use crate::room_version::{RoomVersion, StateResAlgorithm};
 use crate::store::codec::{self, encode_u64_list};
 use crate::store::snapshot::{IntMap, StateDraft};
 use crate::store::{
@@ -71,6 +71,16 @@ pub(crate) struct RoomState {
     /// Graph state-key index → store state-key number (`u32::MAX` = not cached yet).
     graph_keys: Vec<u32>,
     resolver: Resolver,
+    /// Store key number of each non-rejected state event applied here (or looked up since).
+    event_keys: IntMap<u64, u32>,
+    /// Every non-rejected state event applied by this process, ascending: the events that can have
+    /// entered a state since `log_from` (see [`RoomState::fast_inputs`]).
+    state_log: Vec<u64>,
+    /// The first event number from which `state_log` is complete (`u64::MAX` until the first apply of a
+    /// room loaded from the store).
+    log_from: u64,
+    /// Counts of fork resolutions by path.
+    pub stats: ResolutionStats,
     /// Events waiting for a missing event id.
     pub waiting: HashMap<String, Vec<Item>>,
     /// Created in this process: every event and snapshot of the room is in the maps above, so misses
@@ -118,6 +128,10 @@ impl RoomState {
             graph_nums: Vec::new(),
             graph_keys: Vec::new(),
             resolver: Resolver::new(),
+            event_keys: IntMap::default(),
+            state_log: Vec::new(),
+            log_from: 0,
+            stats: ResolutionStats::default(),
             waiting: HashMap::new(),
             fresh: true,
         }
@@ -129,6 +143,7 @@ impl RoomState {
             .map_err(|e| StoreError::corrupt(Cf::Rooms, room_id.as_bytes(), e.to_string()))?;
         let mut room = RoomState::new(room_id.to_owned(), version);
         room.fresh = false;
+        room.log_from = u64::MAX;
         let create = room.load_auth(sh, record.create_event)?;
         room.create = Some((record.create_event, create));
         if let Some((current, extremities)) = sh.store.extremities(room_id)? {
@@ -410,6 +425,7 @@ impl RoomState {
             ..
         } = item;
         let num = sh.next_event.fetch_add(1, Ordering::Relaxed);
+        self.log_from = self.log_from.min(num);
         let event_id = pdu.event_id.to_string();
         let is_create = pdu.event_type == "m.room.create" && pdu.state_key.as_deref() == Some("");
         let state_key = pdu
@@ -437,6 +453,8 @@ impl RoomState {
             && let Some((t, s)) = &state_key
         {
             let k = sh.keys.intern(sh.store, t, s)?;
+            self.event_keys.insert(num, k);
+            self.state_log.push(num);
             if let Some(draft) = before.apply(&[(k, Some(num))]) {
                 after = self.commit_draft(sh, draft, writes)?;
             }
@@ -782,6 +800,153 @@ impl RoomState {
         Ok(c)
     }
 
+    /// The store key number of one of this room's state events (`None`: not a state event).
+    fn key_of(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<Option<u32>> {
+        if let Some(k) = self.event_keys.get(&num) {
+            return Ok(Some(*k));
+        }
+        let event = self.load_auth(sh, num)?;
+        let Some(state_key) = event.pdu.state_key.as_deref() else {
+            return Ok(None);
+        };
+        let k = sh.keys.get(sh.store, &event.pdu.event_type, state_key)?;
+        if let Some(k) = k {
+            self.event_keys.insert(num, k);
+        }
+        Ok(k)
+    }
+
+    /// The inputs of a resolution of `views` that costs O(conflicted events and their auth chains), not
+    /// O(state): per view, its events at the conflicted keys plus the unconflicted events the auth checks
+    /// can read, and the auth difference of the *full* views, from the persisted auth chains.
+    ///
+    /// With `U` the unconflicted events and `K_i` view i's conflicted events, the closure (auth chain
+    /// plus the events themselves) of view i is `cl(U) ∪ cl(K_i)`, so the auth difference is
+    /// `Y ∖ cl(U)` with `Y = ∪ cl(K_i) ∖ ∩ cl(K_i)`. Membership in `cl(U)` is decided from the unconflicted
+    /// events inside `∪ cl(K_i)` and, for what remains, from the state events applied after the oldest
+    /// undecided one (an event is only ever in the auth chain of later events). `None` when that
+    /// history reaches back before what this process has seen, or would cost more than the full
+    /// resolution: the caller then resolves the full sets.
+    fn fast_inputs(
+        &mut self,
+        sh: &Shared<'_>,
+        views: &[&StateView],
+        conflicted_keys: &[u32],
+    ) -> RoomResult<Option<FastInputs>> {
+        let base = views[0];
+        // K_i and cl(K_i).
+        let mut sets: Vec<Vec<u64>> = vec![Vec::new(); views.len()];
+        let mut closures: Vec<RoaringTreemap> = Vec::with_capacity(views.len());
+        for (view, set) in views.iter().zip(&mut sets) {
+            let mut closure = RoaringTreemap::new();
+            for &k in conflicted_keys {
+                if let Some(e) = view.get(k) {
+                    set.push(e);
+                    closure.insert(e);
+                    match self.chain(sh, e)? {
+                        Some(c) => closure |= &*c,
+                        None => return Ok(None),
+                    }
+                }
+            }
+            closures.push(closure);
+        }
+        let mut union = RoaringTreemap::new();
+        let mut inter = closures[0].clone();
+        for c in &closures {
+            union |= c;
+            inter &= c;
+        }
+        let candidates = &union - &inter;
+
+        // cl(U) ∩ candidates, from the unconflicted events of the union (descending: an event already
+        // covered has its chain covered too).
+        let mut covered = RoaringTreemap::new();
+        let members: Vec<u64> = union.iter().rev().collect();
+        for d in members {
+            if !covered.contains(d) && self.is_unconflicted(sh, base, conflicted_keys, d)? {
+                covered.insert(d);
+                if let Some(c) = self.chain(sh, d)? {
+                    covered |= &*c;
+                }
+            }
+        }
+        let mut undecided = &candidates - &covered;
+        if let Some(oldest) = undecided.min() {
+            if oldest < self.log_from {
+                return Ok(None);
+            }
+            let from = self.state_log.partition_point(|&n| n <= oldest);
+            if self.state_log.len() - from > base.len() {
+                return Ok(None);
+            }
+            for i in from..self.state_log.len() {
+                let u = self.state_log[i];
+                if covered.contains(u) || !self.is_unconflicted(sh, base, conflicted_keys, u)? {
+                    continue;
+                }
+                covered.insert(u);
+                if let Some(c) = self.chain(sh, u)? {
+                    covered |= &*c;
+                }
+                undecided -= &covered;
+                if undecided.is_empty() {
+                    break;
+                }
+            }
+        }
+        let difference: Vec<u64> = (&candidates - &covered).iter().collect();
+
+        // The unconflicted events the iterative auth checks can read: the auth-type keys of every event
+        // that can enter the full conflicted set (v2.1 adds the conflicted subgraph, inside the union).
+        let mut readers: Vec<u64> = sets.iter().flatten().copied().collect();
+        if self.version.state_res == StateResAlgorithm::V2_1 {
+            readers.extend(union.iter());
+        } else {
+            readers.extend(difference.iter().copied());
+        }
+        readers.sort_unstable();
+        readers.dedup();
+        // The create event, which every check needs (in v12 no event cites it).
+        let mut read: Vec<u64> = Vec::new();
+        if let Some((create, _)) = &self.create {
+            read.push(*create);
+        }
+        for e in readers {
+            let event = self.load_auth(sh, e)?;
+            for (t, s) in auth::auth_types_for_event(&event) {
+                let Some(k) = sh.keys.get(sh.store, t, &s)? else {
+                    continue;
+                };
+                if conflicted_keys.binary_search(&k).is_err()
+                    && let Some(u) = base.get(k)
+                {
+                    read.push(u);
+                }
+            }
+        }
+        read.sort_unstable();
+        read.dedup();
+        for set in &mut sets {
+            set.extend_from_slice(&read);
+        }
+        Ok(Some(FastInputs { sets, difference }))
+    }
+
+    /// Whether `e` is an unconflicted entry of the views whose first member is `base`.
+    fn is_unconflicted(
+        &mut self,
+        sh: &Shared<'_>,
+        base: &StateView,
+        conflicted_keys: &[u32],
+        e: u64,
+    ) -> RoomResult<bool> {
+        Ok(match self.key_of(sh, e)? {
+            Some(k) => conflicted_keys.binary_search(&k).is_err() && base.get(k) == Some(e),
+            None => false,
+        })
+    }
+
     /// The resolution of `views` as a stored snapshot (memoised by input snapshots).
     fn resolve_views(
         &mut self,
@@ -804,25 +969,43 @@ impl RoomState {
                 unique.push(v);
             }
         }
-        let sets: Vec<Vec<u64>> = unique
-            .iter()
-            .map(|v| {
-                let mut set = Vec::with_capacity(v.len());
-                v.for_each(|_, e| set.push(e));
-                set
-            })
-            .collect();
-        let resolved = self.resolve_sets(sh, &sets)?;
         // Every resolution algorithm keeps the entries all sets agree on, so the result differs from
-        // the first input only at keys where the inputs differ (found from the overlays when the views
-        // share a base, as forks of one state do).
+        // the first input only at the conflicted keys: those where the inputs differ (found from the
+        // overlays when the views share a base, as forks of one state do).
         let base = unique[0];
-        let mut keys: IntMap<u32, Option<u64>> = IntMap::default();
+        let mut conflicted_keys: Vec<u32> = Vec::new();
         for other in &unique[1..] {
-            for k in base.differing_keys(other) {
-                keys.insert(k, None);
-            }
+            conflicted_keys.extend(base.differing_keys(other));
         }
+        conflicted_keys.sort_unstable();
+        conflicted_keys.dedup();
+        if conflicted_keys.is_empty() {
+            self.memo.insert(snaps, base.snap);
+            return Ok(base.clone());
+        }
+        let fast = if self.version.state_res == StateResAlgorithm::V1 {
+            None
+        } else {
+            self.fast_inputs(sh, &unique, &conflicted_keys)
+                .map_err(|e| e.to_string())?
+        };
+        let resolved = match &fast {
+            Some(inputs) => {
+                self.stats.partial += 1;
+                let got = self.resolve_sets_with(sh, &inputs.sets, Some(&inputs.difference))?;
+                if sh.check_resolutions {
+                    let full = self.resolve_full(sh, &unique)?;
+                    check_same(&conflicted_keys, &got, &full)?;
+                }
+                got
+            }
+            None => {
+                self.stats.full += 1;
+                self.resolve_full(sh, &unique)?
+            }
+        };
+        let mut keys: IntMap<u32, Option<u64>> =
+            conflicted_keys.iter().map(|k| (*k, None)).collect();
         for (k, e) in resolved {
             if let Some(slot) = keys.get_mut(&k) {
                 *slot = Some(e);
@@ -849,6 +1032,34 @@ impl RoomState {
         &mut self,
         sh: &Shared<'_>,
         sets: &[Vec<u64>],
+    ) -> Result<Vec<(u32, u64)>, String> {
+        self.resolve_sets_with(sh, sets, None)
+    }
+
+    /// Resolves the full state of `views` (O(state): the fallback of [`RoomState::fast_inputs`]).
+    fn resolve_full(
+        &mut self,
+        sh: &Shared<'_>,
+        views: &[&StateView],
+    ) -> Result<Vec<(u32, u64)>, String> {
+        let sets: Vec<Vec<u64>> = views
+            .iter()
+            .map(|v| {
+                let mut set = Vec::with_capacity(v.len());
+                v.for_each(|_, e| set.push(e));
+                set
+            })
+            .collect();
+        self.resolve_sets_with(sh, &sets, None)
+    }
+
+    /// [`RoomState::resolve_sets`], optionally with the auth difference of the full sets given (when
+    /// `sets` hold only part of each state, see [`RoomState::fast_inputs`]).
+    fn resolve_sets_with(
+        &mut self,
+        sh: &Shared<'_>,
+        sets: &[Vec<u64>],
+        difference: Option<&[u64]>,
     ) -> Result<Vec<(u32, u64)>, String> {
         let mut need = RoaringTreemap::new();
         for set in sets {
@@ -902,10 +1113,18 @@ impl RoomState {
         let Some(graph) = self.graph.as_ref() else {
             return Err("no event graph".into());
         };
-        let resolved = self
-            .resolver
-            .resolve(graph, &refs)
-            .map_err(|e| e.to_string())?;
+        let resolved = match difference {
+            None => self.resolver.resolve(graph, &refs),
+            Some(diff) => {
+                let diff: Vec<EventIdx> = diff
+                    .iter()
+                    .filter_map(|n| self.graph_idx.get(n).copied())
+                    .collect();
+                self.resolver
+                    .resolve_with_auth_difference(graph, &refs, &diff)
+            }
+        }
+        .map_err(|e| e.to_string())?;
         let mut out = Vec::with_capacity(resolved.len());
         for (k, e) in resolved.iter() {
             // Graph key index → store key number, cached (the graph's keys are dense and only grow).
@@ -930,6 +1149,40 @@ impl RoomState {
         }
         Ok(out)
     }
+}
+
+/// How many fork resolutions took each path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResolutionStats {
+    /// Resolved from the conflicted entries and the auth-chain index ([`RoomState::fast_inputs`]).
+    pub partial: u64,
+    /// Resolved from the full state sets (room version 1, or history not in memory).
+    pub full: u64,
+}
+
+/// The partial state sets and the full sets' auth difference, see [`RoomState::fast_inputs`].
+struct FastInputs {
+    sets: Vec<Vec<u64>>,
+    difference: Vec<u64>,
+}
+
+/// Compares the fast resolution with the full one at the conflicted keys (the
+/// `EngineOptions::check_resolutions` self-check).
+fn check_same(
+    conflicted_keys: &[u32],
+    fast: &[(u32, u64)],
+    full: &[(u32, u64)],
+) -> Result<(), String> {
+    let at = |set: &[(u32, u64)], k: u32| set.iter().find(|e| e.0 == k).map(|e| e.1);
+    for &k in conflicted_keys {
+        let (a, b) = (at(fast, k), at(full, k));
+        if a != b {
+            return Err(format!(
+                "self-check: the partial-set resolution gives {a:?} at state key {k}, the full one {b:?}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An [`AuthState`] over a handful of loaded events.

@@ -163,8 +163,31 @@ impl Resolver {
     ) -> Result<ResolvedState, ResolveError> {
         match graph.version().state_res {
             StateResAlgorithm::V1 => v1::resolve(graph, state_sets),
-            StateResAlgorithm::V2 => v2::resolve(self, graph, state_sets, false),
-            StateResAlgorithm::V2_1 => v2::resolve(self, graph, state_sets, true),
+            StateResAlgorithm::V2 => v2::resolve(self, graph, state_sets, false, None),
+            StateResAlgorithm::V2_1 => v2::resolve(self, graph, state_sets, true, None),
+        }
+    }
+
+    /// [`Resolver::resolve`] with the auth difference supplied by the caller instead of computed from
+    /// `state_sets`. For callers that know more about the sets than the sets show: the store's ingest
+    /// path passes only the conflicted entries plus the unconflicted entries the auth checks can read,
+    /// and computes the difference of the *full* sets from its persisted auth-chain index. The result is
+    /// that of [`Resolver::resolve`] on the full sets, at the conflicted keys, provided `auth_difference`
+    /// is the full sets' difference. Room version 1 (no auth difference in its algorithm) ignores it.
+    pub fn resolve_with_auth_difference(
+        &mut self,
+        graph: &EventGraph,
+        state_sets: &[&[EventIdx]],
+        auth_difference: &[EventIdx],
+    ) -> Result<ResolvedState, ResolveError> {
+        match graph.version().state_res {
+            StateResAlgorithm::V1 => v1::resolve(graph, state_sets),
+            StateResAlgorithm::V2 => {
+                v2::resolve(self, graph, state_sets, false, Some(auth_difference))
+            }
+            StateResAlgorithm::V2_1 => {
+                v2::resolve(self, graph, state_sets, true, Some(auth_difference))
+            }
         }
     }
 }

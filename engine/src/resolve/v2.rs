@@ -262,6 +262,7 @@ pub(crate) fn resolve(
     graph: &EventGraph,
     state_sets: &[&[EventIdx]],
     v2_1: bool,
+    given_difference: Option<&[EventIdx]>,
 ) -> Result<ResolvedState, ResolveError> {
     let parallel = resolver.options.parallel;
     let s = &mut resolver.scratch;
@@ -283,7 +284,15 @@ pub(crate) fn resolve(
             subgraph,
             ..
         } = &mut *s;
-        let mut do_diff = || reach_diff.auth_difference(graph, state_sets, diff);
+        let mut do_diff = || match given_difference {
+            Some(given) => {
+                diff.clear();
+                diff.extend_from_slice(given);
+                diff.sort_unstable();
+                diff.dedup();
+            }
+            None => reach_diff.auth_difference(graph, state_sets, diff),
+        };
         let mut do_sub = || {
             if v2_1 {
                 reach_sub.conflicted_subgraph(graph, &conflicted, subgraph);
