@@ -12,9 +12,15 @@ mod resolve;
 #[cfg(feature = "store")]
 mod store_cmds;
 use roomgraph::canonical_json::{self, JsonValue, NumberPolicy};
+
 use roomgraph::pdu::Pdu;
 use roomgraph::redaction::redact;
 use roomgraph::room_version::RoomVersion;
+
+/// mimalloc: ingest allocates and frees many small objects (see the `mimalloc` feature).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
