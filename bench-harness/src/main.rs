@@ -272,6 +272,7 @@ fn ingest_file(
             "pending": summary.pending, "duplicates": summary.duplicates, "invalid": summary.invalid,
             "resolutions_partial": resolutions.partial, "resolutions_full": resolutions.full})
     );
+    engine.close_for_exit();
     Ok(())
 }
 

@@ -417,6 +417,15 @@ impl Engine {
         Ok(outcomes)
     }
 
+    /// Closes the store and leaves the in-memory room state (parsed events, auth chains, state views:
+    /// millions of small allocations after a large ingest) to the operating system instead of freeing
+    /// it piece by piece, which took about 7 % of a 300 000-event ingest. For a process about to exit;
+    /// everything is durable already, as after every batch.
+    pub fn close_for_exit(mut self) {
+        let rooms = std::mem::take(&mut self.rooms);
+        std::mem::forget(rooms);
+    }
+
     /// How the fork resolutions of the rooms held in memory were computed (for benchmarks and tests).
     pub fn resolution_stats(&self) -> ResolutionStats {
         let mut total = ResolutionStats::default();

@@ -384,20 +384,21 @@ impl RoomState {
         event: &AuthEvent,
         view: &StateView,
     ) -> RoomResult<Vec<Arc<AuthEvent>>> {
-        let mut keys: Vec<(String, String)> = auth::auth_types_for_event(event)
-            .into_iter()
-            .map(|(t, s)| (t.to_owned(), s))
-            .collect();
-        keys.push(("m.room.create".into(), String::new()));
-        keys.push(("m.room.power_levels".into(), String::new()));
-        keys.push(("m.room.join_rules".into(), String::new()));
-        keys.push(("m.room.member".into(), event.pdu.sender.to_string()));
+        let types = auth::auth_types_for_event(event);
+        let mut keys: Vec<(&str, &str)> = Vec::with_capacity(types.len() + 5);
+        keys.extend(types.iter().map(|(t, s)| (*t, s.as_str())));
+        keys.push(("m.room.create", ""));
+        keys.push(("m.room.power_levels", ""));
+        keys.push(("m.room.join_rules", ""));
+        keys.push(("m.room.member", &event.pdu.sender));
         if let Some(sk) = &event.pdu.state_key {
-            keys.push(("m.room.member".into(), sk.to_string()));
+            keys.push(("m.room.member", sk));
         }
+        keys.sort_unstable();
+        keys.dedup();
         let mut events = Vec::with_capacity(keys.len());
         for (t, s) in keys {
-            let Some(k) = sh.keys.get(sh.store, &t, &s)? else {
+            let Some(k) = sh.keys.get(sh.store, t, s)? else {
                 continue;
             };
             let Some(num) = view.get(k) else { continue };

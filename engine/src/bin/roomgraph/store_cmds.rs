@@ -90,6 +90,7 @@ pub fn ingest(
         "duplicates": summary.duplicates,
         "invalid": summary.invalid,
     });
+    engine.close_for_exit();
     writeln!(out, "{json}").map_err(|e| e.to_string())
 }
 
