@@ -56,6 +56,32 @@ pub enum JsonError {
     IntegerRange { path: String, value: String },
 }
 
+/// Compares two keys by their bytes (the canonical order), as `<[u8]>::cmp` does. Inlined and eight
+/// bytes at a time: keys are short and a call to `memcmp` per comparison cost more than the comparison
+/// (a tenth of the PDU path, before).
+#[inline]
+pub(crate) fn cmp_key(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let mut x = [0u8; 8];
+        let mut y = [0u8; 8];
+        x.copy_from_slice(&a[i..i + 8]);
+        y.copy_from_slice(&b[i..i + 8]);
+        if x != y {
+            return u64::from_be_bytes(x).cmp(&u64::from_be_bytes(y));
+        }
+        i += 8;
+    }
+    while i < n {
+        if a[i] != b[i] {
+            return a[i].cmp(&b[i]);
+        }
+        i += 1;
+    }
+    a.len().cmp(&b.len())
+}
+
 impl JsonObject<'static> {
     /// The empty object.
     pub const EMPTY: JsonObject<'static> = JsonObject {
@@ -78,7 +104,7 @@ impl<'a> JsonObject<'a> {
 
     /// Builds an object from entries in any order; `None` if a key repeats.
     pub fn from_entries(mut entries: Vec<(Cow<'a, str>, JsonValue<'a>)>) -> Option<Self> {
-        entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        entries.sort_unstable_by(|a, b| cmp_key(a.0.as_bytes(), b.0.as_bytes()));
         if entries.windows(2).any(|w| w[0].0 == w[1].0) {
             return None;
         }
@@ -87,7 +113,7 @@ impl<'a> JsonObject<'a> {
 
     pub fn get(&self, key: &str) -> Option<&JsonValue<'a>> {
         self.entries
-            .binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes()))
+            .binary_search_by(|(k, _)| cmp_key(k.as_bytes(), key.as_bytes()))
             .ok()
             .map(|i| &self.entries[i].1)
     }
@@ -95,7 +121,7 @@ impl<'a> JsonObject<'a> {
     pub fn get_mut(&mut self, key: &str) -> Option<&mut JsonValue<'a>> {
         match self
             .entries
-            .binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes()))
+            .binary_search_by(|(k, _)| cmp_key(k.as_bytes(), key.as_bytes()))
         {
             Ok(i) => Some(&mut self.entries[i].1),
             Err(_) => None,
@@ -110,7 +136,7 @@ impl<'a> JsonObject<'a> {
     pub fn insert(&mut self, key: Cow<'a, str>, value: JsonValue<'a>) -> Option<JsonValue<'a>> {
         match self
             .entries
-            .binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes()))
+            .binary_search_by(|(k, _)| cmp_key(k.as_bytes(), key.as_bytes()))
         {
             Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
             Err(i) => {
@@ -123,7 +149,7 @@ impl<'a> JsonObject<'a> {
     pub fn remove(&mut self, key: &str) -> Option<JsonValue<'a>> {
         match self
             .entries
-            .binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes()))
+            .binary_search_by(|(k, _)| cmp_key(k.as_bytes(), key.as_bytes()))
         {
             Ok(i) => Some(self.entries.remove(i).1),
             Err(_) => None,
@@ -627,6 +653,42 @@ mod tests {
         }
         let deep = "[".repeat(10_000);
         assert!(canon(&deep).is_err());
+    }
+
+    #[test]
+    fn cmp_key_is_byte_order() {
+        let keys = [
+            "",
+            "a",
+            "ab",
+            "abcdefgh",
+            "abcdefgi",
+            "abcdefgh1",
+            "abcdefghij",
+            "b",
+            "é",
+            "日本",
+            "\u{7f}",
+            "@user00001:server1.example.org",
+            "@user00001:server1.example.org2",
+            "@user00010:x",
+        ];
+        for a in keys {
+            for b in keys {
+                assert_eq!(
+                    cmp_key(a.as_bytes(), b.as_bytes()),
+                    a.as_bytes().cmp(b.as_bytes()),
+                    "{a:?} {b:?}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cmp_key_agrees_with_slice_order(a in proptest::collection::vec(0u8..4, 0..20), b in proptest::collection::vec(0u8..4, 0..20)) {
+            proptest::prop_assert_eq!(cmp_key(&a, &b), a.cmp(&b));
+        }
     }
 
     #[test]

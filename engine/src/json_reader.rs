@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use crate::canonical_json::{JsonObject, JsonValue};
+use crate::canonical_json::{JsonObject, JsonValue, cmp_key};
 
 /// Deepest nesting accepted (serde_json's default limit is the same).
 const MAX_DEPTH: u32 = 128;
@@ -147,9 +147,9 @@ impl<'a> Reader<'a> {
         }
         self.depth -= 1;
         // Canonical input arrives sorted, which makes this a linear check.
-        if !entries.is_sorted_by(|a, b| a.0.as_bytes() < b.0.as_bytes()) {
+        if !entries.is_sorted_by(|a, b| cmp_key(a.0.as_bytes(), b.0.as_bytes()).is_lt()) {
             self.canonical = false;
-            entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            entries.sort_by(|a, b| cmp_key(a.0.as_bytes(), b.0.as_bytes()));
             if let Some(w) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
                 return Err(self.error(&format!("duplicate key `{}`", w[0].0)));
             }

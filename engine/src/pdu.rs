@@ -134,15 +134,16 @@ impl<'a> Pdu<'a> {
                 });
             }
         }
-        let event_type = required_str(&json, "type")?;
-        let sender = required_str(&json, "sender")?;
+        let top = TopLevel::of(&json);
+        let event_type = required_str(top.event_type, "type")?;
+        let sender = required_str(top.sender, "sender")?;
         check_user_id("sender", &sender)?;
-        let state_key = optional_str(&json, "state_key")?;
+        let state_key = optional_str(top.state_key, "state_key")?;
         if let Some(sk) = &state_key {
             check_len("state_key", sk)?;
         }
-        let origin_server_ts = required_int(&json, "origin_server_ts")?;
-        let depth = required_int(&json, "depth")?;
+        let origin_server_ts = required_int(top.origin_server_ts, "origin_server_ts")?;
+        let depth = required_int(top.depth, "depth")?;
         if !(0..=version.max_depth).contains(&depth) {
             return Err(PduError::DepthOutOfRange {
                 depth,
@@ -150,12 +151,12 @@ impl<'a> Pdu<'a> {
                 version: version.id,
             });
         }
-        let content = match json.get("content") {
+        let content = match top.content {
             Some(JsonValue::Object(c)) => c,
             Some(other) => return Err(wrong_type("content", "an object", other)),
             None => return Err(PduError::Missing { field: "content" }),
         };
-        match json.get("hashes") {
+        match top.hashes {
             Some(JsonValue::Object(h)) => match h.get("sha256") {
                 Some(JsonValue::String(_)) => {}
                 Some(other) => return Err(wrong_type("hashes.sha256", "a string", other)),
@@ -168,7 +169,7 @@ impl<'a> Pdu<'a> {
             Some(other) => return Err(wrong_type("hashes", "an object", other)),
             None => return Err(PduError::Missing { field: "hashes" }),
         }
-        match json.get("signatures") {
+        match top.signatures {
             Some(JsonValue::Object(_)) => {}
             Some(other) => return Err(wrong_type("signatures", "an object", other)),
             None => {
@@ -177,13 +178,13 @@ impl<'a> Pdu<'a> {
                 });
             }
         }
-        if let Some(unsigned) = json.get("unsigned")
+        if let Some(unsigned) = top.unsigned
             && !matches!(unsigned, JsonValue::Object(_))
         {
             return Err(wrong_type("unsigned", "an object", unsigned));
         }
-        let prev_events = event_refs(&json, "prev_events", version, MAX_PREV_EVENTS)?;
-        let auth_events = event_refs(&json, "auth_events", version, MAX_AUTH_EVENTS)?;
+        let prev_events = event_refs(top.prev_events, "prev_events", version, MAX_PREV_EVENTS)?;
+        let auth_events = event_refs(top.auth_events, "auth_events", version, MAX_AUTH_EVENTS)?;
 
         let redacts = if version.redacts_in_content {
             match content.get("redacts") {
@@ -191,19 +192,19 @@ impl<'a> Pdu<'a> {
                 _ => None,
             }
         } else {
-            optional_str(&json, "redacts")?
+            optional_str(top.redacts, "redacts")?
         };
 
         let is_create = event_type == "m.room.create" && state_key.as_deref() == Some("");
         let event_id: Cow<'a, str> = Cow::Owned(event_id(&json, version)?);
         check_len("event_id", &event_id)?;
         let room_id = if version.room_id_from_create && is_create {
-            if json.contains_key("room_id") {
+            if top.room_id.is_some() {
                 return Err(PduError::CreateHasRoomId(version.id));
             }
             Cow::Owned(room_id_from_create_event_id(&event_id))
         } else {
-            let room_id = required_str(&json, "room_id")?;
+            let room_id = required_str(top.room_id, "room_id")?;
             if !room_id.starts_with('!') {
                 return Err(PduError::Invalid {
                     field: "room_id".into(),
@@ -317,23 +318,71 @@ fn wrong_type(field: &str, expected: &'static str, found: &JsonValue<'_>) -> Pdu
     }
 }
 
-fn required_str<'a>(json: &JsonObject<'a>, field: &'static str) -> Result<Cow<'a, str>, PduError> {
-    optional_str(json, field)?.ok_or(PduError::Missing { field })
+/// The top-level values [`Pdu`] reads, found in one pass over the (sorted) entries instead of one
+/// binary search per key.
+#[derive(Default)]
+struct TopLevel<'v, 'a> {
+    auth_events: Option<&'v JsonValue<'a>>,
+    content: Option<&'v JsonValue<'a>>,
+    depth: Option<&'v JsonValue<'a>>,
+    hashes: Option<&'v JsonValue<'a>>,
+    origin_server_ts: Option<&'v JsonValue<'a>>,
+    prev_events: Option<&'v JsonValue<'a>>,
+    redacts: Option<&'v JsonValue<'a>>,
+    room_id: Option<&'v JsonValue<'a>>,
+    sender: Option<&'v JsonValue<'a>>,
+    signatures: Option<&'v JsonValue<'a>>,
+    state_key: Option<&'v JsonValue<'a>>,
+    event_type: Option<&'v JsonValue<'a>>,
+    unsigned: Option<&'v JsonValue<'a>>,
+}
+
+impl<'v, 'a> TopLevel<'v, 'a> {
+    fn of(json: &'v JsonObject<'a>) -> Self {
+        let mut top = TopLevel::default();
+        for (key, value) in json.iter() {
+            let slot = match key {
+                "auth_events" => &mut top.auth_events,
+                "content" => &mut top.content,
+                "depth" => &mut top.depth,
+                "hashes" => &mut top.hashes,
+                "origin_server_ts" => &mut top.origin_server_ts,
+                "prev_events" => &mut top.prev_events,
+                "redacts" => &mut top.redacts,
+                "room_id" => &mut top.room_id,
+                "sender" => &mut top.sender,
+                "signatures" => &mut top.signatures,
+                "state_key" => &mut top.state_key,
+                "type" => &mut top.event_type,
+                "unsigned" => &mut top.unsigned,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        top
+    }
+}
+
+fn required_str<'a>(
+    value: Option<&JsonValue<'a>>,
+    field: &'static str,
+) -> Result<Cow<'a, str>, PduError> {
+    optional_str(value, field)?.ok_or(PduError::Missing { field })
 }
 
 fn optional_str<'a>(
-    json: &JsonObject<'a>,
+    value: Option<&JsonValue<'a>>,
     field: &'static str,
 ) -> Result<Option<Cow<'a, str>>, PduError> {
-    match json.get(field) {
+    match value {
         Some(JsonValue::String(s)) => Ok(Some(s.clone())),
         Some(other) => Err(wrong_type(field, "a string", other)),
         None => Ok(None),
     }
 }
 
-fn required_int(json: &JsonObject<'_>, field: &'static str) -> Result<i64, PduError> {
-    match json.get(field) {
+fn required_int(value: Option<&JsonValue<'_>>, field: &'static str) -> Result<i64, PduError> {
+    match value {
         Some(JsonValue::Int(i)) => Ok(*i),
         Some(other) => Err(wrong_type(field, "an integer", other)),
         None => Err(PduError::Missing { field }),
@@ -379,12 +428,12 @@ pub fn server_name(user_id: &str) -> &str {
 
 /// Parses `prev_events` / `auth_events`: ids (v3+) or `[id, {"sha256": …}]` pairs (v1/v2).
 fn event_refs<'a>(
-    json: &JsonObject<'a>,
+    value: Option<&JsonValue<'a>>,
     field: &'static str,
     version: &RoomVersion,
     max: usize,
 ) -> Result<Vec<Cow<'a, str>>, PduError> {
-    let items = match json.get(field) {
+    let items = match value {
         Some(JsonValue::Array(items)) => items,
         Some(other) => return Err(wrong_type(field, "an array", other)),
         None => return Err(PduError::Missing { field }),
