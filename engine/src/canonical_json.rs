@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 
+pub(crate) use crate::json_reader::EntrySpans;
 use crate::room_version::MAX_SAFE_INT;
 
 /// A JSON value whose strings borrow from the parsed buffer where they contain no escapes.
@@ -261,10 +262,23 @@ pub fn parse_noting_canonical(
     input: &[u8],
     policy: NumberPolicy,
 ) -> Result<(JsonValue<'_>, bool), JsonError> {
-    let (mut value, canonical) =
-        crate::json_reader::read_noting_canonical(input).map_err(JsonError::Syntax)?;
-    apply_policy(&mut value, policy)?;
-    Ok((value, canonical))
+    parse_with_spans(input, policy, None)
+}
+
+/// Like [`parse_noting_canonical`], recording the entry ranges of the top level and of `content` in
+/// `spans` (see [`EntrySpans`]).
+pub(crate) fn parse_with_spans<'a>(
+    input: &'a [u8],
+    policy: NumberPolicy,
+    spans: Option<&mut EntrySpans>,
+) -> Result<(JsonValue<'a>, bool), JsonError> {
+    let read = crate::json_reader::read_with_spans(input, spans).map_err(JsonError::Syntax)?;
+    let mut value = read.value;
+    // The reader saw every number: when all are integers in range, no policy has anything to do.
+    if !read.numbers_plain {
+        apply_policy(&mut value, policy)?;
+    }
+    Ok((value, read.canonical))
 }
 
 /// Parses a JSON document that must be an object.

@@ -8,11 +8,34 @@
 //! twice what this reader does on typical events.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use crate::canonical_json::{JsonObject, JsonValue, cmp_key};
+use crate::room_version::MAX_SAFE_INT;
 
 /// Deepest nesting accepted (serde_json's default limit is the same).
 const MAX_DEPTH: u32 = 128;
+
+/// What one read found besides the value.
+pub(crate) struct Read<'a> {
+    pub value: JsonValue<'a>,
+    /// The input is exactly the canonical JSON of `value` (no whitespace, keys sorted, only the
+    /// mandatory escapes, plain integers): its bytes can stand for the canonical form.
+    pub canonical: bool,
+    /// No float and no integer outside ±(2^53−1): a strict or normalising number policy has nothing to
+    /// check or rewrite, so its walk over the tree can be skipped.
+    pub numbers_plain: bool,
+}
+
+/// Byte ranges of the entries (`"key":value`) of the top-level object and of its `content` object (when
+/// that is an object), in input order. When the input is canonical, input order is the sorted order of
+/// the parsed objects and each range is the canonical JSON of its entry, so a writer can copy ranges
+/// instead of serialising values again (the reference hash does).
+#[derive(Debug, Default)]
+pub(crate) struct EntrySpans {
+    pub top: Vec<Range<usize>>,
+    pub content: Vec<Range<usize>>,
+}
 
 /// Reads one JSON document (surrounding whitespace allowed) from `input`.
 #[cfg(test)]
@@ -23,15 +46,32 @@ pub(crate) fn read(input: &[u8]) -> Result<JsonValue<'_>, String> {
 /// Reads one JSON document and tells whether `input` is already exactly its canonical JSON (no
 /// whitespace, keys sorted, only the mandatory escapes, plain integers): then the input bytes can
 /// stand for the canonical form without serialising again.
+#[cfg(test)]
 pub(crate) fn read_noting_canonical(input: &[u8]) -> Result<(JsonValue<'_>, bool), String> {
+    read_with_spans(input, None).map(|r| (r.value, r.canonical))
+}
+
+/// Reads one JSON document; with `spans`, records the entry ranges of its top level and `content` there
+/// (cleared first).
+pub(crate) fn read_with_spans<'a>(
+    input: &'a [u8],
+    mut spans: Option<&mut EntrySpans>,
+) -> Result<Read<'a>, String> {
     let text = std::str::from_utf8(input)
         .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
+    if let Some(spans) = spans.as_deref_mut() {
+        spans.top.clear();
+        spans.content.clear();
+    }
     let mut reader = Reader {
         text,
         bytes: input,
         pos: 0,
         depth: 0,
         canonical: true,
+        numbers_plain: true,
+        content_next: false,
+        spans,
     };
     reader.skip_ws();
     let value = reader.value()?;
@@ -39,19 +79,73 @@ pub(crate) fn read_noting_canonical(input: &[u8]) -> Result<(JsonValue<'_>, bool
     if reader.pos != reader.bytes.len() {
         return Err(reader.error("trailing characters"));
     }
-    Ok((value, reader.canonical))
+    Ok(Read {
+        value,
+        canonical: reader.canonical,
+        numbers_plain: reader.numbers_plain,
+    })
 }
 
-struct Reader<'a> {
+/// Reads the value at the reader's position and runs `$then` with it bound to `$v`, once per kind of
+/// value. Each arm builds and stores its value directly: with one `JsonValue` returned from a shared
+/// `match` (or a call), the compiler copied it through the stack at a byte offset, and each copy stalled
+/// on store forwarding (the largest cost of the reader under perf).
+macro_rules! read_value {
+    ($reader:ident, $v:ident => $then:expr) => {
+        match $reader.peek() {
+            Some(b'"') => {
+                let $v = JsonValue::String($reader.string()?);
+                $then;
+            }
+            Some(b'{') => {
+                let $v = JsonValue::Object($reader.object()?);
+                $then;
+            }
+            Some(b'[') => {
+                let $v = JsonValue::Array($reader.array()?);
+                $then;
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let $v = $reader.number()?;
+                $then;
+            }
+            Some(b't') => {
+                $reader.literal(b"true")?;
+                let $v = JsonValue::Bool(true);
+                $then;
+            }
+            Some(b'f') => {
+                $reader.literal(b"false")?;
+                let $v = JsonValue::Bool(false);
+                $then;
+            }
+            Some(b'n') => {
+                $reader.literal(b"null")?;
+                let $v = JsonValue::Null;
+                $then;
+            }
+            Some(_) => return Err($reader.error("expected value")),
+            None => return Err($reader.error("EOF while parsing a value")),
+        }
+    };
+}
+
+struct Reader<'a, 's> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
     depth: u32,
     /// Still true when everything read so far is in canonical form.
     canonical: bool,
+    /// Still true when every number read so far is an integer in ±(2^53−1).
+    numbers_plain: bool,
+    /// The value about to be read is the top-level `content`.
+    content_next: bool,
+    spans: Option<&'s mut EntrySpans>,
 }
 
-impl<'a> Reader<'a> {
+impl<'a> Reader<'a, '_> {
+    #[cold]
     fn error(&self, what: &str) -> String {
         let upto = &self.bytes[..self.pos.min(self.bytes.len())];
         let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -66,9 +160,16 @@ impl<'a> Reader<'a> {
 
     #[inline]
     fn skip_ws(&mut self) {
+        if let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.skip_ws_run();
+        }
+    }
+
+    #[inline(never)]
+    fn skip_ws_run(&mut self) {
+        self.canonical = false;
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
-            self.canonical = false;
         }
     }
 
@@ -83,24 +184,17 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads any value (the document's root; container entries use [`read_value!`] directly).
+    #[allow(clippy::needless_return, reason = "every arm of the macro returns")]
     fn value(&mut self) -> Result<JsonValue<'a>, String> {
-        match self.peek() {
-            Some(b'{') => self.object(),
-            Some(b'[') => self.array(),
-            Some(b'"') => Ok(JsonValue::String(self.string()?)),
-            Some(b't') => self.literal(b"true", JsonValue::Bool(true)),
-            Some(b'f') => self.literal(b"false", JsonValue::Bool(false)),
-            Some(b'n') => self.literal(b"null", JsonValue::Null),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            Some(_) => Err(self.error("expected value")),
-            None => Err(self.error("EOF while parsing a value")),
-        }
+        read_value!(self, v => return Ok(v));
     }
 
-    fn literal(&mut self, word: &[u8], value: JsonValue<'a>) -> Result<JsonValue<'a>, String> {
+    #[inline]
+    fn literal(&mut self, word: &[u8]) -> Result<(), String> {
         if self.bytes[self.pos..].starts_with(word) {
             self.pos += word.len();
-            Ok(value)
+            Ok(())
         } else {
             Err(self.error("expected value"))
         }
@@ -114,8 +208,13 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn object(&mut self) -> Result<JsonValue<'a>, String> {
+    #[inline(never)]
+    fn object(&mut self) -> Result<JsonObject<'a>, String> {
         self.enter()?;
+        // Entry ranges are kept for the top-level object and for its `content`.
+        let recording = self.spans.is_some();
+        let record_top = recording && self.depth == 1;
+        let record_content = recording && self.depth == 2 && self.content_next;
         self.pos += 1;
         let mut entries: Vec<(Cow<'a, str>, JsonValue<'a>)> = Vec::new();
         self.skip_ws();
@@ -127,12 +226,27 @@ impl<'a> Reader<'a> {
                 if self.peek() != Some(b'"') {
                     return Err(self.error("key must be a string"));
                 }
+                let entry_start = self.pos;
                 let key = self.string()?;
                 self.skip_ws();
                 self.expect(b':', "expected `:`")?;
                 self.skip_ws();
-                let value = self.value()?;
-                entries.push((key, value));
+                if record_top {
+                    self.content_next = key == "content";
+                }
+                if entries.len() == entries.capacity() {
+                    // Most objects in events are small; start at 8 to skip the 4 → 8 step.
+                    entries.reserve(entries.len().max(8));
+                }
+                read_value!(self, value => entries.push((key, value)));
+                if let Some(spans) = self.spans.as_deref_mut() {
+                    if record_top {
+                        self.content_next = false;
+                        spans.top.push(entry_start..self.pos);
+                    } else if record_content {
+                        spans.content.push(entry_start..self.pos);
+                    }
+                }
                 self.skip_ws();
                 match self.peek() {
                     Some(b',') => self.pos += 1,
@@ -154,10 +268,11 @@ impl<'a> Reader<'a> {
                 return Err(self.error(&format!("duplicate key `{}`", w[0].0)));
             }
         }
-        Ok(JsonValue::Object(JsonObject::from_sorted_unique(entries)))
+        Ok(JsonObject::from_sorted_unique(entries))
     }
 
-    fn array(&mut self) -> Result<JsonValue<'a>, String> {
+    #[inline(never)]
+    fn array(&mut self) -> Result<Vec<JsonValue<'a>>, String> {
         self.enter()?;
         self.pos += 1;
         let mut items = Vec::new();
@@ -167,7 +282,7 @@ impl<'a> Reader<'a> {
         } else {
             loop {
                 self.skip_ws();
-                items.push(self.value()?);
+                read_value!(self, value => items.push(value));
                 self.skip_ws();
                 match self.peek() {
                     Some(b',') => self.pos += 1,
@@ -181,35 +296,46 @@ impl<'a> Reader<'a> {
             }
         }
         self.depth -= 1;
-        Ok(JsonValue::Array(items))
+        Ok(items)
     }
 
-    /// Reads a string starting at its opening quote.
+    /// Reads a string starting at its opening quote. The common case (no escapes) borrows from the
+    /// input and stays inline; strings with escapes take the out-of-line path.
+    #[inline(always)]
     fn string(&mut self) -> Result<Cow<'a, str>, String> {
         self.pos += 1;
         let start = self.pos;
-        let special = self.scan_plain();
+        self.scan_plain();
+        if self.peek() == Some(b'"') {
+            let s = &self.text[start..self.pos];
+            self.pos += 1;
+            Ok(Cow::Borrowed(s))
+        } else {
+            self.string_rest(start)
+        }
+    }
+
+    /// The rest of a string whose plain prefix `start..pos` stopped at a backslash, a control
+    /// character or the end of the input.
+    #[inline(never)]
+    fn string_rest(&mut self, start: usize) -> Result<Cow<'a, str>, String> {
         match self.peek() {
-            Some(b'"') => {
-                let s = &self.text[start..self.pos];
-                self.pos += 1;
-                Ok(Cow::Borrowed(s))
-            }
             Some(b'\\') => {
                 let mut owned = String::with_capacity(self.pos - start + 16);
                 owned.push_str(&self.text[start..self.pos]);
                 self.escaped_rest(&mut owned)?;
                 Ok(Cow::Owned(owned))
             }
-            Some(_) if special => Err(self.error("control character in string")),
-            _ => Err(self.error("EOF while parsing a string")),
+            Some(_) => Err(self.error("control character in string")),
+            None => Err(self.error("EOF while parsing a string")),
         }
     }
 
     /// Advances over string bytes that need no attention; stops at `"`, `\`, a control character or the
-    /// end. Returns whether it stopped at a control character.
-    #[inline]
-    fn scan_plain(&mut self) -> bool {
+    /// end. Eight bytes at a time: the lowest flagged byte of the "has zero byte" / "has byte below"
+    /// word tricks is exact (borrows only run upwards), so the stop position needs no byte loop.
+    #[inline(always)]
+    fn scan_plain(&mut self) {
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGHS: u64 = 0x8080_8080_8080_8080;
         let bytes = self.bytes;
@@ -218,27 +344,23 @@ impl<'a> Reader<'a> {
             let mut word = [0u8; 8];
             word.copy_from_slice(&bytes[i..i + 8]);
             let w = u64::from_le_bytes(word);
-            let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
-            let stop = w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0
-                || has_zero(w ^ (ONES * u64::from(b'"')))
-                || has_zero(w ^ (ONES * u64::from(b'\\')));
-            if stop {
-                break;
+            let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+            let stop = (w.wrapping_sub(ONES * 0x20) & !w & HIGHS)
+                | zero(w ^ (ONES * u64::from(b'"')))
+                | zero(w ^ (ONES * u64::from(b'\\')));
+            if stop != 0 {
+                self.pos = i + (stop.trailing_zeros() / 8) as usize;
+                return;
             }
             i += 8;
         }
-        while i < bytes.len() {
-            match bytes[i] {
-                b'"' | b'\\' => break,
-                0x00..=0x1f => {
-                    self.pos = i;
-                    return true;
-                }
-                _ => i += 1,
+        while let Some(&b) = bytes.get(i) {
+            if matches!(b, b'"' | b'\\' | 0x00..=0x1f) {
+                break;
             }
+            i += 1;
         }
         self.pos = i;
-        false
     }
 
     /// Decodes the rest of a string that contains escapes, starting at a backslash.
@@ -331,17 +453,24 @@ impl<'a> Reader<'a> {
         char::from_u32(code).ok_or_else(|| self.error("invalid unicode code point"))
     }
 
+    /// Reads a number. Integers of up to 15 digits (every canonical-JSON integer but the largest) are
+    /// accumulated directly; longer ones, fractions and exponents go through the standard parsers.
+    #[inline]
     fn number(&mut self) -> Result<JsonValue<'a>, String> {
         let start = self.pos;
         let bytes = self.bytes;
         let mut i = self.pos;
-        if bytes.get(i) == Some(&b'-') {
+        let negative = bytes.get(i) == Some(&b'-');
+        if negative {
             i += 1;
         }
+        let digits_start = i;
+        let mut magnitude: u64 = 0;
         match bytes.get(i) {
             Some(b'0') => i += 1,
             Some(b'1'..=b'9') => {
-                while let Some(b'0'..=b'9') = bytes.get(i) {
+                while let Some(&d @ b'0'..=b'9') = bytes.get(i) {
+                    magnitude = magnitude.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
                     i += 1;
                 }
             }
@@ -350,6 +479,27 @@ impl<'a> Reader<'a> {
                 return Err(self.error("invalid number"));
             }
         }
+        if !matches!(bytes.get(i), Some(b'.' | b'e' | b'E')) && i - digits_start <= 15 {
+            self.pos = i;
+            if negative && magnitude == 0 {
+                // `-0`: the integer 0, but not its canonical spelling.
+                self.canonical = false;
+            }
+            // At most 15 digits: below 2^53, no overflow.
+            let value = if negative {
+                -(magnitude as i64)
+            } else {
+                magnitude as i64
+            };
+            return Ok(JsonValue::Int(value));
+        }
+        self.number_slow(start, i)
+    }
+
+    /// The general number path, from `start`; `i` is the end of the integer part.
+    #[inline(never)]
+    fn number_slow(&mut self, start: usize, mut i: usize) -> Result<JsonValue<'a>, String> {
+        let bytes = self.bytes;
         let mut integer = true;
         if bytes.get(i) == Some(&b'.') {
             integer = false;
@@ -385,12 +535,17 @@ impl<'a> Reader<'a> {
         }
         if integer {
             if let Ok(v) = literal.parse::<i64>() {
+                if !(-MAX_SAFE_INT..=MAX_SAFE_INT).contains(&v) {
+                    self.numbers_plain = false;
+                }
                 return Ok(JsonValue::Int(v));
             }
             if let Ok(v) = literal.parse::<u64>() {
+                self.numbers_plain = false;
                 return Ok(JsonValue::UInt(v));
             }
         }
+        self.numbers_plain = false;
         match literal.parse::<f64>() {
             Ok(f) if f.is_finite() => Ok(JsonValue::Float(f)),
             _ => {
@@ -485,6 +640,15 @@ mod tests {
             "18446744073709551616",
             "9223372036854775808",
             "\"long string without any escapes at all, ok\"",
+            "999999999999999",
+            "-999999999999999",
+            "9999999999999999",
+            "-9999999999999999",
+            "9007199254740993",
+            "[-0,0,-1,007]",
+            "[-0.0,-01]",
+            "123456789012345e1",
+            "123456789012345.5",
             "\"abcdefg\\\"hij\\\\klmnop\"",
         ] {
             agrees(text);
@@ -494,6 +658,23 @@ mod tests {
         // integer 0, which is what the strict number policy must accept.
         assert_eq!(read(b"-0"), Ok(JsonValue::Int(0)));
         assert!(read(&[b'"', 0xff, b'"']).is_err());
+    }
+
+    /// The word-at-a-time string scan must stop exactly at the first byte that needs attention, wherever
+    /// it falls in a word.
+    #[test]
+    fn string_scan_stops_at_every_offset() {
+        for len in 0..40 {
+            for at in 0..len {
+                for special in ["\\\"", "\\\\", "\\n", "\u{1}", "\"", "é", "\\u00e9"] {
+                    let mut body: String =
+                        (0..len).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+                    body.replace_range(at..at + 1, special);
+                    agrees(&format!("\"{body}\""));
+                    agrees(&format!("{{\"{body}\":[\"{body}\"]}}"));
+                }
+            }
+        }
     }
 
     #[test]
