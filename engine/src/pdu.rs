@@ -6,16 +6,18 @@
 //! content hash and removed by redaction.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use crate::canonical_json::{
-    CountingSink, JsonError, JsonObject, JsonValue, NumberPolicy, parse_noting_canonical,
+    CountingSink, EntrySpans, JsonError, JsonObject, JsonValue, NumberPolicy, parse_with_spans,
     write_object,
 };
 use crate::event_id::{
-    EventIdError, MAX_ID_BYTES, check_server_chosen_id, create_event_id_from_room_id, event_id,
+    EventIdError, MAX_ID_BYTES, check_server_chosen_id, create_event_id_from_room_id, event_id_raw,
     room_id_from_create_event_id, truncate,
 };
 use crate::hashes::{Sha256Digest, base64_standard, content_hash, decode_base64_standard};
+use crate::redaction::RawEntries;
 use crate::room_version::RoomVersion;
 
 /// Largest PDU, as canonical JSON with signatures (client-server API "Size limits").
@@ -97,7 +99,23 @@ impl<'a> Pdu<'a> {
         } else {
             NumberPolicy::Lenient
         };
-        let (json, canonical) = match parse_noting_canonical(input, policy)? {
+        thread_local! {
+            static SPANS: RefCell<EntrySpans> = RefCell::new(EntrySpans::default());
+        }
+        SPANS.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut spans) => Pdu::parse_with(input, version, policy, &mut spans),
+            // Re-entrant use (never expected): fresh buffers.
+            Err(_) => Pdu::parse_with(input, version, policy, &mut EntrySpans::default()),
+        })
+    }
+
+    fn parse_with(
+        input: &'a [u8],
+        version: &'static RoomVersion,
+        policy: NumberPolicy,
+        spans: &mut EntrySpans,
+    ) -> Result<Pdu<'a>, PduError> {
+        let (json, canonical) = match parse_with_spans(input, policy, Some(spans))? {
             (JsonValue::Object(o), canonical) => (o, canonical),
             _ => return Err(JsonError::NotAnObject { path: "$".into() }.into()),
         };
@@ -106,7 +124,13 @@ impl<'a> Pdu<'a> {
         // second pass to check the size limit.
         let size_known_ok =
             (canonical || version.strict_canonical_json) && input.len() <= MAX_PDU_BYTES;
-        let mut pdu = Pdu::from_json_inner(json, version, size_known_ok)?;
+        // Canonical input: the reference hash copies the kept entries from it.
+        let raw = canonical.then_some(RawEntries {
+            input,
+            top: &spans.top,
+            content: &spans.content,
+        });
+        let mut pdu = Pdu::from_json_inner(json, version, size_known_ok, raw)?;
         pdu.canonical_input = canonical.then_some(input);
         Ok(pdu)
     }
@@ -116,13 +140,14 @@ impl<'a> Pdu<'a> {
         json: JsonObject<'a>,
         version: &'static RoomVersion,
     ) -> Result<Pdu<'a>, PduError> {
-        Pdu::from_json_inner(json, version, false)
+        Pdu::from_json_inner(json, version, false, None)
     }
 
     fn from_json_inner(
         json: JsonObject<'a>,
         version: &'static RoomVersion,
         size_known_ok: bool,
+        raw: Option<RawEntries<'_>>,
     ) -> Result<Pdu<'a>, PduError> {
         if !size_known_ok {
             let mut counter = CountingSink::default();
@@ -196,7 +221,7 @@ impl<'a> Pdu<'a> {
         };
 
         let is_create = event_type == "m.room.create" && state_key.as_deref() == Some("");
-        let event_id: Cow<'a, str> = Cow::Owned(event_id(&json, version)?);
+        let event_id: Cow<'a, str> = Cow::Owned(event_id_raw(&json, version, raw)?);
         check_len("event_id", &event_id)?;
         let room_id = if version.room_id_from_create && is_create {
             if top.room_id.is_some() {

@@ -5,6 +5,7 @@
 //! writer used for reference hashes, so the two can never disagree.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use crate::canonical_json::{JsonObject, JsonValue, Sink, write_string, write_value};
 use crate::room_version::RedactionRules;
@@ -113,18 +114,57 @@ pub fn redact_content<'a>(
     out
 }
 
+/// The canonical bytes of an event's entries, taken from the input it was parsed from: `top[i]` is the
+/// `"key":value` text of the event's `i`-th entry and `content[i]` that of its `content`'s `i`-th entry.
+/// Only valid when that input was canonical JSON (the reader says so); then copying a range gives
+/// exactly the bytes the canonical writer would produce.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawEntries<'i> {
+    pub input: &'i [u8],
+    pub top: &'i [Range<usize>],
+    pub content: &'i [Range<usize>],
+}
+
+/// Writes the `i`-th entry as `"key":value`: copied from the input when its range is known, else
+/// serialised.
+#[inline]
+fn write_entry(
+    raw: Option<&[Range<usize>]>,
+    input: &[u8],
+    i: usize,
+    key: &str,
+    value: &JsonValue<'_>,
+    out: &mut impl Sink,
+) {
+    if let Some(bytes) = raw
+        .and_then(|ranges| ranges.get(i))
+        .and_then(|range| input.get(range.clone()))
+    {
+        out.put(bytes);
+    } else {
+        write_string(key, out);
+        out.put(b":");
+        write_value(value, out);
+    }
+}
+
 /// Streams the canonical JSON of the redacted event, without `signatures`, `unsigned` and any key in
 /// `also_drop`, into `out` — the input of the reference hash — without building the redacted copy.
+/// With `raw` (the event was parsed from canonical input), kept entries are copied from the input
+/// instead of serialised; the decisions are the same either way.
 pub(crate) fn write_redacted_for_hash(
     event: &JsonObject<'_>,
     rules: RedactionRules,
     also_drop: &[&str],
+    raw: Option<RawEntries<'_>>,
     out: &mut impl Sink,
 ) {
     let ty = event_type(event);
+    let input = raw.map_or(&[][..], |r| r.input);
+    let raw_top = raw.map(|r| r.top).filter(|t| t.len() == event.len());
     out.put(b"{");
     let mut first = true;
-    for (key, value) in event.iter() {
+    for (i, (key, value)) in event.iter().enumerate() {
         if key == "signatures" || !keeps_top_level(rules, key) || also_drop.contains(&key) {
             continue;
         }
@@ -132,13 +172,14 @@ pub(crate) fn write_redacted_for_hash(
             out.put(b",");
         }
         first = false;
-        write_string(key, out);
-        out.put(b":");
         match (key, value) {
             ("content", JsonValue::Object(content)) => {
-                write_redacted_content(content, rules, ty, out)
+                write_string(key, out);
+                out.put(b":");
+                let raw_content = raw.map(|r| r.content).filter(|c| c.len() == content.len());
+                write_redacted_content(content, rules, ty, raw_content, input, out)
             }
-            _ => write_value(value, out),
+            _ => write_entry(raw_top, input, i, key, value, out),
         }
     }
     out.put(b"}");
@@ -148,11 +189,13 @@ fn write_redacted_content(
     content: &JsonObject<'_>,
     rules: RedactionRules,
     ty: &str,
+    raw: Option<&[Range<usize>]>,
+    input: &[u8],
     out: &mut impl Sink,
 ) {
     out.put(b"{");
     let mut first = true;
-    for (key, value) in content.iter() {
+    for (i, (key, value)) in content.iter().enumerate() {
         let action = content_key(rules, ty, key);
         let signed = match action {
             ContentKey::Drop => continue,
@@ -166,16 +209,18 @@ fn write_redacted_content(
             out.put(b",");
         }
         first = false;
-        write_string(key, out);
-        out.put(b":");
         match signed {
             Some(Some(s)) => {
-                out.put(b"{\"signed\":");
+                write_string(key, out);
+                out.put(b":{\"signed\":");
                 write_value(s, out);
                 out.put(b"}");
             }
-            Some(None) => out.put(b"{}"),
-            None => write_value(value, out),
+            Some(None) => {
+                write_string(key, out);
+                out.put(b":{}");
+            }
+            None => write_entry(raw, input, i, key, value, out),
         }
     }
     out.put(b"}");
@@ -184,7 +229,9 @@ fn write_redacted_content(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::canonical_json::{NumberPolicy, parse_object, to_canonical_string};
+    use crate::canonical_json::{
+        EntrySpans, NumberPolicy, parse_object, parse_with_spans, to_canonical_string,
+    };
     use crate::room_version::RoomVersion;
 
     fn redacted(version: &str, json: &str) -> String {
@@ -192,13 +239,37 @@ mod tests {
         let rules = RoomVersion::from_id(version).expect("known").redaction;
         let out = redact(&obj, rules);
         let mut streamed = Vec::new();
-        write_redacted_for_hash(&obj, rules, &[], &mut streamed);
+        write_redacted_for_hash(&obj, rules, &[], None, &mut streamed);
         // The streaming writer must agree with the tree builder (minus signatures).
         let mut without_sigs = out.clone();
         without_sigs.remove("signatures");
         assert_eq!(
-            String::from_utf8(streamed).expect("utf8"),
+            String::from_utf8(streamed.clone()).expect("utf8"),
             to_canonical_string(&JsonValue::Object(without_sigs))
+        );
+        // And so must the copy from canonical input.
+        let canonical = to_canonical_string(&JsonValue::Object(obj.clone()));
+        let mut spans = EntrySpans::default();
+        let (reparsed, is_canonical) = parse_with_spans(
+            canonical.as_bytes(),
+            NumberPolicy::Lenient,
+            Some(&mut spans),
+        )
+        .expect("canonical JSON parses");
+        assert!(is_canonical, "{canonical}");
+        let JsonValue::Object(reparsed) = reparsed else {
+            panic!("not an object")
+        };
+        let raw = RawEntries {
+            input: canonical.as_bytes(),
+            top: &spans.top,
+            content: &spans.content,
+        };
+        let mut copied = Vec::new();
+        write_redacted_for_hash(&reparsed, rules, &[], Some(raw), &mut copied);
+        assert_eq!(
+            String::from_utf8(copied).expect("utf8"),
+            String::from_utf8(streamed).expect("utf8")
         );
         to_canonical_string(&JsonValue::Object(out))
     }
