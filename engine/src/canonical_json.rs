@@ -372,12 +372,28 @@ fn display_path(path: &str) -> String {
 /// A destination for canonical JSON bytes: a buffer, or a hash function fed directly.
 pub trait Sink {
     fn put(&mut self, bytes: &[u8]);
+
+    /// Puts `"`, `bytes`, `"`.
+    #[inline]
+    fn put_quoted(&mut self, bytes: &[u8]) {
+        self.put(b"\"");
+        self.put(bytes);
+        self.put(b"\"");
+    }
 }
 
 impl Sink for Vec<u8> {
     #[inline]
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
+    }
+
+    #[inline]
+    fn put_quoted(&mut self, bytes: &[u8]) {
+        self.reserve(bytes.len() + 2);
+        self.push(b'"');
+        self.extend_from_slice(bytes);
+        self.push(b'"');
     }
 }
 
@@ -482,40 +498,68 @@ static ESCAPE: [u8; 256] = {
     table
 };
 
-/// Whether any byte of the 8 in `word` needs escaping (`"`, `\\` or a control character). Exact as a
-/// yes/no answer (the classic "has zero byte / has byte less than" word tricks).
-#[inline]
-fn word_needs_escape(word: u64) -> bool {
+/// For each of the 8 bytes of `word`, a set high bit where the byte is `"`, `\\` or a control character
+/// (the classic "has zero byte" / "has byte below" word tricks). Only the *lowest* set bit is exact:
+/// borrows run upwards and can flag a byte above a flagged one, never below.
+#[inline(always)]
+fn special_mask(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
-    below_space || has_zero(word ^ (ONES * b'"' as u64)) || has_zero(word ^ (ONES * b'\\' as u64))
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+    (below_space | zero(word ^ (ONES * b'"' as u64)) | zero(word ^ (ONES * b'\\' as u64))) & HIGHS
+}
+
+/// The index of the first byte at or after `from` that is `"`, `\\` or a control character — the bytes a
+/// JSON string body cannot hold raw, and exactly those canonical JSON escapes — or `bytes.len()`.
+/// Eight bytes at a time, the last few too when the buffer holds a whole word.
+#[inline(always)]
+pub(crate) fn first_special(bytes: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while i + 8 <= bytes.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[i..i + 8]);
+        let mask = special_mask(u64::from_le_bytes(word));
+        if mask != 0 {
+            return i + (mask.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    let len = bytes.len();
+    if i >= len {
+        return len;
+    }
+    if len >= 8 {
+        // The last word of the buffer, shifted so that byte `i` comes first; the zero bytes shifted in
+        // at the top are flagged, but above every real byte, so they only stand for "none found".
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[len - 8..]);
+        let skip = i - (len - 8);
+        let mask = special_mask(u64::from_le_bytes(word) >> (8 * skip));
+        return (i + (mask.trailing_zeros() / 8) as usize).min(len);
+    }
+    while i < len && !matches!(bytes[i], b'"' | b'\\' | 0x00..=0x1f) {
+        i += 1;
+    }
+    i
 }
 
 /// Writes a JSON string with exactly the escapes canonical JSON requires.
 pub fn write_string(s: &str, out: &mut impl Sink) {
-    out.put(b"\"");
     let bytes = s.as_bytes();
+    let mut special = first_special(bytes, 0);
+    if special == bytes.len() {
+        // Most strings in events need no escapes at all.
+        out.put_quoted(bytes);
+        return;
+    }
+    out.put(b"\"");
     let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Skip clean 8-byte words quickly; most strings in events need no escapes at all.
-        if i + 8 <= bytes.len() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&bytes[i..i + 8]);
-            if !word_needs_escape(u64::from_le_bytes(word)) {
-                i += 8;
-                continue;
-            }
-        }
-        let b = bytes[i];
-        let escape = ESCAPE[b as usize];
-        if escape != 0 {
-            if start < i {
-                out.put(&bytes[start..i]);
-            }
-            if escape == b'u' {
+    while special < bytes.len() {
+        out.put(&bytes[start..special]);
+        let b = bytes[special];
+        match ESCAPE[b as usize] {
+            b'u' => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.put(&[
                     b'\\',
@@ -525,16 +569,13 @@ pub fn write_string(s: &str, out: &mut impl Sink) {
                     HEX[(b >> 4) as usize],
                     HEX[(b & 0xf) as usize],
                 ]);
-            } else {
-                out.put(&[b'\\', escape]);
             }
-            start = i + 1;
+            escape => out.put(&[b'\\', escape]),
         }
-        i += 1;
+        start = special + 1;
+        special = first_special(bytes, start);
     }
-    if start < bytes.len() {
-        out.put(&bytes[start..]);
-    }
+    out.put(&bytes[start..]);
     out.put(b"\"");
 }
 
@@ -602,6 +643,26 @@ mod tests {
             canon(input).as_deref(),
             Ok("{\"a\":\"\\u0000\\u0001\\b\\t\\n\\u000b\\f\\r\\u001f \\\" \\\\ / \u{7f} é\"}")
         );
+    }
+
+    /// The word-at-a-time escape scan must find specials at every offset, in the last partial word too.
+    #[test]
+    fn write_string_escapes_at_every_offset() {
+        for len in 0..40 {
+            for at in 0..len.max(1) {
+                for special in ["\"", "\\", "\n", "\u{1}", "\u{1f}", "\u{7f}", "é", "\u{0}"] {
+                    let mut text: String =
+                        (0..len).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+                    if len > 0 {
+                        text.replace_range(at..at + 1, special);
+                    }
+                    let mut ours = Vec::new();
+                    write_string(&text, &mut ours);
+                    let theirs = serde_json::to_string(&text).expect("serialises");
+                    assert_eq!(String::from_utf8(ours).expect("utf8"), theirs);
+                }
+            }
+        }
     }
 
     #[test]

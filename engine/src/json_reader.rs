@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use crate::canonical_json::{JsonObject, JsonValue, cmp_key};
+use crate::canonical_json::{JsonObject, JsonValue, cmp_key, first_special};
 use crate::room_version::MAX_SAFE_INT;
 
 /// Deepest nesting accepted (serde_json's default limit is the same).
@@ -332,35 +332,10 @@ impl<'a> Reader<'a, '_> {
     }
 
     /// Advances over string bytes that need no attention; stops at `"`, `\`, a control character or the
-    /// end. Eight bytes at a time: the lowest flagged byte of the "has zero byte" / "has byte below"
-    /// word tricks is exact (borrows only run upwards), so the stop position needs no byte loop.
+    /// end.
     #[inline(always)]
     fn scan_plain(&mut self) {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGHS: u64 = 0x8080_8080_8080_8080;
-        let bytes = self.bytes;
-        let mut i = self.pos;
-        while i + 8 <= bytes.len() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&bytes[i..i + 8]);
-            let w = u64::from_le_bytes(word);
-            let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-            let stop = (w.wrapping_sub(ONES * 0x20) & !w & HIGHS)
-                | zero(w ^ (ONES * u64::from(b'"')))
-                | zero(w ^ (ONES * u64::from(b'\\')));
-            if stop != 0 {
-                self.pos = i + (stop.trailing_zeros() / 8) as usize;
-                return;
-            }
-            i += 8;
-        }
-        while let Some(&b) = bytes.get(i) {
-            if matches!(b, b'"' | b'\\' | 0x00..=0x1f) {
-                break;
-            }
-            i += 1;
-        }
-        self.pos = i;
+        self.pos = first_special(self.bytes, self.pos);
     }
 
     /// Decodes the rest of a string that contains escapes, starting at a backslash.
