@@ -512,10 +512,21 @@ fn special_mask(word: u64) -> u64 {
 
 /// The index of the first byte at or after `from` that is `"`, `\\` or a control character — the bytes a
 /// JSON string body cannot hold raw, and exactly those canonical JSON escapes — or `bytes.len()`.
-/// Eight bytes at a time, the last few too when the buffer holds a whole word.
+/// Sixteen bytes at a time (SSE2 on x86-64), then eight, the last few too when the buffer holds a whole word.
 #[inline(always)]
 pub(crate) fn first_special(bytes: &[u8], from: usize) -> usize {
     let mut i = from;
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    while let Some(chunk) = bytes
+        .get(i..i + 16)
+        .and_then(|c| <&[u8; 16]>::try_from(c).ok())
+    {
+        let mask = sse2::special_mask(chunk);
+        if mask != 0 {
+            return i + mask.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
     while i + 8 <= bytes.len() {
         let mut word = [0u8; 8];
         word.copy_from_slice(&bytes[i..i + 8]);
@@ -542,6 +553,40 @@ pub(crate) fn first_special(bytes: &[u8], from: usize) -> usize {
         i += 1;
     }
     i
+}
+
+/// Sixteen bytes at a time with SSE2 compares and one `pmovmskb`. SSE2 is part of the x86-64 baseline,
+/// so there is no runtime detection; the module only exists when the build enables it.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod sse2 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
+        _mm_set1_epi8,
+    };
+
+    /// Bit `k` set where byte `k` of `chunk` is `"`, `\\` or a control character (exact).
+    #[inline(always)]
+    pub(super) fn special_mask(chunk: &[u8; 16]) -> u32 {
+        // SAFETY: `mask_sse2` only requires SSE2, which this module's `cfg` guarantees is enabled for
+        // the whole build (it is part of the x86-64 baseline). No pointers are involved.
+        unsafe { mask_sse2(chunk) }
+    }
+
+    #[target_feature(enable = "sse2")]
+    #[inline]
+    fn mask_sse2(chunk: &[u8; 16]) -> u32 {
+        let mut lo = [0u8; 8];
+        let mut hi = [0u8; 8];
+        lo.copy_from_slice(&chunk[..8]);
+        hi.copy_from_slice(&chunk[8..]);
+        // Two little-endian halves; compiled to one unaligned 16-byte load.
+        let v = _mm_set_epi64x(i64::from_le_bytes(hi), i64::from_le_bytes(lo));
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        // Unsigned `b <= 0x1f` is `min(b, 0x1f) == b`.
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+    }
 }
 
 /// Writes a JSON string with exactly the escapes canonical JSON requires.

@@ -93,10 +93,16 @@ pub(crate) fn read_with_spans<'a>(
 macro_rules! read_value {
     ($reader:ident, $v:ident => $then:expr) => {
         match $reader.peek() {
-            Some(b'"') => {
-                let $v = JsonValue::String($reader.string()?);
-                $then;
-            }
+            Some(b'"') => match $reader.plain_string() {
+                Ok(s) => {
+                    let $v = JsonValue::String(Cow::Borrowed(s));
+                    $then;
+                }
+                Err(start) => {
+                    let $v = JsonValue::String($reader.string_rest(start)?);
+                    $then;
+                }
+            },
             Some(b'{') => {
                 let $v = JsonValue::Object($reader.object()?);
                 $then;
@@ -303,15 +309,26 @@ impl<'a> Reader<'a, '_> {
     /// input and stays inline; strings with escapes take the out-of-line path.
     #[inline(always)]
     fn string(&mut self) -> Result<Cow<'a, str>, String> {
+        match self.plain_string() {
+            Ok(s) => Ok(Cow::Borrowed(s)),
+            Err(start) => self.string_rest(start),
+        }
+    }
+
+    /// Reads a string without escapes starting at its opening quote; otherwise returns where its body
+    /// starts, for [`Reader::string_rest`]. (Kept apart so that the common case builds its value from
+    /// registers, never merged with the owned case through the stack.)
+    #[inline(always)]
+    fn plain_string(&mut self) -> Result<&'a str, usize> {
         self.pos += 1;
         let start = self.pos;
         self.scan_plain();
         if self.peek() == Some(b'"') {
             let s = &self.text[start..self.pos];
             self.pos += 1;
-            Ok(Cow::Borrowed(s))
+            Ok(s)
         } else {
-            self.string_rest(start)
+            Err(start)
         }
     }
 
