@@ -241,8 +241,10 @@ impl<'a> Reader<'a, '_> {
                     self.content_next = key == "content";
                 }
                 if entries.len() == entries.capacity() {
-                    // Most objects in events are small; start at 8 to skip the 4 → 8 step.
-                    entries.reserve(entries.len().max(8));
+                    // Most objects in events are small: start at 8 to skip the 4 → 8 step; a PDU's
+                    // top level has 10–14 keys, so start that at 16.
+                    let first = if self.depth == 1 { 16 } else { 8 };
+                    entries.reserve(entries.len().max(first));
                 }
                 read_value!(self, value => entries.push((key, value)));
                 if let Some(spans) = self.spans.as_deref_mut() {
