@@ -9,6 +9,7 @@ use std::borrow::Cow;
 
 pub(crate) use crate::json_reader::EntrySpans;
 use crate::room_version::MAX_SAFE_INT;
+use crate::scan::first_special;
 
 /// A JSON value whose strings borrow from the parsed buffer where they contain no escapes.
 #[derive(Debug, Clone, PartialEq)]
@@ -497,97 +498,6 @@ static ESCAPE: [u8; 256] = {
     table[b'\\' as usize] = b'\\';
     table
 };
-
-/// For each of the 8 bytes of `word`, a set high bit where the byte is `"`, `\\` or a control character
-/// (the classic "has zero byte" / "has byte below" word tricks). Only the *lowest* set bit is exact:
-/// borrows run upwards and can flag a byte above a flagged one, never below.
-#[inline(always)]
-fn special_mask(word: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
-    (below_space | zero(word ^ (ONES * b'"' as u64)) | zero(word ^ (ONES * b'\\' as u64))) & HIGHS
-}
-
-/// The index of the first byte at or after `from` that is `"`, `\\` or a control character — the bytes a
-/// JSON string body cannot hold raw, and exactly those canonical JSON escapes — or `bytes.len()`.
-/// Sixteen bytes at a time (SSE2 on x86-64), then eight, the last few too when the buffer holds a whole word.
-#[inline(always)]
-pub(crate) fn first_special(bytes: &[u8], from: usize) -> usize {
-    let mut i = from;
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    while let Some(chunk) = bytes
-        .get(i..i + 16)
-        .and_then(|c| <&[u8; 16]>::try_from(c).ok())
-    {
-        let mask = sse2::special_mask(chunk);
-        if mask != 0 {
-            return i + mask.trailing_zeros() as usize;
-        }
-        i += 16;
-    }
-    while i + 8 <= bytes.len() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&bytes[i..i + 8]);
-        let mask = special_mask(u64::from_le_bytes(word));
-        if mask != 0 {
-            return i + (mask.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    let len = bytes.len();
-    if i >= len {
-        return len;
-    }
-    if len >= 8 {
-        // The last word of the buffer, shifted so that byte `i` comes first; the zero bytes shifted in
-        // at the top are flagged, but above every real byte, so they only stand for "none found".
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&bytes[len - 8..]);
-        let skip = i - (len - 8);
-        let mask = special_mask(u64::from_le_bytes(word) >> (8 * skip));
-        return (i + (mask.trailing_zeros() / 8) as usize).min(len);
-    }
-    while i < len && !matches!(bytes[i], b'"' | b'\\' | 0x00..=0x1f) {
-        i += 1;
-    }
-    i
-}
-
-/// Sixteen bytes at a time with SSE2 compares and one `pmovmskb`. SSE2 is part of the x86-64 baseline,
-/// so there is no runtime detection; the module only exists when the build enables it.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-mod sse2 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
-        _mm_set1_epi8,
-    };
-
-    /// Bit `k` set where byte `k` of `chunk` is `"`, `\\` or a control character (exact).
-    #[inline(always)]
-    pub(super) fn special_mask(chunk: &[u8; 16]) -> u32 {
-        // SAFETY: `mask_sse2` only requires SSE2, which this module's `cfg` guarantees is enabled for
-        // the whole build (it is part of the x86-64 baseline). No pointers are involved.
-        unsafe { mask_sse2(chunk) }
-    }
-
-    #[target_feature(enable = "sse2")]
-    #[inline]
-    fn mask_sse2(chunk: &[u8; 16]) -> u32 {
-        let mut lo = [0u8; 8];
-        let mut hi = [0u8; 8];
-        lo.copy_from_slice(&chunk[..8]);
-        hi.copy_from_slice(&chunk[8..]);
-        // Two little-endian halves; compiled to one unaligned 16-byte load.
-        let v = _mm_set_epi64x(i64::from_le_bytes(hi), i64::from_le_bytes(lo));
-        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-        // Unsigned `b <= 0x1f` is `min(b, 0x1f) == b`.
-        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
-        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
-    }
-}
 
 /// Writes a JSON string with exactly the escapes canonical JSON requires.
 pub fn write_string(s: &str, out: &mut impl Sink) {

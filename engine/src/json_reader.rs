@@ -10,8 +10,9 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use crate::canonical_json::{JsonObject, JsonValue, cmp_key, first_special};
+use crate::canonical_json::{JsonObject, JsonValue, cmp_key};
 use crate::room_version::MAX_SAFE_INT;
+use crate::scan::first_special;
 
 /// Deepest nesting accepted (serde_json's default limit is the same).
 const MAX_DEPTH: u32 = 128;
