@@ -263,7 +263,7 @@ pub fn parse_noting_canonical(
     input: &[u8],
     policy: NumberPolicy,
 ) -> Result<(JsonValue<'_>, bool), JsonError> {
-    parse_with_spans(input, policy, None)
+    parse_with_spans(input, policy, None).map(|(value, form)| (value, form == InputForm::Canonical))
 }
 
 /// Like [`parse_noting_canonical`], recording the entry ranges of the top level and of `content` in
@@ -272,14 +272,33 @@ pub(crate) fn parse_with_spans<'a>(
     input: &'a [u8],
     policy: NumberPolicy,
     spans: Option<&mut EntrySpans>,
-) -> Result<(JsonValue<'a>, bool), JsonError> {
+) -> Result<(JsonValue<'a>, InputForm), JsonError> {
     let read = crate::json_reader::read_with_spans(input, spans).map_err(JsonError::Syntax)?;
     let mut value = read.value;
     // The reader saw every number: when all are integers in range, no policy has anything to do.
     if !read.numbers_plain {
         apply_policy(&mut value, policy)?;
     }
-    Ok((value, read.canonical))
+    let form = if read.canonical {
+        InputForm::Canonical
+    } else if read.canonical_but_whitespace {
+        InputForm::CanonicalButWhitespace
+    } else {
+        InputForm::Other
+    };
+    Ok((value, form))
+}
+
+/// How parsed input relates to the canonical JSON of its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InputForm {
+    /// The input is the canonical JSON.
+    Canonical,
+    /// The input is the canonical JSON with whitespace between tokens ([`write_without_whitespace`]
+    /// turns it into the canonical JSON).
+    CanonicalButWhitespace,
+    /// Anything else (keys out of order, optional escapes, number spellings): serialise the value.
+    Other,
 }
 
 /// Parses a JSON document that must be an object.
@@ -498,6 +517,44 @@ static ESCAPE: [u8; 256] = {
     table[b'\\' as usize] = b'\\';
     table
 };
+
+/// Writes `json` without the whitespace between its tokens. `json` must be valid JSON text (or a run of
+/// whole tokens of one, such as an object entry); for input that is canonical but for whitespace this
+/// writes its canonical form, copying runs of bytes instead of serialising values.
+pub(crate) fn write_without_whitespace(json: &[u8], out: &mut impl Sink) {
+    let mut run = 0;
+    let mut i = 0;
+    while let Some(&b) = json.get(i) {
+        match b {
+            b'"' => {
+                // Skip the string: its body may hold spaces; escapes are two bytes (`\u` is followed
+                // by hex digits only).
+                i += 1;
+                loop {
+                    i = crate::scan::first_special(json, i);
+                    match json.get(i) {
+                        Some(b'\\') => i += 2,
+                        Some(_) => {
+                            i += 1;
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                out.put(json.get(run..i).unwrap_or_default());
+                i += 1;
+                while let Some(b' ' | b'\t' | b'\n' | b'\r') = json.get(i) {
+                    i += 1;
+                }
+                run = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.put(json.get(run..).unwrap_or_default());
+}
 
 /// Writes a JSON string with exactly the escapes canonical JSON requires.
 pub fn write_string(s: &str, out: &mut impl Sink) {

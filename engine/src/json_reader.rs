@@ -23,6 +23,9 @@ pub(crate) struct Read<'a> {
     /// The input is exactly the canonical JSON of `value` (no whitespace, keys sorted, only the
     /// mandatory escapes, plain integers): its bytes can stand for the canonical form.
     pub canonical: bool,
+    /// The input is canonical JSON but for insignificant whitespace (pretty-printed canonical JSON):
+    /// dropping every whitespace byte outside strings gives the canonical form.
+    pub canonical_but_whitespace: bool,
     /// No float and no integer outside ±(2^53−1): a strict or normalising number policy has nothing to
     /// check or rewrite, so its walk over the tree can be skipped.
     pub numbers_plain: bool,
@@ -70,6 +73,7 @@ pub(crate) fn read_with_spans<'a>(
         pos: 0,
         depth: 0,
         canonical: true,
+        whitespace: false,
         numbers_plain: true,
         content_next: false,
         spans,
@@ -82,7 +86,8 @@ pub(crate) fn read_with_spans<'a>(
     }
     Ok(Read {
         value,
-        canonical: reader.canonical,
+        canonical: reader.canonical && !reader.whitespace,
+        canonical_but_whitespace: reader.canonical,
         numbers_plain: reader.numbers_plain,
     })
 }
@@ -142,8 +147,10 @@ struct Reader<'a, 's> {
     bytes: &'a [u8],
     pos: usize,
     depth: u32,
-    /// Still true when everything read so far is in canonical form.
+    /// Still true when everything read so far is in canonical form, whitespace aside.
     canonical: bool,
+    /// Whitespace was seen between tokens.
+    whitespace: bool,
     /// Still true when every number read so far is an integer in ±(2^53−1).
     numbers_plain: bool,
     /// The value about to be read is the top-level `content`.
@@ -174,7 +181,7 @@ impl<'a> Reader<'a, '_> {
 
     #[inline(never)]
     fn skip_ws_run(&mut self) {
-        self.canonical = false;
+        self.whitespace = true;
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
         }
@@ -702,8 +709,29 @@ mod tests {
         })
     }
 
-    /// The canonical flag is true exactly when the input is the canonical form of a float-free value.
+    /// The canonical flag is true exactly when the input is the canonical form of a float-free value;
+    /// the canonical-but-whitespace flag is true when the input is that form with whitespace added.
     fn check_canonical_flag(text: &str) {
+        if let Ok(read) = read_with_spans(text.as_bytes(), None) {
+            let canonical = crate::canonical_json::to_canonical_string(&read.value);
+            if read.canonical_but_whitespace {
+                let mut stripped = Vec::new();
+                crate::canonical_json::write_without_whitespace(text.as_bytes(), &mut stripped);
+                assert_eq!(
+                    String::from_utf8(stripped).expect("utf8"),
+                    canonical,
+                    "flagged canonical but for whitespace, but is not: {text:?}"
+                );
+            }
+            assert!(!read.canonical || read.canonical_but_whitespace);
+            // Whitespace added between the tokens of a canonical text keeps the second flag.
+            if read.canonical && !canonical.contains(['.', 'e', 'E']) {
+                let spaced = canonical.replace(",\"", " ,\n \"").replace(':', ": ");
+                if let Ok(again) = read_with_spans(spaced.as_bytes(), None) {
+                    assert!(again.canonical_but_whitespace, "{spaced}");
+                }
+            }
+        }
         if let Ok((value, flag)) = read_noting_canonical(text.as_bytes()) {
             let canonical = crate::canonical_json::to_canonical_string(&value);
             if flag {
@@ -732,6 +760,10 @@ mod tests {
             (r#"{"a":"\u0001"}"#, true),
             (r#"{"a":"\u001F"}"#, false),
             (r#"{"a":"\b\t\n\f\r\"\\"}"#, true),
+            (
+                "{\n  \"a\": [1, \"x y\"],\n  \"b\": {\"c\" : \"\\\" :\"}\n}\n",
+                false,
+            ),
         ] {
             assert_eq!(
                 read_noting_canonical(text.as_bytes()).map(|(_, c)| c),

@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 
 use crate::canonical_json::{
-    CountingSink, EntrySpans, JsonError, JsonObject, JsonValue, NumberPolicy, parse_with_spans,
-    write_object,
+    CountingSink, EntrySpans, InputForm, JsonError, JsonObject, JsonValue, NumberPolicy,
+    parse_with_spans, write_object, write_without_whitespace,
 };
 use crate::event_id::{
     EventIdError, MAX_ID_BYTES, check_server_chosen_id, create_event_id_from_room_id, event_id_raw,
@@ -86,9 +86,20 @@ pub struct Pdu<'a> {
     pub auth_events: Vec<Cow<'a, str>>,
     /// The redaction target: top-level `redacts` (v1–v10) or `content.redacts` (v11+).
     pub redacts: Option<Cow<'a, str>>,
-    /// The input bytes, when they already are the canonical JSON of `json` (the usual case for PDUs
-    /// received over federation); lets [`Pdu::canonical_json`] skip serialising.
-    canonical_input: Option<&'a [u8]>,
+    /// The input bytes, when they are the canonical JSON of `json` (the usual case for PDUs received over
+    /// federation) or that with whitespace; lets [`Pdu::canonical_json`] skip serialising.
+    input: Input<'a>,
+}
+
+/// The input bytes of a [`Pdu`], as far as they can stand for its canonical JSON.
+#[derive(Debug, Clone, Copy)]
+enum Input<'a> {
+    /// The canonical JSON itself.
+    Canonical(&'a [u8]),
+    /// The canonical JSON with whitespace between tokens (pretty-printed).
+    CanonicalButWhitespace(&'a [u8]),
+    /// Not known to be either (built from a tree, detached, or keys out of order, optional escapes…).
+    Other,
 }
 
 impl<'a> Pdu<'a> {
@@ -115,23 +126,30 @@ impl<'a> Pdu<'a> {
         policy: NumberPolicy,
         spans: &mut EntrySpans,
     ) -> Result<Pdu<'a>, PduError> {
-        let (json, canonical) = match parse_with_spans(input, policy, Some(spans))? {
-            (JsonValue::Object(o), canonical) => (o, canonical),
+        let (json, form) = match parse_with_spans(input, policy, Some(spans))? {
+            (JsonValue::Object(o), form) => (o, form),
             _ => return Err(JsonError::NotAnObject { path: "$".into() }.into()),
         };
-        // Canonical input is its own canonical size; in strict mode canonical JSON is never longer than
-        // its input (numbers are plain integers, escapes only shrink). Either way short inputs need no
-        // second pass to check the size limit.
-        let size_known_ok =
-            (canonical || version.strict_canonical_json) && input.len() <= MAX_PDU_BYTES;
-        // Canonical input: the reference hash copies the kept entries from it.
-        let raw = canonical.then_some(RawEntries {
+
+        // Canonical input is its own canonical size (less its whitespace); in strict mode canonical JSON
+        // is never longer than its input (numbers are plain integers, escapes only shrink). Either way
+        // short inputs need no second pass to check the size limit.
+        let size_known_ok = (form != InputForm::Other || version.strict_canonical_json)
+            && input.len() <= MAX_PDU_BYTES;
+        // Canonical input (with or without whitespace): the reference hash copies the kept entries
+        // from it.
+        let raw = (form != InputForm::Other).then_some(RawEntries {
             input,
+            form,
             top: &spans.top,
             content: &spans.content,
         });
         let mut pdu = Pdu::from_json_inner(json, version, size_known_ok, raw)?;
-        pdu.canonical_input = canonical.then_some(input);
+        pdu.input = match form {
+            InputForm::Canonical => Input::Canonical(input),
+            InputForm::CanonicalButWhitespace => Input::CanonicalButWhitespace(input),
+            InputForm::Other => Input::Other,
+        };
         Ok(pdu)
     }
 
@@ -254,15 +272,21 @@ impl<'a> Pdu<'a> {
             prev_events,
             auth_events,
             redacts,
-            canonical_input: None,
+            input: Input::Other,
         })
     }
 
-    /// The whole PDU as canonical JSON: the input bytes themselves when they were canonical already.
+    /// The whole PDU as canonical JSON: the input bytes themselves when they were canonical already, the
+    /// input without its whitespace when it was canonical but for whitespace, else a serialisation.
     pub fn canonical_json(&self) -> Cow<'_, [u8]> {
-        match self.canonical_input {
-            Some(bytes) => Cow::Borrowed(bytes),
-            None => {
+        match self.input {
+            Input::Canonical(bytes) => Cow::Borrowed(bytes),
+            Input::CanonicalButWhitespace(bytes) => {
+                let mut out = Vec::with_capacity(bytes.len());
+                write_without_whitespace(bytes, &mut out);
+                Cow::Owned(out)
+            }
+            Input::Other => {
                 let mut out = Vec::with_capacity(1024);
                 write_object(&self.json, &mut out);
                 Cow::Owned(out)
@@ -330,7 +354,7 @@ impl<'a> Pdu<'a> {
             prev_events: self.prev_events.into_iter().map(own).collect(),
             auth_events: self.auth_events.into_iter().map(own).collect(),
             redacts: self.redacts.map(own),
-            canonical_input: None,
+            input: Input::Other,
         }
     }
 }

@@ -7,7 +7,9 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use crate::canonical_json::{JsonObject, JsonValue, Sink, write_string, write_value};
+use crate::canonical_json::{
+    InputForm, JsonObject, JsonValue, Sink, write_string, write_value, write_without_whitespace,
+};
 use crate::room_version::RedactionRules;
 
 /// What redaction does with one key of `content`.
@@ -116,11 +118,14 @@ pub fn redact_content<'a>(
 
 /// The canonical bytes of an event's entries, taken from the input it was parsed from: `top[i]` is the
 /// `"key":value` text of the event's `i`-th entry and `content[i]` that of its `content`'s `i`-th entry.
-/// Only valid when that input was canonical JSON (the reader says so); then copying a range gives
-/// exactly the bytes the canonical writer would produce.
+/// Only valid when that input was canonical JSON, or canonical but for whitespace (the reader says
+/// so); then copying a range (without its whitespace) gives exactly the bytes the canonical writer
+/// would produce.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RawEntries<'i> {
     pub input: &'i [u8],
+    /// `Canonical` or `CanonicalButWhitespace`; with `Other` nothing is copied.
+    pub form: InputForm,
     pub top: &'i [Range<usize>],
     pub content: &'i [Range<usize>],
 }
@@ -131,16 +136,19 @@ pub(crate) struct RawEntries<'i> {
 fn write_entry(
     raw: Option<&[Range<usize>]>,
     input: &[u8],
+    form: InputForm,
     i: usize,
     key: &str,
     value: &JsonValue<'_>,
     out: &mut impl Sink,
 ) {
-    if let Some(bytes) = raw
+    let bytes = raw
         .and_then(|ranges| ranges.get(i))
-        .and_then(|range| input.get(range.clone()))
-    {
+        .and_then(|range| input.get(range.clone()));
+    if let (Some(bytes), InputForm::Canonical) = (bytes, form) {
         out.put(bytes);
+    } else if let (Some(bytes), InputForm::CanonicalButWhitespace) = (bytes, form) {
+        write_without_whitespace(bytes, out);
     } else {
         write_string(key, out);
         out.put(b":");
@@ -161,6 +169,7 @@ pub(crate) fn write_redacted_for_hash(
 ) {
     let ty = event_type(event);
     let input = raw.map_or(&[][..], |r| r.input);
+    let form = raw.map_or(InputForm::Other, |r| r.form);
     let raw_top = raw.map(|r| r.top).filter(|t| t.len() == event.len());
     out.put(b"{");
     let mut first = true;
@@ -177,9 +186,9 @@ pub(crate) fn write_redacted_for_hash(
                 write_string(key, out);
                 out.put(b":");
                 let raw_content = raw.map(|r| r.content).filter(|c| c.len() == content.len());
-                write_redacted_content(content, rules, ty, raw_content, input, out)
+                write_redacted_content(content, rules, ty, raw_content, input, form, out)
             }
-            _ => write_entry(raw_top, input, i, key, value, out),
+            _ => write_entry(raw_top, input, form, i, key, value, out),
         }
     }
     out.put(b"}");
@@ -191,6 +200,7 @@ fn write_redacted_content(
     ty: &str,
     raw: Option<&[Range<usize>]>,
     input: &[u8],
+    form: InputForm,
     out: &mut impl Sink,
 ) {
     out.put(b"{");
@@ -220,7 +230,7 @@ fn write_redacted_content(
                 write_string(key, out);
                 out.put(b":{}");
             }
-            None => write_entry(raw, input, i, key, value, out),
+            None => write_entry(raw, input, form, i, key, value, out),
         }
     }
     out.put(b"}");
@@ -247,30 +257,37 @@ mod tests {
             String::from_utf8(streamed.clone()).expect("utf8"),
             to_canonical_string(&JsonValue::Object(without_sigs))
         );
-        // And so must the copy from canonical input.
+        // And so must the copy from canonical input, and from canonical input pretty-printed.
         let canonical = to_canonical_string(&JsonValue::Object(obj.clone()));
-        let mut spans = EntrySpans::default();
-        let (reparsed, is_canonical) = parse_with_spans(
-            canonical.as_bytes(),
-            NumberPolicy::Lenient,
-            Some(&mut spans),
+        let pretty = serde_json::to_string_pretty(
+            &serde_json::from_str::<serde_json::Value>(&canonical).expect("json"),
         )
-        .expect("canonical JSON parses");
-        assert!(is_canonical, "{canonical}");
-        let JsonValue::Object(reparsed) = reparsed else {
-            panic!("not an object")
-        };
-        let raw = RawEntries {
-            input: canonical.as_bytes(),
-            top: &spans.top,
-            content: &spans.content,
-        };
-        let mut copied = Vec::new();
-        write_redacted_for_hash(&reparsed, rules, &[], Some(raw), &mut copied);
-        assert_eq!(
-            String::from_utf8(copied).expect("utf8"),
-            String::from_utf8(streamed).expect("utf8")
-        );
+        .expect("serialises");
+        let mut spans = EntrySpans::default();
+        for (text, form) in [
+            (&canonical, InputForm::Canonical),
+            (&pretty, InputForm::CanonicalButWhitespace),
+        ] {
+            let (reparsed, found) =
+                parse_with_spans(text.as_bytes(), NumberPolicy::Lenient, Some(&mut spans))
+                    .expect("canonical JSON parses");
+            assert_eq!(found, form, "{text}");
+            let JsonValue::Object(reparsed) = reparsed else {
+                panic!("not an object")
+            };
+            let raw = RawEntries {
+                input: text.as_bytes(),
+                form,
+                top: &spans.top,
+                content: &spans.content,
+            };
+            let mut copied = Vec::new();
+            write_redacted_for_hash(&reparsed, rules, &[], Some(raw), &mut copied);
+            assert_eq!(
+                String::from_utf8(copied).expect("utf8"),
+                String::from_utf8(streamed.clone()).expect("utf8")
+            );
+        }
         to_canonical_string(&JsonValue::Object(out))
     }
 
