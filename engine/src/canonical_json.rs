@@ -428,7 +428,12 @@ pub fn sha256_of(write: impl FnOnce(&mut Vec<u8>)) -> [u8; 32] {
         Ok(mut buf) => {
             buf.clear();
             write(&mut buf);
-            <sha2::Sha256 as sha2::Digest>::digest(buf.as_slice()).into()
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(buf.as_slice()).into();
+            // Keep the buffer for the next event, unless an oversized input grew it.
+            if buf.capacity() > 4 * crate::pdu::MAX_PDU_BYTES {
+                *buf = Vec::with_capacity(4096);
+            }
+            digest
         }
         // Re-entrant use (never expected): fall back to a fresh buffer.
         Err(_) => {

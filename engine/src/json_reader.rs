@@ -41,6 +41,20 @@ pub(crate) struct EntrySpans {
     pub content: Vec<Range<usize>>,
 }
 
+impl EntrySpans {
+    /// Frees the buffers when an unusually large document grew them (more entries than a PDU within
+    /// the size limit can hold), so a per-thread `EntrySpans` stays small.
+    pub(crate) fn shrink_if_large(&mut self) {
+        const KEEP: usize = 4096;
+        if self.top.capacity() > KEEP {
+            self.top = Vec::new();
+        }
+        if self.content.capacity() > KEEP {
+            self.content = Vec::new();
+        }
+    }
+}
+
 /// Reads one JSON document (surrounding whitespace allowed) from `input`.
 #[cfg(test)]
 pub(crate) fn read(input: &[u8]) -> Result<JsonValue<'_>, String> {

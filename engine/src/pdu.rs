@@ -114,7 +114,13 @@ impl<'a> Pdu<'a> {
             static SPANS: RefCell<EntrySpans> = RefCell::new(EntrySpans::default());
         }
         SPANS.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut spans) => Pdu::parse_with(input, version, policy, &mut spans),
+            Ok(mut spans) => {
+                let result = Pdu::parse_with(input, version, policy, &mut spans);
+                // Input is measured against the size limit only after reading, so an oversized one
+                // can leave large buffers behind; do not keep them for the thread's lifetime.
+                spans.shrink_if_large();
+                result
+            }
             // Re-entrant use (never expected): fresh buffers.
             Err(_) => Pdu::parse_with(input, version, policy, &mut EntrySpans::default()),
         })
