@@ -1,7 +1,9 @@
 //! A JSON reader specialised for PDUs: one UTF-8 validation of the whole buffer, strings borrowed from
-//! it unless they contain escapes, objects built directly as sorted vectors, word-at-a-time scanning of
-//! string bodies. It accepts exactly RFC 8259 JSON (checked against serde_json by a differential property
-//! test) and reports errors with line and column.
+//! it unless they contain escapes, objects built directly as sorted vectors, vector/word-at-a-time
+//! scanning of string bodies (`scan`). Besides the value it reports whether the input is canonical JSON
+//! (or canonical but for whitespace), whether all numbers are safe integers, and optionally where the
+//! top-level and `content` entries are. It accepts exactly RFC 8259 JSON (checked against serde_json by
+//! a differential property test) and reports errors with line and column.
 //!
 //! Why not serde_json: parsing is the largest cost of the per-PDU path (parse → event id → canonical
 //! bytes), and serde_json's visitor indirection, per-string UTF-8 checks and map building cost about
@@ -32,9 +34,10 @@ pub(crate) struct Read<'a> {
 }
 
 /// Byte ranges of the entries (`"key":value`) of the top-level object and of its `content` object (when
-/// that is an object), in input order. When the input is canonical, input order is the sorted order of
-/// the parsed objects and each range is the canonical JSON of its entry, so a writer can copy ranges
-/// instead of serialising values again (the reference hash does).
+/// that is an object), in input order. When the input is canonical (or canonical but for whitespace),
+/// input order is the sorted order of the parsed objects and each range is the canonical JSON of its
+/// entry (once its whitespace is dropped), so a writer can copy ranges instead of serialising values
+/// again (the reference hash does). For other input the ranges are not meaningful and not used.
 #[derive(Debug, Default)]
 pub(crate) struct EntrySpans {
     pub top: Vec<Range<usize>>,
