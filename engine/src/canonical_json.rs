@@ -7,7 +7,9 @@
 
 use std::borrow::Cow;
 
+pub(crate) use crate::json_reader::EntrySpans;
 use crate::room_version::MAX_SAFE_INT;
+use crate::scan::first_special;
 
 /// A JSON value whose strings borrow from the parsed buffer where they contain no escapes.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +58,32 @@ pub enum JsonError {
     IntegerRange { path: String, value: String },
 }
 
+/// Compares two keys by their bytes (the canonical order), as `<[u8]>::cmp` does. Inlined and eight
+/// bytes at a time: keys are short and a call to `memcmp` per comparison cost more than the comparison
+/// (a tenth of the PDU path, before).
+#[inline]
+pub(crate) fn cmp_key(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let mut x = [0u8; 8];
+        let mut y = [0u8; 8];
+        x.copy_from_slice(&a[i..i + 8]);
+        y.copy_from_slice(&b[i..i + 8]);
+        if x != y {
+            return u64::from_be_bytes(x).cmp(&u64::from_be_bytes(y));
+        }
+        i += 8;
+    }
+    while i < n {
+        if a[i] != b[i] {
+            return a[i].cmp(&b[i]);
+        }
+        i += 1;
+    }
+    a.len().cmp(&b.len())
+}
+
 impl JsonObject<'static> {
     /// The empty object.
     pub const EMPTY: JsonObject<'static> = JsonObject {
@@ -78,7 +106,7 @@ impl<'a> JsonObject<'a> {
 
     /// Builds an object from entries in any order; `None` if a key repeats.
     pub fn from_entries(mut entries: Vec<(Cow<'a, str>, JsonValue<'a>)>) -> Option<Self> {
-        entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        entries.sort_unstable_by(|a, b| cmp_key(a.0.as_bytes(), b.0.as_bytes()));
         if entries.windows(2).any(|w| w[0].0 == w[1].0) {
             return None;
         }
@@ -87,7 +115,7 @@ impl<'a> JsonObject<'a> {
 
     pub fn get(&self, key: &str) -> Option<&JsonValue<'a>> {
         self.entries
-            .binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes()))
+            .binary_search_by(|(k, _)| cmp_key(k.as_bytes(), key.as_bytes()))
             .ok()
             .map(|i| &self.entries[i].1)
     }
@@ -95,7 +123,7 @@ impl<'a> JsonObject<'a> {
     pub fn get_mut(&mut self, key: &str) -> Option<&mut JsonValue<'a>> {
         match self
             .entries
-            .binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes()))
+            .binary_search_by(|(k, _)| cmp_key(k.as_bytes(), key.as_bytes()))
         {
             Ok(i) => Some(&mut self.entries[i].1),
             Err(_) => None,
@@ -110,7 +138,7 @@ impl<'a> JsonObject<'a> {
     pub fn insert(&mut self, key: Cow<'a, str>, value: JsonValue<'a>) -> Option<JsonValue<'a>> {
         match self
             .entries
-            .binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes()))
+            .binary_search_by(|(k, _)| cmp_key(k.as_bytes(), key.as_bytes()))
         {
             Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
             Err(i) => {
@@ -123,7 +151,7 @@ impl<'a> JsonObject<'a> {
     pub fn remove(&mut self, key: &str) -> Option<JsonValue<'a>> {
         match self
             .entries
-            .binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes()))
+            .binary_search_by(|(k, _)| cmp_key(k.as_bytes(), key.as_bytes()))
         {
             Ok(i) => Some(self.entries.remove(i).1),
             Err(_) => None,
@@ -235,10 +263,42 @@ pub fn parse_noting_canonical(
     input: &[u8],
     policy: NumberPolicy,
 ) -> Result<(JsonValue<'_>, bool), JsonError> {
-    let (mut value, canonical) =
-        crate::json_reader::read_noting_canonical(input).map_err(JsonError::Syntax)?;
-    apply_policy(&mut value, policy)?;
-    Ok((value, canonical))
+    parse_with_spans(input, policy, None).map(|(value, form)| (value, form == InputForm::Canonical))
+}
+
+/// Like [`parse_noting_canonical`], recording the entry ranges of the top level and of `content` in
+/// `spans` (see [`EntrySpans`]).
+pub(crate) fn parse_with_spans<'a>(
+    input: &'a [u8],
+    policy: NumberPolicy,
+    spans: Option<&mut EntrySpans>,
+) -> Result<(JsonValue<'a>, InputForm), JsonError> {
+    let read = crate::json_reader::read_with_spans(input, spans).map_err(JsonError::Syntax)?;
+    let mut value = read.value;
+    // The reader saw every number: when all are integers in range, no policy has anything to do.
+    if !read.numbers_plain {
+        apply_policy(&mut value, policy)?;
+    }
+    let form = if read.canonical {
+        InputForm::Canonical
+    } else if read.canonical_but_whitespace {
+        InputForm::CanonicalButWhitespace
+    } else {
+        InputForm::Other
+    };
+    Ok((value, form))
+}
+
+/// How parsed input relates to the canonical JSON of its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InputForm {
+    /// The input is the canonical JSON.
+    Canonical,
+    /// The input is the canonical JSON with whitespace between tokens ([`write_without_whitespace`]
+    /// turns it into the canonical JSON).
+    CanonicalButWhitespace,
+    /// Anything else (keys out of order, optional escapes, number spellings): serialise the value.
+    Other,
 }
 
 /// Parses a JSON document that must be an object.
@@ -332,12 +392,28 @@ fn display_path(path: &str) -> String {
 /// A destination for canonical JSON bytes: a buffer, or a hash function fed directly.
 pub trait Sink {
     fn put(&mut self, bytes: &[u8]);
+
+    /// Puts `"`, `bytes`, `"`.
+    #[inline]
+    fn put_quoted(&mut self, bytes: &[u8]) {
+        self.put(b"\"");
+        self.put(bytes);
+        self.put(b"\"");
+    }
 }
 
 impl Sink for Vec<u8> {
     #[inline]
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
+    }
+
+    #[inline]
+    fn put_quoted(&mut self, bytes: &[u8]) {
+        self.reserve(bytes.len() + 2);
+        self.push(b'"');
+        self.extend_from_slice(bytes);
+        self.push(b'"');
     }
 }
 
@@ -352,7 +428,12 @@ pub fn sha256_of(write: impl FnOnce(&mut Vec<u8>)) -> [u8; 32] {
         Ok(mut buf) => {
             buf.clear();
             write(&mut buf);
-            <sha2::Sha256 as sha2::Digest>::digest(buf.as_slice()).into()
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(buf.as_slice()).into();
+            // Keep the buffer for the next event, unless an oversized input grew it.
+            if buf.capacity() > 4 * crate::pdu::MAX_PDU_BYTES {
+                *buf = Vec::with_capacity(4096);
+            }
+            digest
         }
         // Re-entrant use (never expected): fall back to a fresh buffer.
         Err(_) => {
@@ -442,40 +523,60 @@ static ESCAPE: [u8; 256] = {
     table
 };
 
-/// Whether any byte of the 8 in `word` needs escaping (`"`, `\\` or a control character). Exact as a
-/// yes/no answer (the classic "has zero byte / has byte less than" word tricks).
-#[inline]
-fn word_needs_escape(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
-    below_space || has_zero(word ^ (ONES * b'"' as u64)) || has_zero(word ^ (ONES * b'\\' as u64))
+/// Writes `json` without the whitespace between its tokens. `json` must be valid JSON text (or a run of
+/// whole tokens of one, such as an object entry); for input that is canonical but for whitespace this
+/// writes its canonical form, copying runs of bytes instead of serialising values.
+pub(crate) fn write_without_whitespace(json: &[u8], out: &mut impl Sink) {
+    let mut run = 0;
+    let mut i = 0;
+    while let Some(&b) = json.get(i) {
+        match b {
+            b'"' => {
+                // Skip the string: its body may hold spaces; escapes are two bytes (`\u` is followed
+                // by hex digits only).
+                i += 1;
+                loop {
+                    i = crate::scan::first_special(json, i);
+                    match json.get(i) {
+                        Some(b'\\') => i += 2,
+                        Some(_) => {
+                            i += 1;
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                out.put(json.get(run..i).unwrap_or_default());
+                i += 1;
+                while let Some(b' ' | b'\t' | b'\n' | b'\r') = json.get(i) {
+                    i += 1;
+                }
+                run = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.put(json.get(run..).unwrap_or_default());
 }
 
 /// Writes a JSON string with exactly the escapes canonical JSON requires.
 pub fn write_string(s: &str, out: &mut impl Sink) {
-    out.put(b"\"");
     let bytes = s.as_bytes();
+    let mut special = first_special(bytes, 0);
+    if special == bytes.len() {
+        // Most strings in events need no escapes at all.
+        out.put_quoted(bytes);
+        return;
+    }
+    out.put(b"\"");
     let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Skip clean 8-byte words quickly; most strings in events need no escapes at all.
-        if i + 8 <= bytes.len() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&bytes[i..i + 8]);
-            if !word_needs_escape(u64::from_le_bytes(word)) {
-                i += 8;
-                continue;
-            }
-        }
-        let b = bytes[i];
-        let escape = ESCAPE[b as usize];
-        if escape != 0 {
-            if start < i {
-                out.put(&bytes[start..i]);
-            }
-            if escape == b'u' {
+    while special < bytes.len() {
+        out.put(&bytes[start..special]);
+        let b = bytes[special];
+        match ESCAPE[b as usize] {
+            b'u' => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.put(&[
                     b'\\',
@@ -485,16 +586,13 @@ pub fn write_string(s: &str, out: &mut impl Sink) {
                     HEX[(b >> 4) as usize],
                     HEX[(b & 0xf) as usize],
                 ]);
-            } else {
-                out.put(&[b'\\', escape]);
             }
-            start = i + 1;
+            escape => out.put(&[b'\\', escape]),
         }
-        i += 1;
+        start = special + 1;
+        special = first_special(bytes, start);
     }
-    if start < bytes.len() {
-        out.put(&bytes[start..]);
-    }
+    out.put(&bytes[start..]);
     out.put(b"\"");
 }
 
@@ -564,6 +662,26 @@ mod tests {
         );
     }
 
+    /// The word-at-a-time escape scan must find specials at every offset, in the last partial word too.
+    #[test]
+    fn write_string_escapes_at_every_offset() {
+        for len in 0..40 {
+            for at in 0..len.max(1) {
+                for special in ["\"", "\\", "\n", "\u{1}", "\u{1f}", "\u{7f}", "é", "\u{0}"] {
+                    let mut text: String =
+                        (0..len).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+                    if len > 0 {
+                        text.replace_range(at..at + 1, special);
+                    }
+                    let mut ours = Vec::new();
+                    write_string(&text, &mut ours);
+                    let theirs = serde_json::to_string(&text).expect("serialises");
+                    assert_eq!(String::from_utf8(ours).expect("utf8"), theirs);
+                }
+            }
+        }
+    }
+
     #[test]
     fn duplicate_keys_are_rejected() {
         let err = canon(r#"{"a": 1, "b": 2, "a": 3}"#).expect_err("duplicate accepted");
@@ -627,6 +745,42 @@ mod tests {
         }
         let deep = "[".repeat(10_000);
         assert!(canon(&deep).is_err());
+    }
+
+    #[test]
+    fn cmp_key_is_byte_order() {
+        let keys = [
+            "",
+            "a",
+            "ab",
+            "abcdefgh",
+            "abcdefgi",
+            "abcdefgh1",
+            "abcdefghij",
+            "b",
+            "é",
+            "日本",
+            "\u{7f}",
+            "@user00001:server1.example.org",
+            "@user00001:server1.example.org2",
+            "@user00010:x",
+        ];
+        for a in keys {
+            for b in keys {
+                assert_eq!(
+                    cmp_key(a.as_bytes(), b.as_bytes()),
+                    a.as_bytes().cmp(b.as_bytes()),
+                    "{a:?} {b:?}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cmp_key_agrees_with_slice_order(a in proptest::collection::vec(0u8..4, 0..20), b in proptest::collection::vec(0u8..4, 0..20)) {
+            proptest::prop_assert_eq!(cmp_key(&a, &b), a.cmp(&b));
+        }
     }
 
     #[test]

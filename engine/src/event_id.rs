@@ -4,8 +4,12 @@
 //! v3: `$` + standard unpadded base64 of the reference hash; v4+: the URL-safe alphabet (spec v3/v4
 //! "Event IDs"). v12: the room id is the create event's id with `!` instead of `$` (MSC4291).
 
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+
 use crate::canonical_json::JsonObject;
-use crate::hashes::{base64_standard, base64_url_safe, reference_hash};
+use crate::hashes::{Sha256Digest, reference_hash_raw};
+use crate::redaction::RawEntries;
 use crate::room_version::{EventIdFormat, RoomVersion};
 
 /// Longest identifier the spec allows (event, room and user ids, `type` and `state_key`), in bytes.
@@ -22,6 +26,15 @@ pub enum EventIdError {
 
 /// The event id of `event` under `version`.
 pub fn event_id(event: &JsonObject<'_>, version: &RoomVersion) -> Result<String, EventIdError> {
+    event_id_raw(event, version, None)
+}
+
+/// [`event_id`], hashing entries copied from the canonical input the event was parsed from.
+pub(crate) fn event_id_raw(
+    event: &JsonObject<'_>,
+    version: &RoomVersion,
+    raw: Option<RawEntries<'_>>,
+) -> Result<String, EventIdError> {
     match version.event_id_format {
         EventIdFormat::ServerChosen => {
             let id = event
@@ -31,15 +44,23 @@ pub fn event_id(event: &JsonObject<'_>, version: &RoomVersion) -> Result<String,
             check_server_chosen_id(id).map_err(EventIdError::Invalid)?;
             Ok(id.to_owned())
         }
-        EventIdFormat::ReferenceHashStandard => Ok(format!(
-            "${}",
-            base64_standard(&reference_hash(event, version))
+        EventIdFormat::ReferenceHashStandard => Ok(dollar_base64(
+            &STANDARD_NO_PAD,
+            &reference_hash_raw(event, version, raw),
         )),
-        EventIdFormat::ReferenceHashUrlSafe => Ok(format!(
-            "${}",
-            base64_url_safe(&reference_hash(event, version))
+        EventIdFormat::ReferenceHashUrlSafe => Ok(dollar_base64(
+            &URL_SAFE_NO_PAD,
+            &reference_hash_raw(event, version, raw),
         )),
     }
+}
+
+/// `$` + unpadded base64 of a digest, in one allocation of the exact size (44 bytes).
+fn dollar_base64(engine: &impl Engine, digest: &Sha256Digest) -> String {
+    let mut id = String::with_capacity(1 + 43);
+    id.push('$');
+    engine.encode_string(digest, &mut id);
+    id
 }
 
 /// Checks the grammar of a v1/v2 event id: `$opaque:domain`, at most 255 bytes.

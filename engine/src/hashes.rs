@@ -2,7 +2,7 @@
 //! event" and "Calculating the reference hash for an event").
 
 use crate::canonical_json::{JsonObject, sha256_of, write_object_filtered};
-use crate::redaction::write_redacted_for_hash;
+use crate::redaction::{RawEntries, write_redacted_for_hash};
 use crate::room_version::{EventIdFormat, RoomVersion};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
@@ -26,11 +26,20 @@ pub fn content_hash(event: &JsonObject<'_>) -> Sha256Digest {
 /// copy) is ignored rather than silently changing the hash. The reference hash of a v1/v2 event covers
 /// its `event_id`, which is part of the event there.
 pub fn reference_hash(event: &JsonObject<'_>, version: &RoomVersion) -> Sha256Digest {
+    reference_hash_raw(event, version, None)
+}
+
+/// [`reference_hash`], copying kept entries from the canonical input the event was parsed from.
+pub(crate) fn reference_hash_raw(
+    event: &JsonObject<'_>,
+    version: &RoomVersion,
+    raw: Option<RawEntries<'_>>,
+) -> Sha256Digest {
     let also_drop: &[&str] = match version.event_id_format {
         EventIdFormat::ServerChosen => &[],
         _ => &["event_id"],
     };
-    sha256_of(|out| write_redacted_for_hash(event, version.redaction, also_drop, out))
+    sha256_of(|out| write_redacted_for_hash(event, version.redaction, also_drop, raw, out))
 }
 
 /// Unpadded standard base64, the encoding of `hashes.sha256` and of v3 event ids.

@@ -1,18 +1,62 @@
 //! A JSON reader specialised for PDUs: one UTF-8 validation of the whole buffer, strings borrowed from
-//! it unless they contain escapes, objects built directly as sorted vectors, word-at-a-time scanning of
-//! string bodies. It accepts exactly RFC 8259 JSON (checked against serde_json by a differential property
-//! test) and reports errors with line and column.
+//! it unless they contain escapes, objects built directly as sorted vectors, vector/word-at-a-time
+//! scanning of string bodies (`scan`). Besides the value it reports whether the input is canonical JSON
+//! (or canonical but for whitespace), whether all numbers are safe integers, and optionally where the
+//! top-level and `content` entries are. It accepts exactly RFC 8259 JSON (checked against serde_json by
+//! a differential property test) and reports errors with line and column.
 //!
 //! Why not serde_json: parsing is the largest cost of the per-PDU path (parse → event id → canonical
 //! bytes), and serde_json's visitor indirection, per-string UTF-8 checks and map building cost about
 //! twice what this reader does on typical events.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
-use crate::canonical_json::{JsonObject, JsonValue};
+use crate::canonical_json::{JsonObject, JsonValue, cmp_key};
+use crate::room_version::MAX_SAFE_INT;
+use crate::scan::first_special;
 
 /// Deepest nesting accepted (serde_json's default limit is the same).
 const MAX_DEPTH: u32 = 128;
+
+/// What one read found besides the value.
+pub(crate) struct Read<'a> {
+    pub value: JsonValue<'a>,
+    /// The input is exactly the canonical JSON of `value` (no whitespace, keys sorted, only the
+    /// mandatory escapes, plain integers): its bytes can stand for the canonical form.
+    pub canonical: bool,
+    /// The input is canonical JSON but for insignificant whitespace (pretty-printed canonical JSON):
+    /// dropping every whitespace byte outside strings gives the canonical form.
+    pub canonical_but_whitespace: bool,
+    /// No float and no integer outside ±(2^53−1): a strict or normalising number policy has nothing to
+    /// check or rewrite, so its walk over the tree can be skipped.
+    pub numbers_plain: bool,
+}
+
+/// Byte ranges of the entries (`"key":value`) of the top-level object and of its `content` object (when
+/// that is an object), in input order. When the input is canonical (or canonical but for whitespace),
+/// input order is the sorted order of the parsed objects and each range is the canonical JSON of its
+/// entry (once its whitespace is dropped), so a writer can copy ranges instead of serialising values
+/// again (the reference hash does). For other input the ranges are not meaningful and not used.
+#[derive(Debug, Default)]
+pub(crate) struct EntrySpans {
+    pub top: Vec<Range<usize>>,
+    pub content: Vec<Range<usize>>,
+}
+
+impl EntrySpans {
+    /// Frees the buffers when an unusually large document grew them (more entries than a PDU within
+    /// the size limit can hold), so a per-thread `EntrySpans` stays small.
+    pub(crate) fn shrink_if_large(&mut self) {
+        const KEEP: usize = 4096;
+        if self.top.capacity() > KEEP {
+            self.top = Vec::new();
+        }
+        if self.content.capacity() > KEEP {
+            self.content = Vec::new();
+        }
+    }
+}
 
 /// Reads one JSON document (surrounding whitespace allowed) from `input`.
 #[cfg(test)]
@@ -23,15 +67,33 @@ pub(crate) fn read(input: &[u8]) -> Result<JsonValue<'_>, String> {
 /// Reads one JSON document and tells whether `input` is already exactly its canonical JSON (no
 /// whitespace, keys sorted, only the mandatory escapes, plain integers): then the input bytes can
 /// stand for the canonical form without serialising again.
+#[cfg(test)]
 pub(crate) fn read_noting_canonical(input: &[u8]) -> Result<(JsonValue<'_>, bool), String> {
+    read_with_spans(input, None).map(|r| (r.value, r.canonical))
+}
+
+/// Reads one JSON document; with `spans`, records the entry ranges of its top level and `content` there
+/// (cleared first).
+pub(crate) fn read_with_spans<'a>(
+    input: &'a [u8],
+    mut spans: Option<&mut EntrySpans>,
+) -> Result<Read<'a>, String> {
     let text = std::str::from_utf8(input)
         .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
+    if let Some(spans) = spans.as_deref_mut() {
+        spans.top.clear();
+        spans.content.clear();
+    }
     let mut reader = Reader {
         text,
         bytes: input,
         pos: 0,
         depth: 0,
         canonical: true,
+        whitespace: false,
+        numbers_plain: true,
+        content_next: false,
+        spans,
     };
     reader.skip_ws();
     let value = reader.value()?;
@@ -39,19 +101,82 @@ pub(crate) fn read_noting_canonical(input: &[u8]) -> Result<(JsonValue<'_>, bool
     if reader.pos != reader.bytes.len() {
         return Err(reader.error("trailing characters"));
     }
-    Ok((value, reader.canonical))
+    Ok(Read {
+        value,
+        canonical: reader.canonical && !reader.whitespace,
+        canonical_but_whitespace: reader.canonical,
+        numbers_plain: reader.numbers_plain,
+    })
 }
 
-struct Reader<'a> {
+/// Reads the value at the reader's position and runs `$then` with it bound to `$v`, once per kind of
+/// value. Each arm builds and stores its value directly: with one `JsonValue` returned from a shared
+/// `match` (or a call), the compiler copied it through the stack at a byte offset, and each copy stalled
+/// on store forwarding (the largest cost of the reader under perf).
+macro_rules! read_value {
+    ($reader:ident, $v:ident => $then:expr) => {
+        match $reader.peek() {
+            Some(b'"') => match $reader.plain_string() {
+                Ok(s) => {
+                    let $v = JsonValue::String(Cow::Borrowed(s));
+                    $then;
+                }
+                Err(start) => {
+                    let $v = JsonValue::String($reader.string_rest(start)?);
+                    $then;
+                }
+            },
+            Some(b'{') => {
+                let $v = JsonValue::Object($reader.object()?);
+                $then;
+            }
+            Some(b'[') => {
+                let $v = JsonValue::Array($reader.array()?);
+                $then;
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let $v = $reader.number()?;
+                $then;
+            }
+            Some(b't') => {
+                $reader.literal(b"true")?;
+                let $v = JsonValue::Bool(true);
+                $then;
+            }
+            Some(b'f') => {
+                $reader.literal(b"false")?;
+                let $v = JsonValue::Bool(false);
+                $then;
+            }
+            Some(b'n') => {
+                $reader.literal(b"null")?;
+                let $v = JsonValue::Null;
+                $then;
+            }
+            Some(_) => return Err($reader.error("expected value")),
+            None => return Err($reader.error("EOF while parsing a value")),
+        }
+    };
+}
+
+struct Reader<'a, 's> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
     depth: u32,
-    /// Still true when everything read so far is in canonical form.
+    /// Still true when everything read so far is in canonical form, whitespace aside.
     canonical: bool,
+    /// Whitespace was seen between tokens.
+    whitespace: bool,
+    /// Still true when every number read so far is an integer in ±(2^53−1).
+    numbers_plain: bool,
+    /// The value about to be read is the top-level `content`.
+    content_next: bool,
+    spans: Option<&'s mut EntrySpans>,
 }
 
-impl<'a> Reader<'a> {
+impl<'a> Reader<'a, '_> {
+    #[cold]
     fn error(&self, what: &str) -> String {
         let upto = &self.bytes[..self.pos.min(self.bytes.len())];
         let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -66,9 +191,16 @@ impl<'a> Reader<'a> {
 
     #[inline]
     fn skip_ws(&mut self) {
+        if let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.skip_ws_run();
+        }
+    }
+
+    #[inline(never)]
+    fn skip_ws_run(&mut self) {
+        self.whitespace = true;
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
-            self.canonical = false;
         }
     }
 
@@ -83,24 +215,17 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads any value (the document's root; container entries use [`read_value!`] directly).
+    #[allow(clippy::needless_return, reason = "every arm of the macro returns")]
     fn value(&mut self) -> Result<JsonValue<'a>, String> {
-        match self.peek() {
-            Some(b'{') => self.object(),
-            Some(b'[') => self.array(),
-            Some(b'"') => Ok(JsonValue::String(self.string()?)),
-            Some(b't') => self.literal(b"true", JsonValue::Bool(true)),
-            Some(b'f') => self.literal(b"false", JsonValue::Bool(false)),
-            Some(b'n') => self.literal(b"null", JsonValue::Null),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            Some(_) => Err(self.error("expected value")),
-            None => Err(self.error("EOF while parsing a value")),
-        }
+        read_value!(self, v => return Ok(v));
     }
 
-    fn literal(&mut self, word: &[u8], value: JsonValue<'a>) -> Result<JsonValue<'a>, String> {
+    #[inline]
+    fn literal(&mut self, word: &[u8]) -> Result<(), String> {
         if self.bytes[self.pos..].starts_with(word) {
             self.pos += word.len();
-            Ok(value)
+            Ok(())
         } else {
             Err(self.error("expected value"))
         }
@@ -114,8 +239,13 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn object(&mut self) -> Result<JsonValue<'a>, String> {
+    #[inline(never)]
+    fn object(&mut self) -> Result<JsonObject<'a>, String> {
         self.enter()?;
+        // Entry ranges are kept for the top-level object and for its `content`.
+        let recording = self.spans.is_some();
+        let record_top = recording && self.depth == 1;
+        let record_content = recording && self.depth == 2 && self.content_next;
         self.pos += 1;
         let mut entries: Vec<(Cow<'a, str>, JsonValue<'a>)> = Vec::new();
         self.skip_ws();
@@ -127,12 +257,29 @@ impl<'a> Reader<'a> {
                 if self.peek() != Some(b'"') {
                     return Err(self.error("key must be a string"));
                 }
+                let entry_start = self.pos;
                 let key = self.string()?;
                 self.skip_ws();
                 self.expect(b':', "expected `:`")?;
                 self.skip_ws();
-                let value = self.value()?;
-                entries.push((key, value));
+                if record_top {
+                    self.content_next = key == "content";
+                }
+                if entries.len() == entries.capacity() {
+                    // Most objects in events are small: start at 8 to skip the 4 → 8 step; a PDU's
+                    // top level has 10–14 keys, so start that at 16.
+                    let first = if self.depth == 1 { 16 } else { 8 };
+                    entries.reserve(entries.len().max(first));
+                }
+                read_value!(self, value => entries.push((key, value)));
+                if let Some(spans) = self.spans.as_deref_mut() {
+                    if record_top {
+                        self.content_next = false;
+                        spans.top.push(entry_start..self.pos);
+                    } else if record_content {
+                        spans.content.push(entry_start..self.pos);
+                    }
+                }
                 self.skip_ws();
                 match self.peek() {
                     Some(b',') => self.pos += 1,
@@ -147,17 +294,18 @@ impl<'a> Reader<'a> {
         }
         self.depth -= 1;
         // Canonical input arrives sorted, which makes this a linear check.
-        if !entries.is_sorted_by(|a, b| a.0.as_bytes() < b.0.as_bytes()) {
+        if !entries.is_sorted_by(|a, b| cmp_key(a.0.as_bytes(), b.0.as_bytes()).is_lt()) {
             self.canonical = false;
-            entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            entries.sort_by(|a, b| cmp_key(a.0.as_bytes(), b.0.as_bytes()));
             if let Some(w) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
                 return Err(self.error(&format!("duplicate key `{}`", w[0].0)));
             }
         }
-        Ok(JsonValue::Object(JsonObject::from_sorted_unique(entries)))
+        Ok(JsonObject::from_sorted_unique(entries))
     }
 
-    fn array(&mut self) -> Result<JsonValue<'a>, String> {
+    #[inline(never)]
+    fn array(&mut self) -> Result<Vec<JsonValue<'a>>, String> {
         self.enter()?;
         self.pos += 1;
         let mut items = Vec::new();
@@ -167,7 +315,7 @@ impl<'a> Reader<'a> {
         } else {
             loop {
                 self.skip_ws();
-                items.push(self.value()?);
+                read_value!(self, value => items.push(value));
                 self.skip_ws();
                 match self.peek() {
                     Some(b',') => self.pos += 1,
@@ -181,64 +329,57 @@ impl<'a> Reader<'a> {
             }
         }
         self.depth -= 1;
-        Ok(JsonValue::Array(items))
+        Ok(items)
     }
 
-    /// Reads a string starting at its opening quote.
+    /// Reads a string starting at its opening quote. The common case (no escapes) borrows from the
+    /// input and stays inline; strings with escapes take the out-of-line path.
+    #[inline(always)]
     fn string(&mut self) -> Result<Cow<'a, str>, String> {
+        match self.plain_string() {
+            Ok(s) => Ok(Cow::Borrowed(s)),
+            Err(start) => self.string_rest(start),
+        }
+    }
+
+    /// Reads a string without escapes starting at its opening quote; otherwise returns where its body
+    /// starts, for [`Reader::string_rest`]. (Kept apart so that the common case builds its value from
+    /// registers, never merged with the owned case through the stack.)
+    #[inline(always)]
+    fn plain_string(&mut self) -> Result<&'a str, usize> {
         self.pos += 1;
         let start = self.pos;
-        let special = self.scan_plain();
+        self.scan_plain();
+        if self.peek() == Some(b'"') {
+            let s = &self.text[start..self.pos];
+            self.pos += 1;
+            Ok(s)
+        } else {
+            Err(start)
+        }
+    }
+
+    /// The rest of a string whose plain prefix `start..pos` stopped at a backslash, a control
+    /// character or the end of the input.
+    #[inline(never)]
+    fn string_rest(&mut self, start: usize) -> Result<Cow<'a, str>, String> {
         match self.peek() {
-            Some(b'"') => {
-                let s = &self.text[start..self.pos];
-                self.pos += 1;
-                Ok(Cow::Borrowed(s))
-            }
             Some(b'\\') => {
                 let mut owned = String::with_capacity(self.pos - start + 16);
                 owned.push_str(&self.text[start..self.pos]);
                 self.escaped_rest(&mut owned)?;
                 Ok(Cow::Owned(owned))
             }
-            Some(_) if special => Err(self.error("control character in string")),
-            _ => Err(self.error("EOF while parsing a string")),
+            Some(_) => Err(self.error("control character in string")),
+            None => Err(self.error("EOF while parsing a string")),
         }
     }
 
     /// Advances over string bytes that need no attention; stops at `"`, `\`, a control character or the
-    /// end. Returns whether it stopped at a control character.
-    #[inline]
-    fn scan_plain(&mut self) -> bool {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGHS: u64 = 0x8080_8080_8080_8080;
-        let bytes = self.bytes;
-        let mut i = self.pos;
-        while i + 8 <= bytes.len() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&bytes[i..i + 8]);
-            let w = u64::from_le_bytes(word);
-            let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
-            let stop = w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0
-                || has_zero(w ^ (ONES * u64::from(b'"')))
-                || has_zero(w ^ (ONES * u64::from(b'\\')));
-            if stop {
-                break;
-            }
-            i += 8;
-        }
-        while i < bytes.len() {
-            match bytes[i] {
-                b'"' | b'\\' => break,
-                0x00..=0x1f => {
-                    self.pos = i;
-                    return true;
-                }
-                _ => i += 1,
-            }
-        }
-        self.pos = i;
-        false
+    /// end.
+    #[inline(always)]
+    fn scan_plain(&mut self) {
+        self.pos = first_special(self.bytes, self.pos);
     }
 
     /// Decodes the rest of a string that contains escapes, starting at a backslash.
@@ -331,17 +472,24 @@ impl<'a> Reader<'a> {
         char::from_u32(code).ok_or_else(|| self.error("invalid unicode code point"))
     }
 
+    /// Reads a number. Integers of up to 15 digits (every canonical-JSON integer but the largest) are
+    /// accumulated directly; longer ones, fractions and exponents go through the standard parsers.
+    #[inline]
     fn number(&mut self) -> Result<JsonValue<'a>, String> {
         let start = self.pos;
         let bytes = self.bytes;
         let mut i = self.pos;
-        if bytes.get(i) == Some(&b'-') {
+        let negative = bytes.get(i) == Some(&b'-');
+        if negative {
             i += 1;
         }
+        let digits_start = i;
+        let mut magnitude: u64 = 0;
         match bytes.get(i) {
             Some(b'0') => i += 1,
             Some(b'1'..=b'9') => {
-                while let Some(b'0'..=b'9') = bytes.get(i) {
+                while let Some(&d @ b'0'..=b'9') = bytes.get(i) {
+                    magnitude = magnitude.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
                     i += 1;
                 }
             }
@@ -350,6 +498,27 @@ impl<'a> Reader<'a> {
                 return Err(self.error("invalid number"));
             }
         }
+        if !matches!(bytes.get(i), Some(b'.' | b'e' | b'E')) && i - digits_start <= 15 {
+            self.pos = i;
+            if negative && magnitude == 0 {
+                // `-0`: the integer 0, but not its canonical spelling.
+                self.canonical = false;
+            }
+            // At most 15 digits: below 2^53, no overflow.
+            let value = if negative {
+                -(magnitude as i64)
+            } else {
+                magnitude as i64
+            };
+            return Ok(JsonValue::Int(value));
+        }
+        self.number_slow(start, i)
+    }
+
+    /// The general number path, from `start`; `i` is the end of the integer part.
+    #[inline(never)]
+    fn number_slow(&mut self, start: usize, mut i: usize) -> Result<JsonValue<'a>, String> {
+        let bytes = self.bytes;
         let mut integer = true;
         if bytes.get(i) == Some(&b'.') {
             integer = false;
@@ -385,12 +554,17 @@ impl<'a> Reader<'a> {
         }
         if integer {
             if let Ok(v) = literal.parse::<i64>() {
+                if !(-MAX_SAFE_INT..=MAX_SAFE_INT).contains(&v) {
+                    self.numbers_plain = false;
+                }
                 return Ok(JsonValue::Int(v));
             }
             if let Ok(v) = literal.parse::<u64>() {
+                self.numbers_plain = false;
                 return Ok(JsonValue::UInt(v));
             }
         }
+        self.numbers_plain = false;
         match literal.parse::<f64>() {
             Ok(f) if f.is_finite() => Ok(JsonValue::Float(f)),
             _ => {
@@ -485,6 +659,15 @@ mod tests {
             "18446744073709551616",
             "9223372036854775808",
             "\"long string without any escapes at all, ok\"",
+            "999999999999999",
+            "-999999999999999",
+            "9999999999999999",
+            "-9999999999999999",
+            "9007199254740993",
+            "[-0,0,-1,007]",
+            "[-0.0,-01]",
+            "123456789012345e1",
+            "123456789012345.5",
             "\"abcdefg\\\"hij\\\\klmnop\"",
         ] {
             agrees(text);
@@ -494,6 +677,23 @@ mod tests {
         // integer 0, which is what the strict number policy must accept.
         assert_eq!(read(b"-0"), Ok(JsonValue::Int(0)));
         assert!(read(&[b'"', 0xff, b'"']).is_err());
+    }
+
+    /// The word-at-a-time string scan must stop exactly at the first byte that needs attention, wherever
+    /// it falls in a word.
+    #[test]
+    fn string_scan_stops_at_every_offset() {
+        for len in 0..40 {
+            for at in 0..len {
+                for special in ["\\\"", "\\\\", "\\n", "\u{1}", "\"", "é", "\\u00e9"] {
+                    let mut body: String =
+                        (0..len).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+                    body.replace_range(at..at + 1, special);
+                    agrees(&format!("\"{body}\""));
+                    agrees(&format!("{{\"{body}\":[\"{body}\"]}}"));
+                }
+            }
+        }
     }
 
     #[test]
@@ -526,8 +726,29 @@ mod tests {
         })
     }
 
-    /// The canonical flag is true exactly when the input is the canonical form of a float-free value.
+    /// The canonical flag is true exactly when the input is the canonical form of a float-free value;
+    /// the canonical-but-whitespace flag is true when the input is that form with whitespace added.
     fn check_canonical_flag(text: &str) {
+        if let Ok(read) = read_with_spans(text.as_bytes(), None) {
+            let canonical = crate::canonical_json::to_canonical_string(&read.value);
+            if read.canonical_but_whitespace {
+                let mut stripped = Vec::new();
+                crate::canonical_json::write_without_whitespace(text.as_bytes(), &mut stripped);
+                assert_eq!(
+                    String::from_utf8(stripped).expect("utf8"),
+                    canonical,
+                    "flagged canonical but for whitespace, but is not: {text:?}"
+                );
+            }
+            assert!(!read.canonical || read.canonical_but_whitespace);
+            // Whitespace added between the tokens of a canonical text keeps the second flag.
+            if read.canonical && !canonical.contains(['.', 'e', 'E']) {
+                let spaced = canonical.replace(",\"", " ,\n \"").replace(':', ": ");
+                if let Ok(again) = read_with_spans(spaced.as_bytes(), None) {
+                    assert!(again.canonical_but_whitespace, "{spaced}");
+                }
+            }
+        }
         if let Ok((value, flag)) = read_noting_canonical(text.as_bytes()) {
             let canonical = crate::canonical_json::to_canonical_string(&value);
             if flag {
@@ -556,6 +777,10 @@ mod tests {
             (r#"{"a":"\u0001"}"#, true),
             (r#"{"a":"\u001F"}"#, false),
             (r#"{"a":"\b\t\n\f\r\"\\"}"#, true),
+            (
+                "{\n  \"a\": [1, \"x y\"],\n  \"b\": {\"c\" : \"\\\" :\"}\n}\n",
+                false,
+            ),
         ] {
             assert_eq!(
                 read_noting_canonical(text.as_bytes()).map(|(_, c)| c),

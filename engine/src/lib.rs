@@ -18,6 +18,7 @@ pub mod redaction;
 pub mod resolve;
 pub mod room_generator;
 pub mod room_version;
+mod scan;
 #[cfg(feature = "store")]
 pub mod store;
 

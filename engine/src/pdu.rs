@@ -6,16 +6,18 @@
 //! content hash and removed by redaction.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use crate::canonical_json::{
-    CountingSink, JsonError, JsonObject, JsonValue, NumberPolicy, parse_noting_canonical,
-    write_object,
+    CountingSink, EntrySpans, InputForm, JsonError, JsonObject, JsonValue, NumberPolicy,
+    parse_with_spans, write_object, write_without_whitespace,
 };
 use crate::event_id::{
-    EventIdError, MAX_ID_BYTES, check_server_chosen_id, create_event_id_from_room_id, event_id,
+    EventIdError, MAX_ID_BYTES, check_server_chosen_id, create_event_id_from_room_id, event_id_raw,
     room_id_from_create_event_id, truncate,
 };
 use crate::hashes::{Sha256Digest, base64_standard, content_hash, decode_base64_standard};
+use crate::redaction::RawEntries;
 use crate::room_version::RoomVersion;
 
 /// Largest PDU, as canonical JSON with signatures (client-server API "Size limits").
@@ -84,9 +86,20 @@ pub struct Pdu<'a> {
     pub auth_events: Vec<Cow<'a, str>>,
     /// The redaction target: top-level `redacts` (v1–v10) or `content.redacts` (v11+).
     pub redacts: Option<Cow<'a, str>>,
-    /// The input bytes, when they already are the canonical JSON of `json` (the usual case for PDUs
-    /// received over federation); lets [`Pdu::canonical_json`] skip serialising.
-    canonical_input: Option<&'a [u8]>,
+    /// The input bytes, when they are the canonical JSON of `json` (the usual case for PDUs received over
+    /// federation) or that with whitespace; lets [`Pdu::canonical_json`] skip serialising.
+    input: Input<'a>,
+}
+
+/// The input bytes of a [`Pdu`], as far as they can stand for its canonical JSON.
+#[derive(Debug, Clone, Copy)]
+enum Input<'a> {
+    /// The canonical JSON itself.
+    Canonical(&'a [u8]),
+    /// The canonical JSON with whitespace between tokens (pretty-printed).
+    CanonicalButWhitespace(&'a [u8]),
+    /// Not known to be either (built from a tree, detached, or keys out of order, optional escapes…).
+    Other,
 }
 
 impl<'a> Pdu<'a> {
@@ -97,17 +110,52 @@ impl<'a> Pdu<'a> {
         } else {
             NumberPolicy::Lenient
         };
-        let (json, canonical) = match parse_noting_canonical(input, policy)? {
-            (JsonValue::Object(o), canonical) => (o, canonical),
+        thread_local! {
+            static SPANS: RefCell<EntrySpans> = RefCell::new(EntrySpans::default());
+        }
+        SPANS.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut spans) => {
+                let result = Pdu::parse_with(input, version, policy, &mut spans);
+                // Input is measured against the size limit only after reading, so an oversized one
+                // can leave large buffers behind; do not keep them for the thread's lifetime.
+                spans.shrink_if_large();
+                result
+            }
+            // Re-entrant use (never expected): fresh buffers.
+            Err(_) => Pdu::parse_with(input, version, policy, &mut EntrySpans::default()),
+        })
+    }
+
+    fn parse_with(
+        input: &'a [u8],
+        version: &'static RoomVersion,
+        policy: NumberPolicy,
+        spans: &mut EntrySpans,
+    ) -> Result<Pdu<'a>, PduError> {
+        let (json, form) = match parse_with_spans(input, policy, Some(spans))? {
+            (JsonValue::Object(o), form) => (o, form),
             _ => return Err(JsonError::NotAnObject { path: "$".into() }.into()),
         };
-        // Canonical input is its own canonical size; in strict mode canonical JSON is never longer than
-        // its input (numbers are plain integers, escapes only shrink). Either way short inputs need no
-        // second pass to check the size limit.
-        let size_known_ok =
-            (canonical || version.strict_canonical_json) && input.len() <= MAX_PDU_BYTES;
-        let mut pdu = Pdu::from_json_inner(json, version, size_known_ok)?;
-        pdu.canonical_input = canonical.then_some(input);
+
+        // Canonical input is its own canonical size (less its whitespace); in strict mode canonical JSON
+        // is never longer than its input (numbers are plain integers, escapes only shrink). Either way
+        // short inputs need no second pass to check the size limit.
+        let size_known_ok = (form != InputForm::Other || version.strict_canonical_json)
+            && input.len() <= MAX_PDU_BYTES;
+        // Canonical input (with or without whitespace): the reference hash copies the kept entries
+        // from it.
+        let raw = (form != InputForm::Other).then_some(RawEntries {
+            input,
+            form,
+            top: &spans.top,
+            content: &spans.content,
+        });
+        let mut pdu = Pdu::from_json_inner(json, version, size_known_ok, raw)?;
+        pdu.input = match form {
+            InputForm::Canonical => Input::Canonical(input),
+            InputForm::CanonicalButWhitespace => Input::CanonicalButWhitespace(input),
+            InputForm::Other => Input::Other,
+        };
         Ok(pdu)
     }
 
@@ -116,13 +164,14 @@ impl<'a> Pdu<'a> {
         json: JsonObject<'a>,
         version: &'static RoomVersion,
     ) -> Result<Pdu<'a>, PduError> {
-        Pdu::from_json_inner(json, version, false)
+        Pdu::from_json_inner(json, version, false, None)
     }
 
     fn from_json_inner(
         json: JsonObject<'a>,
         version: &'static RoomVersion,
         size_known_ok: bool,
+        raw: Option<RawEntries<'_>>,
     ) -> Result<Pdu<'a>, PduError> {
         if !size_known_ok {
             let mut counter = CountingSink::default();
@@ -134,15 +183,16 @@ impl<'a> Pdu<'a> {
                 });
             }
         }
-        let event_type = required_str(&json, "type")?;
-        let sender = required_str(&json, "sender")?;
+        let top = TopLevel::of(&json);
+        let event_type = required_str(top.event_type, "type")?;
+        let sender = required_str(top.sender, "sender")?;
         check_user_id("sender", &sender)?;
-        let state_key = optional_str(&json, "state_key")?;
+        let state_key = optional_str(top.state_key, "state_key")?;
         if let Some(sk) = &state_key {
             check_len("state_key", sk)?;
         }
-        let origin_server_ts = required_int(&json, "origin_server_ts")?;
-        let depth = required_int(&json, "depth")?;
+        let origin_server_ts = required_int(top.origin_server_ts, "origin_server_ts")?;
+        let depth = required_int(top.depth, "depth")?;
         if !(0..=version.max_depth).contains(&depth) {
             return Err(PduError::DepthOutOfRange {
                 depth,
@@ -150,12 +200,12 @@ impl<'a> Pdu<'a> {
                 version: version.id,
             });
         }
-        let content = match json.get("content") {
+        let content = match top.content {
             Some(JsonValue::Object(c)) => c,
             Some(other) => return Err(wrong_type("content", "an object", other)),
             None => return Err(PduError::Missing { field: "content" }),
         };
-        match json.get("hashes") {
+        match top.hashes {
             Some(JsonValue::Object(h)) => match h.get("sha256") {
                 Some(JsonValue::String(_)) => {}
                 Some(other) => return Err(wrong_type("hashes.sha256", "a string", other)),
@@ -168,7 +218,7 @@ impl<'a> Pdu<'a> {
             Some(other) => return Err(wrong_type("hashes", "an object", other)),
             None => return Err(PduError::Missing { field: "hashes" }),
         }
-        match json.get("signatures") {
+        match top.signatures {
             Some(JsonValue::Object(_)) => {}
             Some(other) => return Err(wrong_type("signatures", "an object", other)),
             None => {
@@ -177,13 +227,13 @@ impl<'a> Pdu<'a> {
                 });
             }
         }
-        if let Some(unsigned) = json.get("unsigned")
+        if let Some(unsigned) = top.unsigned
             && !matches!(unsigned, JsonValue::Object(_))
         {
             return Err(wrong_type("unsigned", "an object", unsigned));
         }
-        let prev_events = event_refs(&json, "prev_events", version, MAX_PREV_EVENTS)?;
-        let auth_events = event_refs(&json, "auth_events", version, MAX_AUTH_EVENTS)?;
+        let prev_events = event_refs(top.prev_events, "prev_events", version, MAX_PREV_EVENTS)?;
+        let auth_events = event_refs(top.auth_events, "auth_events", version, MAX_AUTH_EVENTS)?;
 
         let redacts = if version.redacts_in_content {
             match content.get("redacts") {
@@ -191,19 +241,19 @@ impl<'a> Pdu<'a> {
                 _ => None,
             }
         } else {
-            optional_str(&json, "redacts")?
+            optional_str(top.redacts, "redacts")?
         };
 
         let is_create = event_type == "m.room.create" && state_key.as_deref() == Some("");
-        let event_id: Cow<'a, str> = Cow::Owned(event_id(&json, version)?);
+        let event_id: Cow<'a, str> = Cow::Owned(event_id_raw(&json, version, raw)?);
         check_len("event_id", &event_id)?;
         let room_id = if version.room_id_from_create && is_create {
-            if json.contains_key("room_id") {
+            if top.room_id.is_some() {
                 return Err(PduError::CreateHasRoomId(version.id));
             }
             Cow::Owned(room_id_from_create_event_id(&event_id))
         } else {
-            let room_id = required_str(&json, "room_id")?;
+            let room_id = required_str(top.room_id, "room_id")?;
             if !room_id.starts_with('!') {
                 return Err(PduError::Invalid {
                     field: "room_id".into(),
@@ -228,15 +278,21 @@ impl<'a> Pdu<'a> {
             prev_events,
             auth_events,
             redacts,
-            canonical_input: None,
+            input: Input::Other,
         })
     }
 
-    /// The whole PDU as canonical JSON: the input bytes themselves when they were canonical already.
+    /// The whole PDU as canonical JSON: the input bytes themselves when they were canonical already, the
+    /// input without its whitespace when it was canonical but for whitespace, else a serialisation.
     pub fn canonical_json(&self) -> Cow<'_, [u8]> {
-        match self.canonical_input {
-            Some(bytes) => Cow::Borrowed(bytes),
-            None => {
+        match self.input {
+            Input::Canonical(bytes) => Cow::Borrowed(bytes),
+            Input::CanonicalButWhitespace(bytes) => {
+                let mut out = Vec::with_capacity(bytes.len());
+                write_without_whitespace(bytes, &mut out);
+                Cow::Owned(out)
+            }
+            Input::Other => {
                 let mut out = Vec::with_capacity(1024);
                 write_object(&self.json, &mut out);
                 Cow::Owned(out)
@@ -304,7 +360,7 @@ impl<'a> Pdu<'a> {
             prev_events: self.prev_events.into_iter().map(own).collect(),
             auth_events: self.auth_events.into_iter().map(own).collect(),
             redacts: self.redacts.map(own),
-            canonical_input: None,
+            input: Input::Other,
         }
     }
 }
@@ -317,23 +373,71 @@ fn wrong_type(field: &str, expected: &'static str, found: &JsonValue<'_>) -> Pdu
     }
 }
 
-fn required_str<'a>(json: &JsonObject<'a>, field: &'static str) -> Result<Cow<'a, str>, PduError> {
-    optional_str(json, field)?.ok_or(PduError::Missing { field })
+/// The top-level values [`Pdu`] reads, found in one pass over the (sorted) entries instead of one
+/// binary search per key.
+#[derive(Default)]
+struct TopLevel<'v, 'a> {
+    auth_events: Option<&'v JsonValue<'a>>,
+    content: Option<&'v JsonValue<'a>>,
+    depth: Option<&'v JsonValue<'a>>,
+    hashes: Option<&'v JsonValue<'a>>,
+    origin_server_ts: Option<&'v JsonValue<'a>>,
+    prev_events: Option<&'v JsonValue<'a>>,
+    redacts: Option<&'v JsonValue<'a>>,
+    room_id: Option<&'v JsonValue<'a>>,
+    sender: Option<&'v JsonValue<'a>>,
+    signatures: Option<&'v JsonValue<'a>>,
+    state_key: Option<&'v JsonValue<'a>>,
+    event_type: Option<&'v JsonValue<'a>>,
+    unsigned: Option<&'v JsonValue<'a>>,
+}
+
+impl<'v, 'a> TopLevel<'v, 'a> {
+    fn of(json: &'v JsonObject<'a>) -> Self {
+        let mut top = TopLevel::default();
+        for (key, value) in json.iter() {
+            let slot = match key {
+                "auth_events" => &mut top.auth_events,
+                "content" => &mut top.content,
+                "depth" => &mut top.depth,
+                "hashes" => &mut top.hashes,
+                "origin_server_ts" => &mut top.origin_server_ts,
+                "prev_events" => &mut top.prev_events,
+                "redacts" => &mut top.redacts,
+                "room_id" => &mut top.room_id,
+                "sender" => &mut top.sender,
+                "signatures" => &mut top.signatures,
+                "state_key" => &mut top.state_key,
+                "type" => &mut top.event_type,
+                "unsigned" => &mut top.unsigned,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        top
+    }
+}
+
+fn required_str<'a>(
+    value: Option<&JsonValue<'a>>,
+    field: &'static str,
+) -> Result<Cow<'a, str>, PduError> {
+    optional_str(value, field)?.ok_or(PduError::Missing { field })
 }
 
 fn optional_str<'a>(
-    json: &JsonObject<'a>,
+    value: Option<&JsonValue<'a>>,
     field: &'static str,
 ) -> Result<Option<Cow<'a, str>>, PduError> {
-    match json.get(field) {
+    match value {
         Some(JsonValue::String(s)) => Ok(Some(s.clone())),
         Some(other) => Err(wrong_type(field, "a string", other)),
         None => Ok(None),
     }
 }
 
-fn required_int(json: &JsonObject<'_>, field: &'static str) -> Result<i64, PduError> {
-    match json.get(field) {
+fn required_int(value: Option<&JsonValue<'_>>, field: &'static str) -> Result<i64, PduError> {
+    match value {
         Some(JsonValue::Int(i)) => Ok(*i),
         Some(other) => Err(wrong_type(field, "an integer", other)),
         None => Err(PduError::Missing { field }),
@@ -379,12 +483,12 @@ pub fn server_name(user_id: &str) -> &str {
 
 /// Parses `prev_events` / `auth_events`: ids (v3+) or `[id, {"sha256": …}]` pairs (v1/v2).
 fn event_refs<'a>(
-    json: &JsonObject<'a>,
+    value: Option<&JsonValue<'a>>,
     field: &'static str,
     version: &RoomVersion,
     max: usize,
 ) -> Result<Vec<Cow<'a, str>>, PduError> {
-    let items = match json.get(field) {
+    let items = match value {
         Some(JsonValue::Array(items)) => items,
         Some(other) => return Err(wrong_type(field, "an array", other)),
         None => return Err(PduError::Missing { field }),

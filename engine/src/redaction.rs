@@ -5,8 +5,11 @@
 //! writer used for reference hashes, so the two can never disagree.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
-use crate::canonical_json::{JsonObject, JsonValue, Sink, write_string, write_value};
+use crate::canonical_json::{
+    InputForm, JsonObject, JsonValue, Sink, write_string, write_value, write_without_whitespace,
+};
 use crate::room_version::RedactionRules;
 
 /// What redaction does with one key of `content`.
@@ -113,18 +116,64 @@ pub fn redact_content<'a>(
     out
 }
 
+/// The canonical bytes of an event's entries, taken from the input it was parsed from: `top[i]` is the
+/// `"key":value` text of the event's `i`-th entry and `content[i]` that of its `content`'s `i`-th entry.
+/// Only valid when that input was canonical JSON, or canonical but for whitespace (the reader says
+/// so); then copying a range (without its whitespace) gives exactly the bytes the canonical writer
+/// would produce.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawEntries<'i> {
+    pub input: &'i [u8],
+    /// `Canonical` or `CanonicalButWhitespace`; with `Other` nothing is copied.
+    pub form: InputForm,
+    pub top: &'i [Range<usize>],
+    pub content: &'i [Range<usize>],
+}
+
+/// Writes the `i`-th entry as `"key":value`: copied from the input when its range is known, else
+/// serialised.
+#[inline]
+fn write_entry(
+    raw: Option<&[Range<usize>]>,
+    input: &[u8],
+    form: InputForm,
+    i: usize,
+    key: &str,
+    value: &JsonValue<'_>,
+    out: &mut impl Sink,
+) {
+    let bytes = raw
+        .and_then(|ranges| ranges.get(i))
+        .and_then(|range| input.get(range.clone()));
+    if let (Some(bytes), InputForm::Canonical) = (bytes, form) {
+        out.put(bytes);
+    } else if let (Some(bytes), InputForm::CanonicalButWhitespace) = (bytes, form) {
+        write_without_whitespace(bytes, out);
+    } else {
+        write_string(key, out);
+        out.put(b":");
+        write_value(value, out);
+    }
+}
+
 /// Streams the canonical JSON of the redacted event, without `signatures`, `unsigned` and any key in
 /// `also_drop`, into `out` — the input of the reference hash — without building the redacted copy.
+/// With `raw` (the event was parsed from canonical input), kept entries are copied from the input
+/// instead of serialised; the decisions are the same either way.
 pub(crate) fn write_redacted_for_hash(
     event: &JsonObject<'_>,
     rules: RedactionRules,
     also_drop: &[&str],
+    raw: Option<RawEntries<'_>>,
     out: &mut impl Sink,
 ) {
     let ty = event_type(event);
+    let input = raw.map_or(&[][..], |r| r.input);
+    let form = raw.map_or(InputForm::Other, |r| r.form);
+    let raw_top = raw.map(|r| r.top).filter(|t| t.len() == event.len());
     out.put(b"{");
     let mut first = true;
-    for (key, value) in event.iter() {
+    for (i, (key, value)) in event.iter().enumerate() {
         if key == "signatures" || !keeps_top_level(rules, key) || also_drop.contains(&key) {
             continue;
         }
@@ -132,13 +181,14 @@ pub(crate) fn write_redacted_for_hash(
             out.put(b",");
         }
         first = false;
-        write_string(key, out);
-        out.put(b":");
         match (key, value) {
             ("content", JsonValue::Object(content)) => {
-                write_redacted_content(content, rules, ty, out)
+                write_string(key, out);
+                out.put(b":");
+                let raw_content = raw.map(|r| r.content).filter(|c| c.len() == content.len());
+                write_redacted_content(content, rules, ty, raw_content, input, form, out)
             }
-            _ => write_value(value, out),
+            _ => write_entry(raw_top, input, form, i, key, value, out),
         }
     }
     out.put(b"}");
@@ -148,11 +198,14 @@ fn write_redacted_content(
     content: &JsonObject<'_>,
     rules: RedactionRules,
     ty: &str,
+    raw: Option<&[Range<usize>]>,
+    input: &[u8],
+    form: InputForm,
     out: &mut impl Sink,
 ) {
     out.put(b"{");
     let mut first = true;
-    for (key, value) in content.iter() {
+    for (i, (key, value)) in content.iter().enumerate() {
         let action = content_key(rules, ty, key);
         let signed = match action {
             ContentKey::Drop => continue,
@@ -166,16 +219,18 @@ fn write_redacted_content(
             out.put(b",");
         }
         first = false;
-        write_string(key, out);
-        out.put(b":");
         match signed {
             Some(Some(s)) => {
-                out.put(b"{\"signed\":");
+                write_string(key, out);
+                out.put(b":{\"signed\":");
                 write_value(s, out);
                 out.put(b"}");
             }
-            Some(None) => out.put(b"{}"),
-            None => write_value(value, out),
+            Some(None) => {
+                write_string(key, out);
+                out.put(b":{}");
+            }
+            None => write_entry(raw, input, form, i, key, value, out),
         }
     }
     out.put(b"}");
@@ -184,7 +239,9 @@ fn write_redacted_content(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::canonical_json::{NumberPolicy, parse_object, to_canonical_string};
+    use crate::canonical_json::{
+        EntrySpans, NumberPolicy, parse_object, parse_with_spans, to_canonical_string,
+    };
     use crate::room_version::RoomVersion;
 
     fn redacted(version: &str, json: &str) -> String {
@@ -192,14 +249,45 @@ mod tests {
         let rules = RoomVersion::from_id(version).expect("known").redaction;
         let out = redact(&obj, rules);
         let mut streamed = Vec::new();
-        write_redacted_for_hash(&obj, rules, &[], &mut streamed);
+        write_redacted_for_hash(&obj, rules, &[], None, &mut streamed);
         // The streaming writer must agree with the tree builder (minus signatures).
         let mut without_sigs = out.clone();
         without_sigs.remove("signatures");
         assert_eq!(
-            String::from_utf8(streamed).expect("utf8"),
+            String::from_utf8(streamed.clone()).expect("utf8"),
             to_canonical_string(&JsonValue::Object(without_sigs))
         );
+        // And so must the copy from canonical input, and from canonical input pretty-printed.
+        let canonical = to_canonical_string(&JsonValue::Object(obj.clone()));
+        let pretty = serde_json::to_string_pretty(
+            &serde_json::from_str::<serde_json::Value>(&canonical).expect("json"),
+        )
+        .expect("serialises");
+        let mut spans = EntrySpans::default();
+        for (text, form) in [
+            (&canonical, InputForm::Canonical),
+            (&pretty, InputForm::CanonicalButWhitespace),
+        ] {
+            let (reparsed, found) =
+                parse_with_spans(text.as_bytes(), NumberPolicy::Lenient, Some(&mut spans))
+                    .expect("canonical JSON parses");
+            assert_eq!(found, form, "{text}");
+            let JsonValue::Object(reparsed) = reparsed else {
+                panic!("not an object")
+            };
+            let raw = RawEntries {
+                input: text.as_bytes(),
+                form,
+                top: &spans.top,
+                content: &spans.content,
+            };
+            let mut copied = Vec::new();
+            write_redacted_for_hash(&reparsed, rules, &[], Some(raw), &mut copied);
+            assert_eq!(
+                String::from_utf8(copied).expect("utf8"),
+                String::from_utf8(streamed.clone()).expect("utf8")
+            );
+        }
         to_canonical_string(&JsonValue::Object(out))
     }
 

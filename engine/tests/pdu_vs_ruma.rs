@@ -350,5 +350,14 @@ proptest! {
         let version = &RoomVersion::all()[vi];
         let json = serde_json::to_string(&event).expect("serialises");
         assert_agrees(version, &json);
+        // The same event indented: parsed without the canonical-input shortcuts, same answers.
+        let pretty = serde_json::to_string_pretty(&event).expect("serialises");
+        assert_agrees(version, &pretty);
+        let (canonical, indented) = (
+            Pdu::parse(json.as_bytes(), version).expect("parses"),
+            Pdu::parse(pretty.as_bytes(), version).expect("parses"),
+        );
+        prop_assert_eq!(&canonical.event_id, &indented.event_id);
+        prop_assert_eq!(canonical.canonical_json(), indented.canonical_json());
     }
 }
