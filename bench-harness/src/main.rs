@@ -6,7 +6,7 @@
 //! parsing, event ids and content hashes, in parallel) and then `Engine::ingest` with per-batch durable
 //! commits, and prints events/s, peak RSS and the store size on disk.
 
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -14,7 +14,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use rayon::prelude::*;
 use roomgraph::ingest::trace::{TraceSpec, generate};
-use roomgraph::ingest::{Engine, EngineOptions, Summary};
+use roomgraph::ingest::{Engine, EngineOptions, LineBatches, Summary};
 use roomgraph::pdu::Pdu;
 use roomgraph::room_version::RoomVersion;
 
@@ -162,54 +162,26 @@ fn generate_file(out: &Path, t: &TraceArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads `file` in groups of `batch_lines` non-blank lines, calling `f` on each group.
-fn for_batches(
+/// `file` in groups of `batch_lines` non-blank lines.
+fn line_batches(
     file: &Path,
     batch_lines: usize,
-    mut f: impl FnMut(&[(u64, &[u8])]) -> Result<(), String>,
-) -> Result<u64, String> {
-    let mut reader = BufReader::with_capacity(
-        1 << 20,
-        std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?,
-    );
-    let mut buf = Vec::new();
-    let mut spans = Vec::new();
-    let mut n = 0u64;
-    let mut total = 0u64;
-    loop {
-        buf.clear();
-        spans.clear();
-        let mut eof = false;
-        while spans.len() < batch_lines {
-            let start = buf.len();
-            let read = reader
-                .read_until(b'\n', &mut buf)
-                .map_err(|e| e.to_string())?;
-            if read == 0 {
-                eof = true;
-                break;
-            }
-            n += 1;
-            if buf[start..].iter().all(u8::is_ascii_whitespace) {
-                buf.truncate(start);
-                continue;
-            }
-            spans.push((n, start, buf.len()));
-        }
-        let lines: Vec<(u64, &[u8])> = spans.iter().map(|(n, s, e)| (*n, &buf[*s..*e])).collect();
-        total += lines.len() as u64;
-        f(&lines)?;
-        if eof {
-            return Ok(total);
-        }
-    }
+) -> Result<LineBatches<BufReader<std::fs::File>>, String> {
+    let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(LineBatches::new(
+        BufReader::with_capacity(1 << 20, f),
+        batch_lines,
+    ))
 }
 
 fn parse_hash(file: &Path, batch_lines: usize) -> Result<(), String> {
     let v11 = RoomVersion::from_id("11").map_err(|e| e.to_string())?;
     let start = Instant::now();
     let mut ok = 0u64;
-    let events = for_batches(file, batch_lines, |lines| {
+    let mut events = 0u64;
+    let mut batches = line_batches(file, batch_lines)?;
+    for lines in &mut batches {
+        events += lines.len() as u64;
         ok += lines
             .par_iter()
             .filter(|(_, l)| {
@@ -219,8 +191,10 @@ fn parse_hash(file: &Path, batch_lines: usize) -> Result<(), String> {
                     .unwrap_or(false)
             })
             .count() as u64;
-        Ok(())
-    })?;
+    }
+    if let Some(e) = batches.take_error() {
+        return Err(format!("{}: {e}", file.display()));
+    }
     let secs = start.elapsed().as_secs_f64();
     println!(
         "{}",
@@ -253,12 +227,19 @@ fn ingest_file(
     let mut engine = Engine::open_with(db, options).map_err(|e| e.to_string())?;
     let mut summary = Summary::default();
     let mut batches = 0u64;
-    let events = for_batches(file, batch_lines, |lines| {
-        let o = engine.ingest_lines(lines).map_err(|e| e.to_string())?;
-        summary.add(&o);
-        batches += 1;
-        Ok(())
-    })?;
+    let mut events = 0u64;
+    let mut input = line_batches(file, batch_lines)?;
+    let counted = input.by_ref().inspect(|b| events += b.len() as u64);
+    engine
+        .ingest_stream(counted, |o| {
+            summary.add(&o);
+            batches += 1;
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    if let Some(e) = input.take_error() {
+        return Err(format!("{}: {e}", file.display()));
+    }
     let o = engine.finish().map_err(|e| e.to_string())?;
     summary.add(&o);
     let secs = start.elapsed().as_secs_f64();

@@ -15,9 +15,11 @@
 //! The room version comes from the room's create event (v12: the room id is derived from it). Signatures
 //! are not verified (step 2 is out of scope for roomgraph).
 
+pub mod lines;
 pub mod room;
 pub mod trace;
 
+pub use lines::LineBatches;
 pub use room::ResolutionStats;
 
 use std::borrow::Cow;
@@ -145,6 +147,9 @@ pub enum IngestError {
     UnknownEvent(String),
     #[error("resolve: {0}")]
     Resolve(String),
+    /// The caller's outcome handler of [`Engine::ingest_stream`] failed (the batch is committed).
+    #[error("{0}")]
+    Caller(String),
 }
 
 /// Options for [`Engine::open_with`].
@@ -401,20 +406,62 @@ impl Engine {
         &mut self,
         lines: &[(u64, &[u8])],
     ) -> Result<Vec<EventOutcome>, IngestError> {
+        let batch: Vec<(u64, Vec<u8>)> = lines.iter().map(|(n, b)| (*n, b.to_vec())).collect();
+        let mut outcomes = Vec::new();
+        self.ingest_stream(std::iter::once(batch), |o| {
+            outcomes = o;
+            Ok(())
+        })?;
+        Ok(outcomes)
+    }
+
+    /// Ingests a stream of batches of `(line number, bytes)` pairs, each batch one atomic commit, and
+    /// hands each batch's outcomes to `committed` once that batch is durable — the same decisions as
+    /// calling [`Engine::ingest_lines`] per batch, faster: batch N+1 is parsed (JSON, schema, event ids,
+    /// content hashes: work that reads neither the store nor room state) while batch N is written.
+    /// Applying batch N+1 waits for that write, so every store read sees all earlier batches.
+    pub fn ingest_stream(
+        &mut self,
+        batches: impl IntoIterator<Item = Vec<(u64, Vec<u8>)>>,
+        mut committed: impl FnMut(Vec<EventOutcome>) -> Result<(), String>,
+    ) -> Result<(), IngestError> {
         if self.poisoned {
             return Err(IngestError::Poisoned);
         }
-        let mut inputs: Vec<Input> = std::mem::take(&mut self.replay);
-        inputs.extend(lines.iter().map(|(n, b)| Input {
-            line: Some(*n),
-            bytes: trim(b).to_vec(),
-            pending_seq: None,
-        }));
-        let mut outcomes = Vec::new();
-        let mut writes = Writes::default();
-        let result = self.process(inputs, &mut outcomes, &mut writes);
-        self.commit(result, writes)?;
-        Ok(outcomes)
+        // A processed batch whose writes are not yet committed.
+        let mut inflight: Option<(Writes, Vec<EventOutcome>)> = None;
+        for batch in batches {
+            let mut inputs: Vec<Input> = std::mem::take(&mut self.replay);
+            inputs.extend(batch.into_iter().map(|(n, mut bytes)| {
+                let (start, end) = trimmed_range(&bytes);
+                bytes.truncate(end);
+                bytes.drain(..start);
+                Input {
+                    line: Some(n),
+                    bytes,
+                    pending_seq: None,
+                }
+            }));
+            let this = &*self;
+            let (routes, written) = rayon::join(
+                || this.route_all(inputs),
+                || inflight.take().map(|(w, o)| (this.store.commit(w), o)),
+            );
+            if let Some((result, outcomes)) = written {
+                self.write_result(result)?;
+                committed(outcomes).map_err(IngestError::Caller)?;
+            }
+            let mut outcomes = Vec::new();
+            let mut writes = Writes::default();
+            let result = self.process(routes, &mut outcomes, &mut writes);
+            inflight = Some((self.prepare_commit(result, writes)?, outcomes));
+        }
+        if let Some((writes, outcomes)) = inflight {
+            let result = self.store.commit(writes);
+            self.write_result(result)?;
+            committed(outcomes).map_err(IngestError::Caller)?;
+        }
+        Ok(())
     }
 
     /// Closes the store and leaves the in-memory room state (parsed events, auth chains, state views:
@@ -507,10 +554,21 @@ impl Engine {
     fn commit(
         &mut self,
         result: Result<(), IngestError>,
-        mut writes: Writes,
+        writes: Writes,
     ) -> Result<(), IngestError> {
+        let writes = self.prepare_commit(result, writes)?;
+        let result = self.store.commit(writes);
+        self.write_result(result)
+    }
+
+    /// Adds the batch-wide rows (new state keys, extremities, counters) to a processed batch's writes;
+    /// a failed batch poisons the engine (in-memory room state may be ahead of the store).
+    fn prepare_commit(
+        &mut self,
+        result: Result<(), IngestError>,
+        mut writes: Writes,
+    ) -> Result<Writes, IngestError> {
         if let Err(e) = result {
-            // In-memory room state may be ahead of the store: drop it so it is reloaded.
             self.poisoned = true;
             return Err(e);
         }
@@ -518,38 +576,44 @@ impl Engine {
         for room in self.rooms.values_mut() {
             room.flush(&mut writes);
         }
-        if writes.is_empty() {
-            return Ok(());
+        if !writes.is_empty() {
+            Store::put_counters(
+                &mut writes,
+                Counters {
+                    next_event: self.next_event.load(Ordering::Relaxed),
+                    next_state_key: self.keys.next.load(Ordering::Relaxed),
+                    next_snapshot: self.next_snapshot.load(Ordering::Relaxed),
+                },
+            );
         }
-        Store::put_counters(
-            &mut writes,
-            Counters {
-                next_event: self.next_event.load(Ordering::Relaxed),
-                next_state_key: self.keys.next.load(Ordering::Relaxed),
-                next_snapshot: self.next_snapshot.load(Ordering::Relaxed),
-            },
-        );
-        if let Err(e) = self.store.commit(writes) {
+        Ok(writes)
+    }
+
+    fn write_result(&mut self, result: Result<(), StoreError>) -> Result<(), IngestError> {
+        if let Err(e) = result {
             self.poisoned = true;
             return Err(e.into());
         }
         Ok(())
     }
 
-    /// Routes, parses and applies one batch.
+    /// Routes and parses a batch (no store access, no room state changed): runs beside the previous
+    /// batch's commit in [`Engine::ingest_stream`].
+    fn route_all(&self, inputs: Vec<Input>) -> Vec<Routed> {
+        let rooms = &self.rooms;
+        inputs
+            .into_par_iter()
+            .map(|input| route(input, rooms))
+            .collect()
+    }
+
+    /// Applies one routed batch (loading rooms, parsing events of rooms that were not loaded yet).
     fn process(
         &mut self,
-        inputs: Vec<Input>,
+        routes: Vec<Routed>,
         outcomes: &mut Vec<EventOutcome>,
         writes: &mut Writes,
     ) -> Result<(), IngestError> {
-        let routes: Vec<Routed> = {
-            let rooms = &self.rooms;
-            inputs
-                .into_par_iter()
-                .map(|input| route(input, rooms))
-                .collect()
-        };
         let mut by_room: HashMap<String, Vec<Item>> = HashMap::new();
         let mut late: Vec<(String, Input)> = Vec::new();
         for r in routes {
@@ -865,7 +929,8 @@ impl Engine {
     }
 }
 
-fn trim(b: &[u8]) -> &[u8] {
+/// The range of `b` without leading and trailing ASCII whitespace.
+fn trimmed_range(b: &[u8]) -> (usize, usize) {
     let start = b
         .iter()
         .position(|c| !c.is_ascii_whitespace())
@@ -874,7 +939,7 @@ fn trim(b: &[u8]) -> &[u8] {
         .iter()
         .rposition(|c| !c.is_ascii_whitespace())
         .map_or(start, |e| e + 1);
-    &b[start..end.max(start)]
+    (start, end.max(start))
 }
 
 fn line_prefix(line: Option<u64>) -> String {

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::io::{BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::Path;
 
-use roomgraph::ingest::{Engine, EventOutcome, Position, StateMap, Summary};
+use roomgraph::ingest::{Engine, EventOutcome, LineBatches, Position, StateMap, Summary};
 
 pub fn ingest(
     db: &Path,
@@ -22,7 +22,7 @@ pub fn ingest(
         let len = f.metadata().ok().map(|m| m.len());
         (Box::new(f), len)
     };
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
+    let reader = BufReader::with_capacity(1 << 20, reader);
     let mut outcomes_file = match outcomes_path {
         Some(p) => Some(BufWriter::new(
             File::create(p).map_err(|e| format!("creating {}: {e}", p.display()))?,
@@ -44,38 +44,27 @@ pub fn ingest(
     });
 
     let mut summary = Summary::default();
-    let mut line_no = 0u64;
-    let mut buf: Vec<u8> = Vec::with_capacity(batch_lines.max(1) * 1024);
-    let mut spans: Vec<(u64, usize, usize)> = Vec::with_capacity(batch_lines.max(1));
-    let mut eof = false;
-    while !eof {
-        buf.clear();
-        spans.clear();
-        let mut read_bytes = 0u64;
-        while spans.len() < batch_lines.max(1) {
-            let start = buf.len();
-            let n = reader
-                .read_until(b'\n', &mut buf)
-                .map_err(|e| format!("reading {file}: {e}"))?;
-            if n == 0 {
-                eof = true;
-                break;
+    let mut batches = LineBatches::new(reader, batch_lines);
+    // Bytes handed to the engine, for the progress bar (batches are read on this thread).
+    let fed = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let counted = {
+        let fed = std::rc::Rc::clone(&fed);
+        batches.by_ref().inspect(move |b| {
+            fed.set(fed.get() + b.iter().map(|(_, l)| l.len() as u64).sum::<u64>());
+        })
+    };
+    engine
+        .ingest_stream(counted, |outcomes| {
+            report(&outcomes, &mut summary, outcomes_file.as_mut())?;
+            if let Some(bar) = &progress {
+                bar.set_position(fed.get());
+                bar.set_message(format!("{} accepted", summary.accepted));
             }
-            read_bytes += n as u64;
-            line_no += 1;
-            if buf[start..].iter().all(u8::is_ascii_whitespace) {
-                buf.truncate(start);
-                continue;
-            }
-            spans.push((line_no, start, buf.len()));
-        }
-        let lines: Vec<(u64, &[u8])> = spans.iter().map(|(n, s, e)| (*n, &buf[*s..*e])).collect();
-        let outcomes = engine.ingest_lines(&lines).map_err(|e| e.to_string())?;
-        report(&outcomes, &mut summary, outcomes_file.as_mut())?;
-        if let Some(bar) = &progress {
-            bar.inc(read_bytes);
-            bar.set_message(format!("{} accepted", summary.accepted));
-        }
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    if let Some(e) = batches.take_error() {
+        return Err(format!("reading {file}: {e}"));
     }
     let outcomes = engine.finish().map_err(|e| e.to_string())?;
     report(&outcomes, &mut summary, outcomes_file.as_mut())?;
