@@ -5,8 +5,10 @@
 //! - `resolve_large`: a generated room with ≥ 20 000 members, ≥ 10 000 state events, a deep power-levels
 //!   history and 4 forks whose state sets conflict on ≥ 1 000 events (v11 and v12).
 //!
-//! What is timed: roomgraph — interning the parsed events into an [`EventGraph`] plus the resolution
-//! (`graph+resolve`), and the resolution alone on a prebuilt graph (`resolve`, the long-lived-room case);
+//! What is timed: roomgraph — interning the parsed events (shared `Arc<AuthEvent>`s, as ingest's event
+//! cache holds them and as ruma's event map holds its events) into an [`EventGraph`], mapping the state
+//! sets' ids to indices, the resolution, and dropping the graph (`graph+resolve`); and the resolution
+//! alone on a prebuilt graph (`resolve`, the long-lived-room case);
 //! ruma — `ruma::state_res::resolve` with the auth chains precomputed outside the timing (its most
 //! favourable setting) and the conflicted subgraph computed by the oracle's memoised DFS inside it.
 //! Both sides are checked to agree before timing. Run: `cargo bench -p roomgraph --no-default-features
@@ -15,6 +17,7 @@
 #[path = "../tests/resolve_support/ruma_oracle.rs"]
 mod ruma_oracle;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -26,7 +29,7 @@ use ruma_oracle::RumaRoom;
 
 struct Case {
     room: GeneratedRoom,
-    events: Vec<AuthEvent>,
+    events: Vec<Arc<AuthEvent>>,
     graph: EventGraph,
     sets: Vec<Vec<EventIdx>>,
     ruma: RumaRoom,
@@ -34,7 +37,12 @@ struct Case {
 
 impl Case {
     fn new(room: GeneratedRoom) -> Case {
-        let events: Vec<AuthEvent> = room.events.iter().cloned().map(AuthEvent::new).collect();
+        let events: Vec<Arc<AuthEvent>> = room
+            .events
+            .iter()
+            .cloned()
+            .map(|p| Arc::new(AuthEvent::new(p)))
+            .collect();
         let (graph, sets) = room.graph();
         let ruma = RumaRoom::new(&room);
         let case = Case {
@@ -60,13 +68,23 @@ impl Case {
         let theirs = case.ruma.resolve(&case.room.fork_states);
         assert!(ours == theirs, "roomgraph and ruma agree before timing");
         if std::env::var_os("ROOMGRAPH_BUILD_TIMING").is_some() {
-            let events = case.events.clone();
+            // Owned events (moved into the graph, freed with it) vs shared ones.
+            let owned: Vec<AuthEvent> = case.events.iter().map(|e| (**e).clone()).collect();
+            settle_allocator();
             let t = std::time::Instant::now();
-            let graph = EventGraph::build(case.room.version, events, &|_| false);
+            let graph = EventGraph::build(case.room.version, owned, &|_| false);
             let built = t.elapsed();
             let t = std::time::Instant::now();
             drop(graph);
-            eprintln!("build {:?}, drop {:?}", built, t.elapsed());
+            eprintln!("owned events: build {:?}, drop {:?}", built, t.elapsed());
+            let shared = case.events.clone();
+            settle_allocator();
+            let t = std::time::Instant::now();
+            let graph = EventGraph::build(case.room.version, shared, &|_| false);
+            let built = t.elapsed();
+            let t = std::time::Instant::now();
+            drop(graph);
+            eprintln!("shared events: build {:?}, drop {:?}", built, t.elapsed());
         }
         case
     }
@@ -82,7 +100,7 @@ impl Case {
             .unwrap_or(0)
     }
 
-    fn build_and_resolve(&self, events: Vec<AuthEvent>, resolver: &mut Resolver) -> usize {
+    fn build_and_resolve(&self, events: Vec<Arc<AuthEvent>>, resolver: &mut Resolver) -> usize {
         let Ok(graph) = EventGraph::build(self.room.version, events, &|_| false) else {
             return 0;
         };
@@ -145,7 +163,7 @@ fn settle_allocator() {
     drop(block);
 }
 
-fn fresh_events(case: &Case) -> Vec<AuthEvent> {
+fn fresh_events(case: &Case) -> Vec<Arc<AuthEvent>> {
     settle_allocator();
     case.events.clone()
 }
@@ -247,7 +265,7 @@ fn resolve_large(c: &mut Criterion) {
 /// large v12 case with pprof and writes a flamegraph.
 fn flamegraph(case: &Case, path: &str) {
     let rounds = 10;
-    let inputs: Vec<Vec<AuthEvent>> = (0..rounds).map(|_| case.events.clone()).collect();
+    let inputs: Vec<Vec<Arc<AuthEvent>>> = (0..rounds).map(|_| case.events.clone()).collect();
     let mut outputs = Vec::with_capacity(rounds);
     let mut resolver = Resolver::with_options(ResolveOptions { parallel: false });
     let Ok(guard) = pprof::ProfilerGuardBuilder::default()

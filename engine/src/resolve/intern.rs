@@ -6,14 +6,19 @@
 //! over index ranges (see [`super::auth_chain`]). The graph is append-only: [`EventGraph::insert`] needs the
 //! event's auth events to be present already, which is how the order is kept and why cycles cannot occur.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
-use crate::auth::AuthEvent;
+use crate::auth::{self, AuthEvent, FastHash, Membership};
 use crate::event_id::create_event_id_from_room_id;
 use crate::pdu::Pdu;
 use crate::room_version::RoomVersion;
 
 use super::ResolveError;
+
+const NONE: u32 = u32::MAX;
 
 /// A dense event number, valid within one [`EventGraph`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -22,6 +27,11 @@ pub struct EventIdx(pub u32);
 /// A dense `(type, state_key)` number, valid within one [`EventGraph`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StateKeyIdx(pub u32);
+
+/// A dense number for any `(type, state_key)` pair the graph has seen — a state key of some event, or a
+/// key some event's auth rules look up (which may have no event yet). Valid within one [`EventGraph`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NameIdx(pub u32);
 
 impl EventIdx {
     #[inline]
@@ -37,56 +47,134 @@ impl StateKeyIdx {
     }
 }
 
+/// The hash [`StateKeyInterner::name_hash`] keeps per name: Fx over the type, a separator and the key.
+#[inline]
+pub(crate) fn name_hash(event_type: &str, state_key: &str) -> u64 {
+    let mut h = auth::Fx::default();
+    h.write(event_type.as_bytes());
+    h.write_u8(0xff);
+    h.write(state_key.as_bytes());
+    h.finish()
+}
+
+/// State key → name number, for one type.
+type NameMap = HashMap<Arc<str>, u32, FastHash>;
+
 /// `(type, state_key)` ↔ [`StateKeyIdx`], looked up with borrowed strings.
+///
+/// Two number spaces: every pair seen gets a [`NameIdx`]; pairs that are the state key of some event also
+/// get a [`StateKeyIdx`] (dense over state keys only, so per-key arrays stay small). Events record the
+/// names their auth rules look up when they enter the graph; whether such a name has become a state key
+/// since is one array read ([`StateKeyInterner::key_of_name`]).
 #[derive(Debug, Default, Clone)]
 pub struct StateKeyInterner {
-    by_type: HashMap<Box<str>, HashMap<Box<str>, StateKeyIdx>>,
-    keys: Vec<(Box<str>, Box<str>)>,
+    /// type → its number in `types`.
+    type_index: HashMap<Arc<str>, u32, FastHash>,
+    /// Per type: the type (shared with `names`) and its state keys → name.
+    types: Vec<(Arc<str>, NameMap)>,
+    /// Per name: `(type, state_key)`.
+    names: Vec<(Arc<str>, Arc<str>)>,
+    /// Per name: [`name_hash`], for hash-first comparisons in small state maps.
+    hashes: Vec<u64>,
+    /// Per name: its state key number, or `NONE`.
+    name_key: Vec<u32>,
+    /// Per state key: its name.
+    key_name: Vec<u32>,
 }
 
 impl StateKeyInterner {
     pub fn intern(&mut self, event_type: &str, state_key: &str) -> StateKeyIdx {
-        if let Some(k) = self.get(event_type, state_key) {
-            return k;
-        }
-        let k = StateKeyIdx(self.keys.len() as u32);
-        self.keys.push((event_type.into(), state_key.into()));
-        match self.by_type.get_mut(event_type) {
-            Some(by_key) => {
-                by_key.insert(state_key.into(), k);
+        let n = self.intern_name(event_type, state_key);
+        match self.name_key[n.0 as usize] {
+            NONE => {
+                let k = StateKeyIdx(self.key_name.len() as u32);
+                self.key_name.push(n.0);
+                self.name_key[n.0 as usize] = k.0;
+                k
             }
-            None => {
-                let mut by_key = HashMap::new();
-                by_key.insert(state_key.into(), k);
-                self.by_type.insert(event_type.into(), by_key);
-            }
+            k => StateKeyIdx(k),
         }
-        k
     }
 
     pub fn get(&self, event_type: &str, state_key: &str) -> Option<StateKeyIdx> {
-        self.by_type.get(event_type)?.get(state_key).copied()
+        self.key_of_name(self.get_name(event_type, state_key)?)
     }
 
     /// The `(type, state_key)` of an interned key.
     pub fn resolve(&self, key: StateKeyIdx) -> (&str, &str) {
-        let (t, s) = &self.keys[key.ix()];
-        (t, s)
+        self.name(NameIdx(self.key_name[key.ix()]))
     }
 
+    /// The number of state keys.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.key_name.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.key_name.is_empty()
+    }
+
+    /// Numbers `(type, state_key)` as a name, without making it a state key.
+    pub fn intern_name(&mut self, event_type: &str, state_key: &str) -> NameIdx {
+        let next = self.names.len() as u32;
+        let ti = match self.type_index.get(event_type) {
+            Some(&ti) => ti as usize,
+            None => {
+                let t: Arc<str> = Arc::from(event_type);
+                self.type_index
+                    .insert(Arc::clone(&t), self.types.len() as u32);
+                self.types.push((t, NameMap::default()));
+                self.types.len() - 1
+            }
+        };
+        let (t, by_key) = &mut self.types[ti];
+        let t = Arc::clone(t);
+        if let Some(&n) = by_key.get(state_key) {
+            return NameIdx(n);
+        }
+        let k: Arc<str> = Arc::from(state_key);
+        by_key.insert(Arc::clone(&k), next);
+        self.names.push((t, k));
+        self.hashes.push(name_hash(event_type, state_key));
+        self.name_key.push(NONE);
+        NameIdx(next)
+    }
+
+    pub fn get_name(&self, event_type: &str, state_key: &str) -> Option<NameIdx> {
+        let &ti = self.type_index.get(event_type)?;
+        self.types[ti as usize]
+            .1
+            .get(state_key)
+            .map(|&n| NameIdx(n))
+    }
+
+    /// The state key number of a name, if some event has that state key.
+    #[inline]
+    pub fn key_of_name(&self, name: NameIdx) -> Option<StateKeyIdx> {
+        match self.name_key[name.0 as usize] {
+            NONE => None,
+            k => Some(StateKeyIdx(k)),
+        }
+    }
+
+    pub fn name(&self, name: NameIdx) -> (&str, &str) {
+        let (t, s) = &self.names[name.0 as usize];
+        (t, s)
+    }
+
+    /// The [`name_hash`] of a state key's `(type, state_key)`.
+    #[inline]
+    pub(crate) fn key_hash(&self, key: StateKeyIdx) -> u64 {
+        self.hashes[self.key_name[key.ix()] as usize]
     }
 }
 
 /// Facts about one event that the resolution loops read, as plain integers.
 #[derive(Debug, Clone)]
 pub struct EventNode {
-    pub event: AuthEvent,
+    /// The event, shared: the graph never copies or re-parses it, and a caller that keeps its own
+    /// reference pays nothing when the graph is dropped.
+    pub event: Arc<AuthEvent>,
     /// The state key, `None` for non-state events.
     pub key: Option<StateKeyIdx>,
     pub origin_server_ts: i64,
@@ -101,17 +189,48 @@ pub struct EventNode {
     pub create_auth: Option<EventIdx>,
 }
 
+/// An event id key of [`EventGraph`]'s id map: the shared event itself, hashed and compared by id, so
+/// the map needs no copy of the id.
+#[derive(Debug, Clone)]
+struct IdKey(Arc<AuthEvent>);
+
+impl Borrow<str> for IdKey {
+    fn borrow(&self) -> &str {
+        self.0.event_id()
+    }
+}
+
+impl Hash for IdKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.event_id().hash(state)
+    }
+}
+
+impl PartialEq for IdKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.event_id() == other.0.event_id()
+    }
+}
+
+impl Eq for IdKey {}
+
 /// The events of one room with interned ids, keys and auth edges.
 #[derive(Debug, Clone)]
 pub struct EventGraph {
     version: &'static RoomVersion,
     room_id: Box<str>,
-    ids: HashMap<Box<str>, EventIdx>,
+    ids: HashMap<IdKey, EventIdx, FastHash>,
     nodes: Vec<EventNode>,
+    /// Per event: its state key number, or `NONE` (the hot field of [`EventNode`], dense for the split).
+    node_keys: Vec<u32>,
     /// Auth edges in CSR form: the auth events of event `i` are `auth_edges[auth_start[i]..auth_start[i+1]]`,
     /// deduplicated, in the order the event lists them.
     auth_start: Vec<u32>,
     auth_edges: Vec<EventIdx>,
+    /// The names event `i`'s auth rules look up ([`auth::for_each_auth_type`]), in CSR form like the
+    /// auth edges: interned once on insert, so iterative auth checks do no string work.
+    lookup_start: Vec<u32>,
+    lookups: Vec<NameIdx>,
     keys: StateKeyInterner,
     pub(crate) pl_key: Option<StateKeyIdx>,
     create: Option<EventIdx>,
@@ -123,10 +242,13 @@ impl EventGraph {
         EventGraph {
             version,
             room_id: room_id.into(),
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             nodes: Vec::new(),
+            node_keys: Vec::new(),
             auth_start: vec![0],
             auth_edges: Vec::new(),
+            lookup_start: vec![0],
+            lookups: Vec::new(),
             keys: StateKeyInterner::default(),
             pl_key: None,
             create: None,
@@ -134,17 +256,20 @@ impl EventGraph {
     }
 
     /// Builds a graph from events in any order: they are sorted topologically along `auth_events` first.
-    /// Fails on duplicate ids, events of another room, missing auth events and auth cycles.
-    pub fn build(
+    /// Fails on duplicate ids, events of another room, missing auth events and auth cycles. Events may be
+    /// given owned (`AuthEvent`) or shared (`Arc<AuthEvent>`, then nothing is copied).
+    pub fn build<E: Into<Arc<AuthEvent>>>(
         version: &'static RoomVersion,
-        events: Vec<AuthEvent>,
+        events: Vec<E>,
         rejected: &dyn Fn(&str) -> bool,
     ) -> Result<EventGraph, ResolveError> {
+        let events: Vec<Arc<AuthEvent>> = events.into_iter().map(Into::into).collect();
         let Some(first) = events.first() else {
             return Ok(EventGraph::new(version, ""));
         };
         let room_id = first.pdu.room_id.to_string();
-        let mut position: HashMap<&str, u32> = HashMap::with_capacity(events.len());
+        let mut position: HashMap<&str, u32, FastHash> =
+            HashMap::with_capacity_and_hasher(events.len(), FastHash::default());
         for (i, ev) in events.iter().enumerate() {
             if position.insert(ev.event_id(), i as u32).is_some() {
                 return Err(ResolveError::DuplicateEvent(ev.event_id().to_owned()));
@@ -154,7 +279,8 @@ impl EventGraph {
         let n = events.len();
         let mut pending = vec![0u32; n];
         let mut citing_start = vec![0u32; n + 1];
-        for ev in &events {
+        let mut edges: Vec<(u32, u32)> = Vec::with_capacity(n * 4);
+        for (i, ev) in events.iter().enumerate() {
             if ev.pdu.room_id != room_id {
                 return Err(ResolveError::WrongRoom {
                     event_id: ev.event_id().to_owned(),
@@ -170,21 +296,21 @@ impl EventGraph {
                     });
                 };
                 citing_start[p as usize + 1] += 1;
+                pending[i] += 1;
+                edges.push((p, i as u32));
             }
         }
+        drop(position);
         for i in 0..n {
             citing_start[i + 1] += citing_start[i];
         }
         let mut fill = citing_start.clone();
         let mut citing = vec![0u32; citing_start[n] as usize];
-        for (i, ev) in events.iter().enumerate() {
-            for a in dedup_refs(&ev.pdu.auth_events) {
-                let p = position[a] as usize;
-                citing[fill[p] as usize] = i as u32;
-                fill[p] += 1;
-                pending[i] += 1;
-            }
+        for &(p, i) in &edges {
+            citing[fill[p as usize] as usize] = i;
+            fill[p as usize] += 1;
         }
+        drop(edges);
         let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<u32>> = (0..n as u32)
             .filter(|&i| pending[i as usize] == 0)
             .map(std::cmp::Reverse)
@@ -207,22 +333,30 @@ impl EventGraph {
                 .map(|i| events[i].event_id().to_owned());
             return Err(ResolveError::AuthCycle(stuck.unwrap_or_default()));
         }
-        drop(position);
-        let mut slots: Vec<Option<AuthEvent>> = events.into_iter().map(Some).collect();
         let mut graph = EventGraph::new(version, &room_id);
         graph.nodes.reserve(n);
+        graph.node_keys.reserve(n);
         graph.ids.reserve(n);
+        graph.auth_start.reserve(n);
+        graph.auth_edges.reserve(citing.len());
+        graph.lookup_start.reserve(n);
+        graph.lookups.reserve(n * 4);
         for i in order {
-            if let Some(ev) = slots[i as usize].take() {
-                let rej = rejected(ev.event_id());
-                graph.insert(ev, rej)?;
-            }
+            let ev = Arc::clone(&events[i as usize]);
+            let rej = rejected(ev.event_id());
+            graph.insert(ev, rej)?;
         }
         Ok(graph)
     }
 
-    /// Appends one event whose auth events are all in the graph already. Cost: O(#auth events).
-    pub fn insert(&mut self, event: AuthEvent, rejected: bool) -> Result<EventIdx, ResolveError> {
+    /// Appends one event whose auth events are all in the graph already. Cost: O(#auth events). The
+    /// event may be given owned (`AuthEvent`) or shared (`Arc<AuthEvent>`).
+    pub fn insert(
+        &mut self,
+        event: impl Into<Arc<AuthEvent>>,
+        rejected: bool,
+    ) -> Result<EventIdx, ResolveError> {
+        let event: Arc<AuthEvent> = event.into();
         let pdu = &event.pdu;
         if self.nodes.is_empty() && self.room_id.is_empty() {
             self.room_id = pdu.room_id.as_ref().into();
@@ -234,14 +368,16 @@ impl EventGraph {
                 expected: self.room_id.to_string(),
             });
         }
-        if self.ids.contains_key(pdu.event_id.as_ref()) {
+        if self.ids.contains_key(event.event_id()) {
             return Err(ResolveError::DuplicateEvent(pdu.event_id.to_string()));
         }
         let idx = EventIdx(self.nodes.len() as u32);
         let mut pl_auth = None;
         let mut create_auth = None;
+        let edges_before = self.auth_edges.len();
         for a in dedup_refs(&pdu.auth_events) {
             let Some(&ai) = self.ids.get(a) else {
+                self.auth_edges.truncate(edges_before);
                 return Err(ResolveError::MissingAuthEvent {
                     event_id: pdu.event_id.to_string(),
                     auth_event_id: a.to_owned(),
@@ -262,6 +398,15 @@ impl EventGraph {
             .state_key
             .as_deref()
             .map(|sk| self.keys.intern(&pdu.event_type, sk));
+        let lookups_before = self.lookups.len();
+        let (keys, lookups) = (&mut self.keys, &mut self.lookups);
+        auth::for_each_auth_type(&event, |t, s| {
+            let name = keys.intern_name(t, s);
+            if !lookups[lookups_before..].contains(&name) {
+                lookups.push(name);
+            }
+        });
+        self.lookup_start.push(self.lookups.len() as u32);
         if pdu.event_type == "m.room.power_levels" && pdu.state_key.as_deref() == Some("") {
             self.pl_key = key;
         }
@@ -280,13 +425,14 @@ impl EventGraph {
             origin_server_ts: pdu.origin_server_ts,
             depth: pdu.depth,
             rejected,
-            power: is_power_event(pdu),
+            power: is_power(&event),
             pl_auth,
             create_auth,
-            event,
+            event: Arc::clone(&event),
         };
-        self.ids.insert(node.event.event_id().into(), idx);
+        self.ids.insert(IdKey(event), idx);
         self.nodes.push(node);
+        self.node_keys.push(key.map_or(NONE, |k| k.0));
         Ok(idx)
     }
 
@@ -315,7 +461,21 @@ impl EventGraph {
         &self.nodes[e.ix()]
     }
 
+    /// The state key of `e` (`None` for non-state events); the same as `node(e).key`, from a dense array.
+    #[inline]
+    pub fn key_of(&self, e: EventIdx) -> Option<StateKeyIdx> {
+        match self.node_keys[e.ix()] {
+            NONE => None,
+            k => Some(StateKeyIdx(k)),
+        }
+    }
+
     pub fn event(&self, e: EventIdx) -> &AuthEvent {
+        &self.nodes[e.ix()].event
+    }
+
+    /// The event, shared (cloning the `Arc` is cheap).
+    pub fn shared_event(&self, e: EventIdx) -> &Arc<AuthEvent> {
         &self.nodes[e.ix()].event
     }
 
@@ -327,6 +487,13 @@ impl EventGraph {
     #[inline]
     pub fn auth_events(&self, e: EventIdx) -> &[EventIdx] {
         &self.auth_edges[self.auth_start[e.ix()] as usize..self.auth_start[e.ix() + 1] as usize]
+    }
+
+    /// The names `e`'s auth rules look up (server-server API "Auth events selection"), deduplicated, in
+    /// selection order; [`StateKeyInterner::key_of_name`] tells which are state keys by now.
+    #[inline]
+    pub fn auth_lookups(&self, e: EventIdx) -> &[NameIdx] {
+        &self.lookups[self.lookup_start[e.ix()] as usize..self.lookup_start[e.ix() + 1] as usize]
     }
 
     pub fn keys(&self) -> &StateKeyInterner {
@@ -341,6 +508,22 @@ impl EventGraph {
     /// Marks an event as rejected (e.g. after the ingest pipeline's checks).
     pub fn set_rejected(&mut self, e: EventIdx, rejected: bool) {
         self.nodes[e.ix()].rejected = rejected;
+    }
+}
+
+/// [`is_power_event`] from the facts extracted once (`membership`) instead of the content JSON.
+fn is_power(event: &AuthEvent) -> bool {
+    let pdu = &event.pdu;
+    let Some(state_key) = pdu.state_key.as_deref() else {
+        return false;
+    };
+    match &*pdu.event_type {
+        "m.room.power_levels" | "m.room.join_rules" | "m.room.create" => state_key.is_empty(),
+        "m.room.member" => {
+            matches!(event.membership, Some(Membership::Leave | Membership::Ban))
+                && *pdu.sender != *state_key
+        }
+        _ => false,
     }
 }
 

@@ -22,7 +22,7 @@ pub mod v2;
 use std::collections::BTreeMap;
 
 pub use auth_chain::AuthChainIndex;
-pub use intern::{EventGraph, EventIdx, StateKeyIdx};
+pub use intern::{EventGraph, EventIdx, NameIdx, StateKeyIdx};
 pub use request::ResolveRequest;
 
 use crate::room_version::StateResAlgorithm;
@@ -71,6 +71,12 @@ impl ResolvedState {
     pub fn from_entries(mut entries: Vec<(StateKeyIdx, EventIdx)>) -> ResolvedState {
         entries.sort_unstable();
         entries.dedup_by_key(|e| e.0);
+        ResolvedState { entries }
+    }
+
+    /// From entries already sorted by key with distinct keys (checked in debug builds).
+    pub(crate) fn from_sorted(entries: Vec<(StateKeyIdx, EventIdx)>) -> ResolvedState {
+        debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
         ResolvedState { entries }
     }
 
