@@ -6,9 +6,8 @@
 //! over index ranges (see [`super::auth_chain`]). The graph is append-only: [`EventGraph::insert`] needs the
 //! event's auth events to be present already, which is how the order is kept and why cycles cannot occur.
 
-use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::sync::Arc;
 
 use crate::auth::{self, AuthEvent, FastHash, Membership};
@@ -72,6 +71,10 @@ pub struct StateKeyInterner {
     type_index: HashMap<Arc<str>, u32, FastHash>,
     /// Per type: the type (shared with `names`) and its state keys → name.
     types: Vec<(Arc<str>, NameMap)>,
+    /// Per type: the name of `(type, "")`, or `NONE`.
+    empty_name: Vec<u32>,
+    /// `(address, length, type number)` of `'static` type strings seen by [`Self::intern_static_name`].
+    static_types: Vec<(usize, usize, u32)>,
     /// Per name: `(type, state_key)`.
     names: Vec<(Arc<str>, Arc<str>)>,
     /// Per name: [`name_hash`], for hash-first comparisons in small state maps.
@@ -116,27 +119,60 @@ impl StateKeyInterner {
 
     /// Numbers `(type, state_key)` as a name, without making it a state key.
     pub fn intern_name(&mut self, event_type: &str, state_key: &str) -> NameIdx {
-        let next = self.names.len() as u32;
-        let ti = match self.type_index.get(event_type) {
+        let ti = self.type_number(event_type);
+        self.name_in_type(ti, event_type, state_key)
+    }
+
+    /// [`Self::intern_name`] for a type that is a `'static` string (the auth rules' constants): its type
+    /// number is found by address, and the name with the empty state key without hashing.
+    pub(crate) fn intern_static_name(
+        &mut self,
+        event_type: &'static str,
+        state_key: &str,
+    ) -> NameIdx {
+        let addr = (event_type.as_ptr() as usize, event_type.len());
+        let ti = match self.static_types.iter().find(|s| (s.0, s.1) == addr) {
+            Some(s) => s.2 as usize,
+            None => {
+                let ti = self.type_number(event_type);
+                self.static_types.push((addr.0, addr.1, ti as u32));
+                ti
+            }
+        };
+        if state_key.is_empty() && self.empty_name[ti] != NONE {
+            return NameIdx(self.empty_name[ti]);
+        }
+        self.name_in_type(ti, event_type, state_key)
+    }
+
+    fn type_number(&mut self, event_type: &str) -> usize {
+        match self.type_index.get(event_type) {
             Some(&ti) => ti as usize,
             None => {
                 let t: Arc<str> = Arc::from(event_type);
                 self.type_index
                     .insert(Arc::clone(&t), self.types.len() as u32);
                 self.types.push((t, NameMap::default()));
+                self.empty_name.push(NONE);
                 self.types.len() - 1
             }
-        };
+        }
+    }
+
+    fn name_in_type(&mut self, ti: usize, event_type: &str, state_key: &str) -> NameIdx {
         let (t, by_key) = &mut self.types[ti];
-        let t = Arc::clone(t);
         if let Some(&n) = by_key.get(state_key) {
             return NameIdx(n);
         }
+        let next = self.names.len() as u32;
         let k: Arc<str> = Arc::from(state_key);
         by_key.insert(Arc::clone(&k), next);
-        self.names.push((t, k));
+        self.names.push((Arc::clone(t), k));
         self.hashes.push(name_hash(event_type, state_key));
         self.name_key.push(NONE);
+        if state_key.is_empty() {
+            self.empty_name[ti] = next;
+        }
         NameIdx(next)
     }
 
@@ -189,37 +225,90 @@ pub struct EventNode {
     pub create_auth: Option<EventIdx>,
 }
 
-/// An event id key of [`EventGraph`]'s id map: the shared event itself, hashed and compared by id, so
-/// the map needs no copy of the id.
-#[derive(Debug, Clone)]
-struct IdKey(Arc<AuthEvent>);
-
-impl Borrow<str> for IdKey {
-    fn borrow(&self) -> &str {
-        self.0.event_id()
-    }
+/// Event id → [`EventIdx`]: open addressing with linear probing over `(hash, value)` slots, kept at most
+/// half full. The ids themselves live in [`EventGraph`]'s id arena, so the table stores no strings and a
+/// lookup touches the slot and the candidate's bytes only (a `HashMap<String, _>` would add a pointer
+/// chase per probe and an allocation per id).
+///
+/// The hash is Fx (fast, not keyed): ids chosen to collide could cluster probes, degrading lookups to
+/// linear time but never changing results.
+#[derive(Debug, Clone, Default)]
+struct IdTable {
+    /// `(hash, value)`; `value == NONE` marks an empty slot.
+    slots: Vec<(u64, u32)>,
+    len: usize,
 }
 
-impl Hash for IdKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.event_id().hash(state)
+impl IdTable {
+    fn with_capacity(n: usize) -> IdTable {
+        IdTable {
+            slots: vec![(0, NONE); (n.max(4) * 2).next_power_of_two()],
+            len: 0,
+        }
+    }
+
+    fn hash(id: &str) -> u64 {
+        let mut h = auth::Fx::default();
+        h.write(id.as_bytes());
+        h.finish()
+    }
+
+    /// The value whose slot hash is `hash` and for which `is_match` holds.
+    #[inline]
+    fn find(&self, hash: u64, is_match: impl Fn(u32) -> bool) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let (h, v) = self.slots[i];
+            if v == NONE {
+                return None;
+            }
+            if h == hash && is_match(v) {
+                return Some(v);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Adds `value` under `hash` (the caller has checked that its id is absent).
+    fn insert(&mut self, hash: u64, value: u32) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            let old = std::mem::replace(
+                &mut self.slots,
+                vec![(0, NONE); ((self.len + 1) * 2).max(8).next_power_of_two() * 2],
+            );
+            for (h, v) in old {
+                if v != NONE {
+                    self.place(h, v);
+                }
+            }
+        }
+        self.place(hash, value);
+        self.len += 1;
+    }
+
+    fn place(&mut self, hash: u64, value: u32) {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        while self.slots[i].1 != NONE {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = (hash, value);
     }
 }
-
-impl PartialEq for IdKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.event_id() == other.0.event_id()
-    }
-}
-
-impl Eq for IdKey {}
 
 /// The events of one room with interned ids, keys and auth edges.
 #[derive(Debug, Clone)]
 pub struct EventGraph {
     version: &'static RoomVersion,
     room_id: Box<str>,
-    ids: HashMap<IdKey, EventIdx, FastHash>,
+    ids: IdTable,
+    /// The event ids back to back, in [`EventIdx`] order; id `i` is `id_bytes[id_end[i-1]..id_end[i]]`.
+    id_bytes: String,
+    id_end: Vec<u32>,
     nodes: Vec<EventNode>,
     /// Per event: its state key number, or `NONE` (the hot field of [`EventNode`], dense for the split).
     node_keys: Vec<u32>,
@@ -242,7 +331,9 @@ impl EventGraph {
         EventGraph {
             version,
             room_id: room_id.into(),
-            ids: HashMap::default(),
+            ids: IdTable::default(),
+            id_bytes: String::new(),
+            id_end: Vec::new(),
             nodes: Vec::new(),
             node_keys: Vec::new(),
             auth_start: vec![0],
@@ -258,6 +349,9 @@ impl EventGraph {
     /// Builds a graph from events in any order: they are sorted topologically along `auth_events` first.
     /// Fails on duplicate ids, events of another room, missing auth events and auth cycles. Events may be
     /// given owned (`AuthEvent`) or shared (`Arc<AuthEvent>`, then nothing is copied).
+    ///
+    /// Each id is hashed once: the table that numbers the input positions becomes the graph's id table
+    /// after the sort, and auth references are resolved once, to positions.
     pub fn build<E: Into<Arc<AuthEvent>>>(
         version: &'static RoomVersion,
         events: Vec<E>,
@@ -267,29 +361,38 @@ impl EventGraph {
         let Some(first) = events.first() else {
             return Ok(EventGraph::new(version, ""));
         };
-        let room_id = first.pdu.room_id.to_string();
-        let mut position: HashMap<&str, u32, FastHash> =
-            HashMap::with_capacity_and_hasher(events.len(), FastHash::default());
-        for (i, ev) in events.iter().enumerate() {
-            if position.insert(ev.event_id(), i as u32).is_some() {
-                return Err(ResolveError::DuplicateEvent(ev.event_id().to_owned()));
-            }
-        }
-        // Kahn's algorithm over auth edges, ties broken by input position, so the order is deterministic.
+        let room_id: &str = &first.pdu.room_id;
         let n = events.len();
+        let mut table = IdTable::with_capacity(n);
+        for (i, ev) in events.iter().enumerate() {
+            let id = ev.event_id();
+            let h = IdTable::hash(id);
+            if table
+                .find(h, |p| events[p as usize].event_id() == id)
+                .is_some()
+            {
+                return Err(ResolveError::DuplicateEvent(id.to_owned()));
+            }
+            table.insert(h, i as u32);
+        }
+        // Auth references as input positions (CSR), then Kahn's algorithm over them, ties broken by input
+        // position, so the order is deterministic.
         let mut pending = vec![0u32; n];
         let mut citing_start = vec![0u32; n + 1];
-        let mut edges: Vec<(u32, u32)> = Vec::with_capacity(n * 4);
+        let mut ref_start = Vec::with_capacity(n + 1);
+        ref_start.push(0u32);
+        let mut refs: Vec<u32> = Vec::with_capacity(n * 4);
         for (i, ev) in events.iter().enumerate() {
-            if ev.pdu.room_id != room_id {
+            if *ev.pdu.room_id != *room_id {
                 return Err(ResolveError::WrongRoom {
                     event_id: ev.event_id().to_owned(),
                     room_id: ev.pdu.room_id.to_string(),
-                    expected: room_id.clone(),
+                    expected: room_id.to_owned(),
                 });
             }
             for a in dedup_refs(&ev.pdu.auth_events) {
-                let Some(&p) = position.get(a) else {
+                let Some(p) = table.find(IdTable::hash(a), |p| events[p as usize].event_id() == a)
+                else {
                     return Err(ResolveError::MissingAuthEvent {
                         event_id: ev.event_id().to_owned(),
                         auth_event_id: a.to_owned(),
@@ -297,20 +400,22 @@ impl EventGraph {
                 };
                 citing_start[p as usize + 1] += 1;
                 pending[i] += 1;
-                edges.push((p, i as u32));
+                refs.push(p);
             }
+            ref_start.push(refs.len() as u32);
         }
-        drop(position);
         for i in 0..n {
             citing_start[i + 1] += citing_start[i];
         }
         let mut fill = citing_start.clone();
-        let mut citing = vec![0u32; citing_start[n] as usize];
-        for &(p, i) in &edges {
-            citing[fill[p as usize] as usize] = i;
-            fill[p as usize] += 1;
+        let mut citing = vec![0u32; refs.len()];
+        for i in 0..n {
+            for &p in &refs[ref_start[i] as usize..ref_start[i + 1] as usize] {
+                citing[fill[p as usize] as usize] = i as u32;
+                fill[p as usize] += 1;
+            }
         }
-        drop(edges);
+        drop(fill);
         let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<u32>> = (0..n as u32)
             .filter(|&i| pending[i as usize] == 0)
             .map(std::cmp::Reverse)
@@ -333,18 +438,35 @@ impl EventGraph {
                 .map(|i| events[i].event_id().to_owned());
             return Err(ResolveError::AuthCycle(stuck.unwrap_or_default()));
         }
-        let mut graph = EventGraph::new(version, &room_id);
+        let mut idx_of = vec![NONE; n];
+        for (idx, &p) in order.iter().enumerate() {
+            idx_of[p as usize] = idx as u32;
+        }
+        for slot in &mut table.slots {
+            if slot.1 != NONE {
+                slot.1 = idx_of[slot.1 as usize];
+            }
+        }
+        let mut graph = EventGraph::new(version, room_id);
+        graph.ids = table;
+        graph
+            .id_bytes
+            .reserve(events.iter().map(|e| e.event_id().len()).sum());
+        graph.id_end.reserve(n);
         graph.nodes.reserve(n);
         graph.node_keys.reserve(n);
-        graph.ids.reserve(n);
         graph.auth_start.reserve(n);
-        graph.auth_edges.reserve(citing.len());
+        graph.auth_edges.reserve(refs.len());
         graph.lookup_start.reserve(n);
         graph.lookups.reserve(n * 4);
-        for i in order {
-            let ev = Arc::clone(&events[i as usize]);
+        for &p in &order {
+            let p = p as usize;
+            for &a in &refs[ref_start[p] as usize..ref_start[p + 1] as usize] {
+                graph.auth_edges.push(EventIdx(idx_of[a as usize]));
+            }
+            let ev = Arc::clone(&events[p]);
             let rej = rejected(ev.event_id());
-            graph.insert(ev, rej)?;
+            graph.push_node(ev, rej);
         }
         Ok(graph)
     }
@@ -368,22 +490,38 @@ impl EventGraph {
                 expected: self.room_id.to_string(),
             });
         }
-        if self.ids.contains_key(event.event_id()) {
-            return Err(ResolveError::DuplicateEvent(pdu.event_id.to_string()));
+        let id = event.event_id();
+        let h = IdTable::hash(id);
+        if self.ids.find(h, |e| self.id_at(e) == id).is_some() {
+            return Err(ResolveError::DuplicateEvent(id.to_owned()));
         }
-        let idx = EventIdx(self.nodes.len() as u32);
-        let mut pl_auth = None;
-        let mut create_auth = None;
         let edges_before = self.auth_edges.len();
         for a in dedup_refs(&pdu.auth_events) {
-            let Some(&ai) = self.ids.get(a) else {
+            let Some(ai) = self.idx(a) else {
                 self.auth_edges.truncate(edges_before);
                 return Err(ResolveError::MissingAuthEvent {
-                    event_id: pdu.event_id.to_string(),
+                    event_id: id.to_owned(),
                     auth_event_id: a.to_owned(),
                 });
             };
             self.auth_edges.push(ai);
+        }
+        let idx = EventIdx(self.nodes.len() as u32);
+        self.ids.insert(h, idx.0);
+        self.push_node(event, rejected);
+        Ok(idx)
+    }
+
+    /// Appends a node whose auth edges have just been pushed onto `auth_edges` (and whose id is in the id
+    /// table already): the id, state key, lookup names and the integer facts.
+    fn push_node(&mut self, event: Arc<AuthEvent>, rejected: bool) -> EventIdx {
+        let idx = EventIdx(self.nodes.len() as u32);
+        let pdu = &event.pdu;
+        self.id_bytes.push_str(&pdu.event_id);
+        self.id_end.push(self.id_bytes.len() as u32);
+        let mut pl_auth = None;
+        let mut create_auth = None;
+        for &ai in &self.auth_edges[*self.auth_start.last().unwrap_or(&0) as usize..] {
             let an = &self.nodes[ai.ix()].event.pdu;
             if an.state_key.as_deref() == Some("") {
                 if pl_auth.is_none() && an.event_type == "m.room.power_levels" {
@@ -400,8 +538,14 @@ impl EventGraph {
             .map(|sk| self.keys.intern(&pdu.event_type, sk));
         let lookups_before = self.lookups.len();
         let (keys, lookups) = (&mut self.keys, &mut self.lookups);
+        // A member event's sender is usually its target: skip the second lookup of the same strings.
+        let mut last: (&str, &str) = ("", "");
         auth::for_each_auth_type(&event, |t, s| {
-            let name = keys.intern_name(t, s);
+            if (t, s) == last {
+                return;
+            }
+            last = (t, s);
+            let name = keys.intern_static_name(t, s);
             if !lookups[lookups_before..].contains(&name) {
                 lookups.push(name);
             }
@@ -420,7 +564,8 @@ impl EventGraph {
                 self.create = Some(idx);
             }
         }
-        let node = EventNode {
+        self.node_keys.push(key.map_or(NONE, |k| k.0));
+        self.nodes.push(EventNode {
             key,
             origin_server_ts: pdu.origin_server_ts,
             depth: pdu.depth,
@@ -428,12 +573,21 @@ impl EventGraph {
             power: is_power(&event),
             pl_auth,
             create_auth,
-            event: Arc::clone(&event),
+            event,
+        });
+        idx
+    }
+
+    /// The id of event number `e` (a raw index from the id table), from the arena.
+    #[inline]
+    fn id_at(&self, e: u32) -> &str {
+        let e = e as usize;
+        let start = if e == 0 {
+            0
+        } else {
+            self.id_end[e - 1] as usize
         };
-        self.ids.insert(IdKey(event), idx);
-        self.nodes.push(node);
-        self.node_keys.push(key.map_or(NONE, |k| k.0));
-        Ok(idx)
+        &self.id_bytes[start..self.id_end[e] as usize]
     }
 
     pub fn version(&self) -> &'static RoomVersion {
@@ -454,7 +608,9 @@ impl EventGraph {
 
     /// The index of an event id.
     pub fn idx(&self, event_id: &str) -> Option<EventIdx> {
-        self.ids.get(event_id).copied()
+        self.ids
+            .find(IdTable::hash(event_id), |e| self.id_at(e) == event_id)
+            .map(EventIdx)
     }
 
     pub fn node(&self, e: EventIdx) -> &EventNode {
@@ -480,7 +636,7 @@ impl EventGraph {
     }
 
     pub fn event_id(&self, e: EventIdx) -> &str {
-        self.nodes[e.ix()].event.event_id()
+        self.id_at(e.0)
     }
 
     /// The deduplicated auth events of `e`, all with smaller indices.
@@ -628,5 +784,42 @@ mod tests {
         g.insert(ev(v2(), "$b:x", &["$a:x", "$a:x"], "!r:x"), false)
             .expect("dup auth refs collapse");
         assert_eq!(g.auth_events(EventIdx(1)), [EventIdx(0)]);
+    }
+
+    #[test]
+    fn ids_survive_table_growth_and_failed_inserts() {
+        let mut g = EventGraph::new(v2(), "!r:x");
+        let ids: Vec<String> = (0..300).map(|i| format!("$e{i}:x")).collect();
+        for (i, id) in ids.iter().enumerate() {
+            let auth: Vec<&str> = if i == 0 { vec![] } else { vec![&ids[i - 1]] };
+            g.insert(ev(v2(), id, &auth, "!r:x"), false).expect("chain");
+            // A failed insert (second auth event missing) must leave nothing behind.
+            assert!(
+                g.insert(ev(v2(), "$bad:x", &[id, "$nope:x"], "!r:x"), false)
+                    .is_err()
+            );
+        }
+        assert!(g.insert(ev(v2(), "$e7:x", &[], "!r:x"), false).is_err());
+        for (i, id) in ids.iter().enumerate() {
+            let e = g.idx(id).expect("interned");
+            assert_eq!((e.ix(), g.event_id(e)), (i, id.as_str()));
+            let want: Vec<EventIdx> = if i == 0 {
+                vec![]
+            } else {
+                vec![EventIdx(i as u32 - 1)]
+            };
+            assert_eq!(g.auth_events(e), want);
+        }
+        assert_eq!(g.idx("$bad:x"), None);
+        let rebuilt = EventGraph::build(
+            v2(),
+            (0..g.len() as u32)
+                .rev()
+                .map(|i| Arc::clone(g.shared_event(EventIdx(i))))
+                .collect(),
+            &|_| false,
+        )
+        .expect("same events");
+        assert_eq!(rebuilt.idx("$e299:x"), Some(EventIdx(299)));
     }
 }
