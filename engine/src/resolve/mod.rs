@@ -227,4 +227,24 @@ mod tests {
             assert_eq!(got, resolve(&graph, &refs));
         }
     }
+
+    #[test]
+    fn a_failed_resolution_leaves_the_resolver_clean() {
+        let room = generate(&RoomConfig::small(
+            RoomVersion::from_id("11").expect("known"),
+            11,
+        ));
+        let (graph, sets) = room.graph();
+        assert!(sets.len() >= 2, "the small room forks");
+        let refs: Vec<&[EventIdx]> = sets.iter().map(Vec::as_slice).collect();
+        let mut resolver = Resolver::new();
+        // The second set lists its events twice: the split fails after it has marked conflicted events.
+        let doubled: Vec<EventIdx> = sets[1].iter().chain(&sets[1]).copied().collect();
+        let bad: Vec<&[EventIdx]> = vec![&sets[0], &doubled];
+        assert!(matches!(
+            resolver.resolve(&graph, &bad),
+            Err(ResolveError::DuplicateKey { set: 1, .. })
+        ));
+        assert_eq!(resolver.resolve(&graph, &refs), resolve(&graph, &refs));
+    }
 }

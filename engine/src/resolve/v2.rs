@@ -28,7 +28,6 @@ const PARALLEL_MIN_EVENTS: usize = 4096;
 #[derive(Debug, Default)]
 pub struct Scratch {
     tally: Vec<KeyTally>,
-    touched_keys: Vec<StateKeyIdx>,
     event_mark: Vec<u8>,
     local: Vec<u32>,
     reach_diff: Reachability,
@@ -68,6 +67,8 @@ const FRESH: KeyTally = KeyTally {
 
 /// Splits state sets: a key whose event is the same in every set is unconflicted; every event of any other
 /// key is conflicted (a key missing from one set is conflicted, spec v2 "Unconflicted state map").
+/// Unconflicted entries come out in key order; the conflicted events in no particular order (every
+/// later step treats them as a set).
 pub(crate) fn split(
     scratch: &mut Scratch,
     graph: &EventGraph,
@@ -76,11 +77,19 @@ pub(crate) fn split(
     let nkeys = graph.keys().len();
     scratch.tally.clear();
     scratch.tally.resize(nkeys, FRESH);
-    scratch.touched_keys.clear();
+    reset_marks(&mut scratch.event_mark, graph.len());
     let tally = &mut scratch.tally;
+    let marks = &mut scratch.event_mark;
+    // Events that differ from their key's first-seen event are conflicted as soon as they are seen; the
+    // first-seen events of keys without full agreement are added by the pass over the tallies below, so
+    // the sets are read once.
+    let mut conflicted: Vec<EventIdx> = Vec::new();
     for (i, set) in state_sets.iter().enumerate() {
         for &e in set.iter() {
             let Some(k) = graph.key_of(e) else {
+                for &c in &conflicted {
+                    marks[c.ix()] = 0;
+                }
                 return Err(ResolveError::NotStateEvent {
                     set: i,
                     event_id: graph.event_id(e).to_owned(),
@@ -89,6 +98,9 @@ pub(crate) fn split(
             let t = &mut tally[k.ix()];
             if t.last_set == i as u32 {
                 let (t, s) = graph.keys().resolve(k);
+                for &c in &conflicted {
+                    marks[c.ix()] = 0;
+                }
                 return Err(ResolveError::DuplicateKey {
                     set: i,
                     event_type: t.to_owned(),
@@ -98,36 +110,30 @@ pub(crate) fn split(
             t.last_set = i as u32;
             if t.value == NONE {
                 t.value = e.0;
-                scratch.touched_keys.push(k);
             }
             if t.value == e.0 {
                 t.agree += 1;
+            } else if marks[e.ix()] & SEEN == 0 {
+                marks[e.ix()] |= SEEN;
+                conflicted.push(e);
             }
         }
     }
     let nsets = state_sets.len() as u32;
-    let mut unconflicted = Vec::with_capacity(scratch.touched_keys.len());
-    for &k in &scratch.touched_keys {
-        let t = tally[k.ix()];
-        if t.agree == nsets {
-            unconflicted.push((k, EventIdx(t.value)));
+    let mut unconflicted = Vec::new();
+    for (k, t) in tally.iter().enumerate() {
+        if t.value == NONE {
+            continue;
         }
-    }
-    reset_marks(&mut scratch.event_mark, graph.len());
-    let mut conflicted = Vec::new();
-    if unconflicted.len() < scratch.touched_keys.len() {
-        for set in state_sets {
-            for &e in set.iter() {
-                let Some(k) = graph.key_of(e) else { continue };
-                if tally[k.ix()].agree != nsets && scratch.event_mark[e.ix()] & SEEN == 0 {
-                    scratch.event_mark[e.ix()] |= SEEN;
-                    conflicted.push(e);
-                }
-            }
+        if t.agree == nsets {
+            unconflicted.push((StateKeyIdx(k as u32), EventIdx(t.value)));
+        } else if marks[t.value as usize] & SEEN == 0 {
+            marks[t.value as usize] |= SEEN;
+            conflicted.push(EventIdx(t.value));
         }
     }
     for &e in &conflicted {
-        scratch.event_mark[e.ix()] = 0;
+        marks[e.ix()] = 0;
     }
     Ok(Split {
         unconflicted,
