@@ -321,7 +321,10 @@ pub struct EventGraph {
     lookup_start: Vec<u32>,
     lookups: Vec<NameIdx>,
     keys: StateKeyInterner,
+    /// The state key `(m.room.power_levels, "")`, once an event has it.
     pub(crate) pl_key: Option<StateKeyIdx>,
+    /// The state key `(m.room.create, "")`, once an event has it.
+    create_key: Option<StateKeyIdx>,
     create: Option<EventIdx>,
 }
 
@@ -342,6 +345,7 @@ impl EventGraph {
             lookups: Vec::new(),
             keys: StateKeyInterner::default(),
             pl_key: None,
+            create_key: None,
             create: None,
         }
     }
@@ -363,17 +367,25 @@ impl EventGraph {
         };
         let room_id: &str = &first.pdu.room_id;
         let n = events.len();
+        // The ids in input order, back to back: comparisons read this arena instead of chasing each
+        // event's id through its `Arc` and `Cow`.
+        let mut in_bytes = String::with_capacity(n * 48);
+        let mut in_end: Vec<u32> = Vec::with_capacity(n + 1);
+        in_end.push(0);
+        for ev in &events {
+            in_bytes.push_str(ev.event_id());
+            in_end.push(in_bytes.len() as u32);
+        }
+        let input_id =
+            |p: u32| &in_bytes[in_end[p as usize] as usize..in_end[p as usize + 1] as usize];
         let mut table = IdTable::with_capacity(n);
-        for (i, ev) in events.iter().enumerate() {
-            let id = ev.event_id();
+        for i in 0..n as u32 {
+            let id = input_id(i);
             let h = IdTable::hash(id);
-            if table
-                .find(h, |p| events[p as usize].event_id() == id)
-                .is_some()
-            {
+            if table.find(h, |p| input_id(p) == id).is_some() {
                 return Err(ResolveError::DuplicateEvent(id.to_owned()));
             }
-            table.insert(h, i as u32);
+            table.insert(h, i);
         }
         // Auth references as input positions (CSR), then Kahn's algorithm over them, ties broken by input
         // position, so the order is deterministic.
@@ -391,8 +403,7 @@ impl EventGraph {
                 });
             }
             for a in dedup_refs(&ev.pdu.auth_events) {
-                let Some(p) = table.find(IdTable::hash(a), |p| events[p as usize].event_id() == a)
-                else {
+                let Some(p) = table.find(IdTable::hash(a), |p| input_id(p) == a) else {
                     return Err(ResolveError::MissingAuthEvent {
                         event_id: ev.event_id().to_owned(),
                         auth_event_id: a.to_owned(),
@@ -449,9 +460,7 @@ impl EventGraph {
         }
         let mut graph = EventGraph::new(version, room_id);
         graph.ids = table;
-        graph
-            .id_bytes
-            .reserve(events.iter().map(|e| e.event_id().len()).sum());
+        graph.id_bytes.reserve(in_bytes.len());
         graph.id_end.reserve(n);
         graph.nodes.reserve(n);
         graph.node_keys.reserve(n);
@@ -464,9 +473,11 @@ impl EventGraph {
             for &a in &refs[ref_start[p] as usize..ref_start[p + 1] as usize] {
                 graph.auth_edges.push(EventIdx(idx_of[a as usize]));
             }
-            let ev = Arc::clone(&events[p]);
-            let rej = rejected(ev.event_id());
-            graph.push_node(ev, rej);
+            let id = input_id(p as u32);
+            graph.id_bytes.push_str(id);
+            graph.id_end.push(graph.id_bytes.len() as u32);
+            let rej = rejected(id);
+            graph.push_node(Arc::clone(&events[p]), rej);
         }
         Ok(graph)
     }
@@ -508,27 +519,32 @@ impl EventGraph {
         }
         let idx = EventIdx(self.nodes.len() as u32);
         self.ids.insert(h, idx.0);
+        self.id_bytes.push_str(id);
+        self.id_end.push(self.id_bytes.len() as u32);
         self.push_node(event, rejected);
         Ok(idx)
     }
 
-    /// Appends a node whose auth edges have just been pushed onto `auth_edges` (and whose id is in the id
-    /// table already): the id, state key, lookup names and the integer facts.
+    /// Appends a node whose auth edges have just been pushed onto `auth_edges` and whose id is in the id
+    /// table and the arena already: the state key, lookup names and the integer facts.
     fn push_node(&mut self, event: Arc<AuthEvent>, rejected: bool) -> EventIdx {
         let idx = EventIdx(self.nodes.len() as u32);
         let pdu = &event.pdu;
-        self.id_bytes.push_str(&pdu.event_id);
-        self.id_end.push(self.id_bytes.len() as u32);
+        // An auth event is the power-levels (create) event iff its state key is (type, "") — compared as
+        // key numbers, without touching the auth event.
+        let pl = self.pl_key.map_or(NONE, |k| k.0);
+        let cr = self.create_key.map_or(NONE, |k| k.0);
         let mut pl_auth = None;
         let mut create_auth = None;
         for &ai in &self.auth_edges[*self.auth_start.last().unwrap_or(&0) as usize..] {
-            let an = &self.nodes[ai.ix()].event.pdu;
-            if an.state_key.as_deref() == Some("") {
-                if pl_auth.is_none() && an.event_type == "m.room.power_levels" {
-                    pl_auth = Some(ai);
-                } else if create_auth.is_none() && an.event_type == "m.room.create" {
-                    create_auth = Some(ai);
-                }
+            let k = self.node_keys[ai.ix()];
+            if k == NONE {
+                continue;
+            }
+            if pl_auth.is_none() && k == pl {
+                pl_auth = Some(ai);
+            } else if create_auth.is_none() && k == cr {
+                create_auth = Some(ai);
             }
         }
         self.auth_start.push(self.auth_edges.len() as u32);
@@ -555,6 +571,7 @@ impl EventGraph {
             self.pl_key = key;
         }
         if pdu.event_type == "m.room.create" && pdu.state_key.as_deref() == Some("") {
+            self.create_key = key;
             let is_room_create = if self.version.room_id_from_create {
                 create_event_id_from_room_id(&self.room_id) == *pdu.event_id
             } else {
