@@ -279,10 +279,10 @@ fn resolve_large(c: &mut Criterion) {
     }
 }
 
-/// With `ROOMGRAPH_FLAMEGRAPH=<file.svg>`: profiles 20 rounds of graph building plus resolution of the
+/// With `ROOMGRAPH_FLAMEGRAPH=<file.svg>`: profiles 100 rounds of graph building plus resolution of the
 /// large v12 case with pprof and writes a flamegraph.
 fn flamegraph(case: &Case, path: &str) {
-    let rounds = 20;
+    let rounds = 100;
     let inputs: Vec<Vec<Arc<AuthEvent>>> = (0..rounds).map(|_| case.events.clone()).collect();
     let mut outputs = Vec::with_capacity(rounds);
     let mut resolver = Resolver::with_options(ResolveOptions { parallel: false });
