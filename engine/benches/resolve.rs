@@ -5,8 +5,10 @@
 //! - `resolve_large`: a generated room with ≥ 20 000 members, ≥ 10 000 state events, a deep power-levels
 //!   history and 4 forks whose state sets conflict on ≥ 1 000 events (v11 and v12).
 //!
-//! What is timed: roomgraph — interning the parsed events into an [`EventGraph`] plus the resolution
-//! (`graph+resolve`), and the resolution alone on a prebuilt graph (`resolve`, the long-lived-room case);
+//! What is timed: roomgraph — interning the parsed events (shared `Arc<AuthEvent>`s, as ingest's event
+//! cache holds them and as ruma's event map holds its events) into an [`EventGraph`], mapping the state
+//! sets' ids to indices, the resolution, and dropping the graph (`graph+resolve`); and the resolution
+//! alone on a prebuilt graph (`resolve`, the long-lived-room case);
 //! ruma — `ruma::state_res::resolve` with the auth chains precomputed outside the timing (its most
 //! favourable setting) and the conflicted subgraph computed by the oracle's memoised DFS inside it.
 //! Both sides are checked to agree before timing. Run: `cargo bench -p roomgraph --no-default-features
@@ -15,6 +17,7 @@
 #[path = "../tests/resolve_support/ruma_oracle.rs"]
 mod ruma_oracle;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -26,7 +29,7 @@ use ruma_oracle::RumaRoom;
 
 struct Case {
     room: GeneratedRoom,
-    events: Vec<AuthEvent>,
+    events: Vec<Arc<AuthEvent>>,
     graph: EventGraph,
     sets: Vec<Vec<EventIdx>>,
     ruma: RumaRoom,
@@ -34,7 +37,12 @@ struct Case {
 
 impl Case {
     fn new(room: GeneratedRoom) -> Case {
-        let events: Vec<AuthEvent> = room.events.iter().cloned().map(AuthEvent::new).collect();
+        let events: Vec<Arc<AuthEvent>> = room
+            .events
+            .iter()
+            .cloned()
+            .map(|p| Arc::new(AuthEvent::new(p)))
+            .collect();
         let (graph, sets) = room.graph();
         let ruma = RumaRoom::new(&room);
         let case = Case {
@@ -60,15 +68,43 @@ impl Case {
         let theirs = case.ruma.resolve(&case.room.fork_states);
         assert!(ours == theirs, "roomgraph and ruma agree before timing");
         if std::env::var_os("ROOMGRAPH_BUILD_TIMING").is_some() {
-            let events = case.events.clone();
-            let t = std::time::Instant::now();
-            let graph = EventGraph::build(case.room.version, events, &|_| false);
-            let built = t.elapsed();
-            let t = std::time::Instant::now();
-            drop(graph);
-            eprintln!("build {:?}, drop {:?}", built, t.elapsed());
+            case.build_timing();
         }
         case
+    }
+
+    /// With `ROOMGRAPH_BUILD_TIMING`: the fastest of 15 rounds of building (from owned and from shared
+    /// events), dropping, and graph+resolve — minima are steadier than medians on a loaded machine.
+    fn build_timing(&self) {
+        let (mut owned_build, mut owned_drop) = (Duration::MAX, Duration::MAX);
+        let (mut shared_build, mut shared_drop, mut all) =
+            (Duration::MAX, Duration::MAX, Duration::MAX);
+        let mut resolver = Resolver::new();
+        for _ in 0..15 {
+            let owned: Vec<AuthEvent> = self.events.iter().map(|e| (**e).clone()).collect();
+            settle_allocator();
+            let t = std::time::Instant::now();
+            let graph = EventGraph::build(self.room.version, owned, &|_| false);
+            owned_build = owned_build.min(t.elapsed());
+            let t = std::time::Instant::now();
+            drop(graph);
+            owned_drop = owned_drop.min(t.elapsed());
+            let shared = fresh_events(self);
+            let t = std::time::Instant::now();
+            let graph = EventGraph::build(self.room.version, shared, &|_| false);
+            shared_build = shared_build.min(t.elapsed());
+            let t = std::time::Instant::now();
+            drop(graph);
+            shared_drop = shared_drop.min(t.elapsed());
+            let shared = fresh_events(self);
+            let t = std::time::Instant::now();
+            std::hint::black_box(self.build_and_resolve(shared, &mut resolver));
+            all = all.min(t.elapsed());
+        }
+        eprintln!(
+            "fastest of 15: owned events build {owned_build:?} drop {owned_drop:?}; shared events build \
+             {shared_build:?} drop {shared_drop:?}; graph+resolve {all:?}"
+        );
     }
 
     fn refs(&self) -> Vec<&[EventIdx]> {
@@ -82,7 +118,7 @@ impl Case {
             .unwrap_or(0)
     }
 
-    fn build_and_resolve(&self, events: Vec<AuthEvent>, resolver: &mut Resolver) -> usize {
+    fn build_and_resolve(&self, events: Vec<Arc<AuthEvent>>, resolver: &mut Resolver) -> usize {
         let Ok(graph) = EventGraph::build(self.room.version, events, &|_| false) else {
             return 0;
         };
@@ -145,7 +181,7 @@ fn settle_allocator() {
     drop(block);
 }
 
-fn fresh_events(case: &Case) -> Vec<AuthEvent> {
+fn fresh_events(case: &Case) -> Vec<Arc<AuthEvent>> {
     settle_allocator();
     case.events.clone()
 }
@@ -243,11 +279,11 @@ fn resolve_large(c: &mut Criterion) {
     }
 }
 
-/// With `ROOMGRAPH_FLAMEGRAPH=<file.svg>`: profiles 10 rounds of graph building plus resolution of the
+/// With `ROOMGRAPH_FLAMEGRAPH=<file.svg>`: profiles 100 rounds of graph building plus resolution of the
 /// large v12 case with pprof and writes a flamegraph.
 fn flamegraph(case: &Case, path: &str) {
-    let rounds = 10;
-    let inputs: Vec<Vec<AuthEvent>> = (0..rounds).map(|_| case.events.clone()).collect();
+    let rounds = 100;
+    let inputs: Vec<Vec<Arc<AuthEvent>>> = (0..rounds).map(|_| case.events.clone()).collect();
     let mut outputs = Vec::with_capacity(rounds);
     let mut resolver = Resolver::with_options(ResolveOptions { parallel: false });
     let Ok(guard) = pprof::ProfilerGuardBuilder::default()

@@ -25,7 +25,8 @@ pub use facts::{
     Authoriser, CreateFacts, JoinRule, MemberFacts, Membership, SignedClaim, ThirdPartyClaim,
 };
 pub use power_levels::PowerLevels;
-pub use state::{AuthEventsState, StateMap};
+pub(crate) use state::FastHash;
+pub use state::{AuthEventsState, Fx, StateMap};
 
 use crate::pdu::Pdu;
 
@@ -107,6 +108,13 @@ pub struct AuthFailure {
 /// selection"); also the keys looked up during iterative auth checks in state resolution.
 pub fn auth_types_for_event(event: &AuthEvent) -> Vec<(&'static str, String)> {
     rules::auth_types_for_event(event)
+}
+
+/// The keys of [`auth_types_for_event`] without allocating: `visit(type, state_key)` is called for each,
+/// in the same order; a key may be visited more than once. Used to intern each event's lookup keys once
+/// when it enters an [`EventGraph`](crate::resolve::EventGraph).
+pub fn for_each_auth_type<'e>(event: &'e AuthEvent, visit: impl FnMut(&'static str, &'e str)) {
+    rules::for_each_auth_type(event, visit)
 }
 
 /// The state-independent rules: the create rules, the v12 room-id rule and the checks on the structure

@@ -32,33 +32,43 @@ pub(super) fn fail(
 /// Server-server API "Auth events selection", as Synapse's `auth_types_for_event`: create (v1–v11),
 /// power levels and the sender's member event; for member events also the target's member event, the
 /// join rules (join/invite/knock), the third-party-invite token (invites) and the authorising user's
-/// member event (joins, v8+).
+/// member event (joins, v8+). Deduplicated, in that order.
 pub(super) fn auth_types_for_event(event: &AuthEvent) -> Vec<(&'static str, String)> {
-    let pdu = &event.pdu;
-    if event.is_create() {
-        return Vec::new();
-    }
     let mut types: Vec<(&'static str, String)> = Vec::with_capacity(6);
-    let mut add = |t: &'static str, k: &str| {
+    for_each_auth_type(event, |t, k| {
         if !types.iter().any(|(tt, kk)| *tt == t && kk == k) {
             types.push((t, k.to_owned()));
         }
-    };
-    add(POWER_LEVELS, "");
-    add(MEMBER, &pdu.sender);
+    });
+    types
+}
+
+/// The keys of [`auth_types_for_event`] without allocating: `visit` is called once per selected key, in
+/// the same order; a key may be visited twice (e.g. the sender's and the target's member event of a
+/// self-join), callers deduplicate if they need to.
+pub(super) fn for_each_auth_type<'e>(
+    event: &'e AuthEvent,
+    mut visit: impl FnMut(&'static str, &'e str),
+) {
+    let pdu = &event.pdu;
+    if event.is_create() {
+        return;
+    }
+    visit(POWER_LEVELS, "");
+    visit(MEMBER, &pdu.sender);
     if pdu.version.create_in_auth_events() {
-        add(CREATE, "");
+        visit(CREATE, "");
     }
     if pdu.event_type == MEMBER {
         if let Some(target) = pdu.state_key.as_deref() {
-            add(MEMBER, target);
+            visit(MEMBER, target);
         }
         let membership = event.membership;
         if matches!(
             membership,
             Some(Membership::Join | Membership::Invite | Membership::Knock)
         ) {
-            add(JOIN_RULES, "");
+            visit(JOIN_RULES, "");
         }
         if let Some(facts) = &event.member {
             if membership == Some(Membership::Invite)
@@ -68,17 +78,16 @@ pub(super) fn auth_types_for_event(event: &AuthEvent) -> Vec<(&'static str, Stri
                     .and_then(|c| c.signed.as_ref())
                     .and_then(|s| s.token.as_deref())
             {
-                add(THIRD_PARTY_INVITE, token);
+                visit(THIRD_PARTY_INVITE, token);
             }
             if membership == Some(Membership::Join)
                 && pdu.version.restricted_join
                 && let super::Authoriser::User(user) = &facts.authoriser
             {
-                add(MEMBER, user);
+                visit(MEMBER, user);
             }
         }
     }
-    types
 }
 
 /// Create rules (rule 1), the v12 room-id rule (2) and the auth-events rules (2.x / 3.x in v12).

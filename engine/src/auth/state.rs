@@ -109,7 +109,8 @@ impl AuthState for StateMap<'_> {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Fx(u64);
 
-type FastHash = BuildHasherDefault<Fx>;
+/// A `HashMap` hasher state for [`Fx`].
+pub(crate) type FastHash = BuildHasherDefault<Fx>;
 
 impl Fx {
     const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
@@ -143,8 +144,10 @@ impl Hasher for Fx {
         self.add(i as u64);
     }
 
+    /// The multiply leaves the low bits depending only on the inputs' low bits; hash tables index by the
+    /// low bits, so the well-mixed high half is rotated down (as rustc-hash 2 does).
     fn finish(&self) -> u64 {
-        self.0
+        self.0.rotate_left(26)
     }
 }
 

@@ -7,13 +7,17 @@
 //! event's auth events to be present already, which is how the order is kept and why cycles cannot occur.
 
 use std::collections::HashMap;
+use std::hash::Hasher;
+use std::sync::Arc;
 
-use crate::auth::AuthEvent;
+use crate::auth::{self, AuthEvent, FastHash, Membership};
 use crate::event_id::create_event_id_from_room_id;
 use crate::pdu::Pdu;
 use crate::room_version::RoomVersion;
 
 use super::ResolveError;
+
+const NONE: u32 = u32::MAX;
 
 /// A dense event number, valid within one [`EventGraph`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -22,6 +26,11 @@ pub struct EventIdx(pub u32);
 /// A dense `(type, state_key)` number, valid within one [`EventGraph`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StateKeyIdx(pub u32);
+
+/// A dense number for any `(type, state_key)` pair the graph has seen — a state key of some event, or a
+/// key some event's auth rules look up (which may have no event yet). Valid within one [`EventGraph`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NameIdx(pub u32);
 
 impl EventIdx {
     #[inline]
@@ -37,56 +46,171 @@ impl StateKeyIdx {
     }
 }
 
+/// The hash [`StateKeyInterner::name_hash`] keeps per name: Fx over the type, a separator and the key.
+#[inline]
+pub(crate) fn name_hash(event_type: &str, state_key: &str) -> u64 {
+    let mut h = auth::Fx::default();
+    h.write(event_type.as_bytes());
+    h.write_u8(0xff);
+    h.write(state_key.as_bytes());
+    h.finish()
+}
+
+/// State key → name number, for one type.
+type NameMap = HashMap<Arc<str>, u32, FastHash>;
+
 /// `(type, state_key)` ↔ [`StateKeyIdx`], looked up with borrowed strings.
+///
+/// Two number spaces: every pair seen gets a [`NameIdx`]; pairs that are the state key of some event also
+/// get a [`StateKeyIdx`] (dense over state keys only, so per-key arrays stay small). Events record the
+/// names their auth rules look up when they enter the graph; whether such a name has become a state key
+/// since is one array read ([`StateKeyInterner::key_of_name`]).
 #[derive(Debug, Default, Clone)]
 pub struct StateKeyInterner {
-    by_type: HashMap<Box<str>, HashMap<Box<str>, StateKeyIdx>>,
-    keys: Vec<(Box<str>, Box<str>)>,
+    /// type → its number in `types`.
+    type_index: HashMap<Arc<str>, u32, FastHash>,
+    /// Per type: the type (shared with `names`) and its state keys → name.
+    types: Vec<(Arc<str>, NameMap)>,
+    /// Per type: the name of `(type, "")`, or `NONE`.
+    empty_name: Vec<u32>,
+    /// `(address, length, type number)` of `'static` type strings seen by [`Self::intern_static_name`].
+    static_types: Vec<(usize, usize, u32)>,
+    /// Per name: `(type, state_key)`.
+    names: Vec<(Arc<str>, Arc<str>)>,
+    /// Per name: [`name_hash`], for hash-first comparisons in small state maps.
+    hashes: Vec<u64>,
+    /// Per name: its state key number, or `NONE`.
+    name_key: Vec<u32>,
+    /// Per state key: its name.
+    key_name: Vec<u32>,
 }
 
 impl StateKeyInterner {
     pub fn intern(&mut self, event_type: &str, state_key: &str) -> StateKeyIdx {
-        if let Some(k) = self.get(event_type, state_key) {
-            return k;
-        }
-        let k = StateKeyIdx(self.keys.len() as u32);
-        self.keys.push((event_type.into(), state_key.into()));
-        match self.by_type.get_mut(event_type) {
-            Some(by_key) => {
-                by_key.insert(state_key.into(), k);
+        let n = self.intern_name(event_type, state_key);
+        match self.name_key[n.0 as usize] {
+            NONE => {
+                let k = StateKeyIdx(self.key_name.len() as u32);
+                self.key_name.push(n.0);
+                self.name_key[n.0 as usize] = k.0;
+                k
             }
-            None => {
-                let mut by_key = HashMap::new();
-                by_key.insert(state_key.into(), k);
-                self.by_type.insert(event_type.into(), by_key);
-            }
+            k => StateKeyIdx(k),
         }
-        k
     }
 
     pub fn get(&self, event_type: &str, state_key: &str) -> Option<StateKeyIdx> {
-        self.by_type.get(event_type)?.get(state_key).copied()
+        self.key_of_name(self.get_name(event_type, state_key)?)
     }
 
     /// The `(type, state_key)` of an interned key.
     pub fn resolve(&self, key: StateKeyIdx) -> (&str, &str) {
-        let (t, s) = &self.keys[key.ix()];
-        (t, s)
+        self.name(NameIdx(self.key_name[key.ix()]))
     }
 
+    /// The number of state keys.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.key_name.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.key_name.is_empty()
+    }
+
+    /// Numbers `(type, state_key)` as a name, without making it a state key.
+    pub fn intern_name(&mut self, event_type: &str, state_key: &str) -> NameIdx {
+        let ti = self.type_number(event_type);
+        self.name_in_type(ti, event_type, state_key)
+    }
+
+    /// [`Self::intern_name`] for a type that is a `'static` string (the auth rules' constants): its type
+    /// number is found by address, and the name with the empty state key without hashing.
+    pub(crate) fn intern_static_name(
+        &mut self,
+        event_type: &'static str,
+        state_key: &str,
+    ) -> NameIdx {
+        let addr = (event_type.as_ptr() as usize, event_type.len());
+        let ti = match self.static_types.iter().find(|s| (s.0, s.1) == addr) {
+            Some(s) => s.2 as usize,
+            None => {
+                let ti = self.type_number(event_type);
+                self.static_types.push((addr.0, addr.1, ti as u32));
+                ti
+            }
+        };
+        if state_key.is_empty() && self.empty_name[ti] != NONE {
+            return NameIdx(self.empty_name[ti]);
+        }
+        self.name_in_type(ti, event_type, state_key)
+    }
+
+    fn type_number(&mut self, event_type: &str) -> usize {
+        match self.type_index.get(event_type) {
+            Some(&ti) => ti as usize,
+            None => {
+                let t: Arc<str> = Arc::from(event_type);
+                self.type_index
+                    .insert(Arc::clone(&t), self.types.len() as u32);
+                self.types.push((t, NameMap::default()));
+                self.empty_name.push(NONE);
+                self.types.len() - 1
+            }
+        }
+    }
+
+    fn name_in_type(&mut self, ti: usize, event_type: &str, state_key: &str) -> NameIdx {
+        let (t, by_key) = &mut self.types[ti];
+        if let Some(&n) = by_key.get(state_key) {
+            return NameIdx(n);
+        }
+        let next = self.names.len() as u32;
+        let k: Arc<str> = Arc::from(state_key);
+        by_key.insert(Arc::clone(&k), next);
+        self.names.push((Arc::clone(t), k));
+        self.hashes.push(name_hash(event_type, state_key));
+        self.name_key.push(NONE);
+        if state_key.is_empty() {
+            self.empty_name[ti] = next;
+        }
+        NameIdx(next)
+    }
+
+    pub fn get_name(&self, event_type: &str, state_key: &str) -> Option<NameIdx> {
+        let &ti = self.type_index.get(event_type)?;
+        self.types[ti as usize]
+            .1
+            .get(state_key)
+            .map(|&n| NameIdx(n))
+    }
+
+    /// The state key number of a name, if some event has that state key.
+    #[inline]
+    pub fn key_of_name(&self, name: NameIdx) -> Option<StateKeyIdx> {
+        match self.name_key[name.0 as usize] {
+            NONE => None,
+            k => Some(StateKeyIdx(k)),
+        }
+    }
+
+    pub fn name(&self, name: NameIdx) -> (&str, &str) {
+        let (t, s) = &self.names[name.0 as usize];
+        (t, s)
+    }
+
+    /// The [`name_hash`] of a state key's `(type, state_key)`.
+    #[inline]
+    pub(crate) fn key_hash(&self, key: StateKeyIdx) -> u64 {
+        self.hashes[self.key_name[key.ix()] as usize]
     }
 }
 
 /// Facts about one event that the resolution loops read, as plain integers.
 #[derive(Debug, Clone)]
 pub struct EventNode {
-    pub event: AuthEvent,
+    /// The event, shared: the graph never copies or re-parses it, and a caller that keeps its own
+    /// reference pays nothing when the graph is dropped.
+    pub event: Arc<AuthEvent>,
     /// The state key, `None` for non-state events.
     pub key: Option<StateKeyIdx>,
     pub origin_server_ts: i64,
@@ -101,19 +225,106 @@ pub struct EventNode {
     pub create_auth: Option<EventIdx>,
 }
 
+/// Event id → [`EventIdx`]: open addressing with linear probing over `(hash, value)` slots, kept at most
+/// half full. The ids themselves live in [`EventGraph`]'s id arena, so the table stores no strings and a
+/// lookup touches the slot and the candidate's bytes only (a `HashMap<String, _>` would add a pointer
+/// chase per probe and an allocation per id).
+///
+/// The hash is Fx (fast, not keyed): ids chosen to collide could cluster probes, degrading lookups to
+/// linear time but never changing results.
+#[derive(Debug, Clone, Default)]
+struct IdTable {
+    /// `(hash, value)`; `value == NONE` marks an empty slot.
+    slots: Vec<(u64, u32)>,
+    len: usize,
+}
+
+impl IdTable {
+    fn with_capacity(n: usize) -> IdTable {
+        IdTable {
+            slots: vec![(0, NONE); (n.max(4) * 2).next_power_of_two()],
+            len: 0,
+        }
+    }
+
+    fn hash(id: &str) -> u64 {
+        let mut h = auth::Fx::default();
+        h.write(id.as_bytes());
+        h.finish()
+    }
+
+    /// The value whose slot hash is `hash` and for which `is_match` holds.
+    #[inline]
+    fn find(&self, hash: u64, is_match: impl Fn(u32) -> bool) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let (h, v) = self.slots[i];
+            if v == NONE {
+                return None;
+            }
+            if h == hash && is_match(v) {
+                return Some(v);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Adds `value` under `hash` (the caller has checked that its id is absent).
+    fn insert(&mut self, hash: u64, value: u32) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            let old = std::mem::replace(
+                &mut self.slots,
+                vec![(0, NONE); ((self.len + 1) * 2).max(8).next_power_of_two() * 2],
+            );
+            for (h, v) in old {
+                if v != NONE {
+                    self.place(h, v);
+                }
+            }
+        }
+        self.place(hash, value);
+        self.len += 1;
+    }
+
+    fn place(&mut self, hash: u64, value: u32) {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        while self.slots[i].1 != NONE {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = (hash, value);
+    }
+}
+
 /// The events of one room with interned ids, keys and auth edges.
 #[derive(Debug, Clone)]
 pub struct EventGraph {
     version: &'static RoomVersion,
     room_id: Box<str>,
-    ids: HashMap<Box<str>, EventIdx>,
+    ids: IdTable,
+    /// The event ids back to back, in [`EventIdx`] order; id `i` is `id_bytes[id_end[i-1]..id_end[i]]`.
+    id_bytes: String,
+    id_end: Vec<u32>,
     nodes: Vec<EventNode>,
+    /// Per event: its state key number, or `NONE` (the hot field of [`EventNode`], dense for the split).
+    node_keys: Vec<u32>,
     /// Auth edges in CSR form: the auth events of event `i` are `auth_edges[auth_start[i]..auth_start[i+1]]`,
     /// deduplicated, in the order the event lists them.
     auth_start: Vec<u32>,
     auth_edges: Vec<EventIdx>,
+    /// The names event `i`'s auth rules look up ([`auth::for_each_auth_type`]), in CSR form like the
+    /// auth edges: interned once on insert, so iterative auth checks do no string work.
+    lookup_start: Vec<u32>,
+    lookups: Vec<NameIdx>,
     keys: StateKeyInterner,
+    /// The state key `(m.room.power_levels, "")`, once an event has it.
     pub(crate) pl_key: Option<StateKeyIdx>,
+    /// The state key `(m.room.create, "")`, once an event has it.
+    create_key: Option<StateKeyIdx>,
     create: Option<EventIdx>,
 }
 
@@ -123,68 +334,99 @@ impl EventGraph {
         EventGraph {
             version,
             room_id: room_id.into(),
-            ids: HashMap::new(),
+            ids: IdTable::default(),
+            id_bytes: String::new(),
+            id_end: Vec::new(),
             nodes: Vec::new(),
+            node_keys: Vec::new(),
             auth_start: vec![0],
             auth_edges: Vec::new(),
+            lookup_start: vec![0],
+            lookups: Vec::new(),
             keys: StateKeyInterner::default(),
             pl_key: None,
+            create_key: None,
             create: None,
         }
     }
 
     /// Builds a graph from events in any order: they are sorted topologically along `auth_events` first.
-    /// Fails on duplicate ids, events of another room, missing auth events and auth cycles.
-    pub fn build(
+    /// Fails on duplicate ids, events of another room, missing auth events and auth cycles. Events may be
+    /// given owned (`AuthEvent`) or shared (`Arc<AuthEvent>`, then nothing is copied).
+    ///
+    /// Each id is hashed once: the table that numbers the input positions becomes the graph's id table
+    /// after the sort, and auth references are resolved once, to positions.
+    pub fn build<E: Into<Arc<AuthEvent>>>(
         version: &'static RoomVersion,
-        events: Vec<AuthEvent>,
+        events: Vec<E>,
         rejected: &dyn Fn(&str) -> bool,
     ) -> Result<EventGraph, ResolveError> {
+        let events: Vec<Arc<AuthEvent>> = events.into_iter().map(Into::into).collect();
         let Some(first) = events.first() else {
             return Ok(EventGraph::new(version, ""));
         };
-        let room_id = first.pdu.room_id.to_string();
-        let mut position: HashMap<&str, u32> = HashMap::with_capacity(events.len());
-        for (i, ev) in events.iter().enumerate() {
-            if position.insert(ev.event_id(), i as u32).is_some() {
-                return Err(ResolveError::DuplicateEvent(ev.event_id().to_owned()));
-            }
-        }
-        // Kahn's algorithm over auth edges, ties broken by input position, so the order is deterministic.
+        let room_id: &str = &first.pdu.room_id;
         let n = events.len();
+        // The ids in input order, back to back: comparisons read this arena instead of chasing each
+        // event's id through its `Arc` and `Cow`.
+        let mut in_bytes = String::with_capacity(n * 48);
+        let mut in_end: Vec<u32> = Vec::with_capacity(n + 1);
+        in_end.push(0);
+        for ev in &events {
+            in_bytes.push_str(ev.event_id());
+            in_end.push(in_bytes.len() as u32);
+        }
+        let input_id =
+            |p: u32| &in_bytes[in_end[p as usize] as usize..in_end[p as usize + 1] as usize];
+        let mut table = IdTable::with_capacity(n);
+        for i in 0..n as u32 {
+            let id = input_id(i);
+            let h = IdTable::hash(id);
+            if table.find(h, |p| input_id(p) == id).is_some() {
+                return Err(ResolveError::DuplicateEvent(id.to_owned()));
+            }
+            table.insert(h, i);
+        }
+        // Auth references as input positions (CSR), then Kahn's algorithm over them, ties broken by input
+        // position, so the order is deterministic.
         let mut pending = vec![0u32; n];
         let mut citing_start = vec![0u32; n + 1];
-        for ev in &events {
-            if ev.pdu.room_id != room_id {
+        let mut ref_start = Vec::with_capacity(n + 1);
+        ref_start.push(0u32);
+        let mut refs: Vec<u32> = Vec::with_capacity(n * 4);
+        for (i, ev) in events.iter().enumerate() {
+            if *ev.pdu.room_id != *room_id {
                 return Err(ResolveError::WrongRoom {
                     event_id: ev.event_id().to_owned(),
                     room_id: ev.pdu.room_id.to_string(),
-                    expected: room_id.clone(),
+                    expected: room_id.to_owned(),
                 });
             }
             for a in dedup_refs(&ev.pdu.auth_events) {
-                let Some(&p) = position.get(a) else {
+                let Some(p) = table.find(IdTable::hash(a), |p| input_id(p) == a) else {
                     return Err(ResolveError::MissingAuthEvent {
                         event_id: ev.event_id().to_owned(),
                         auth_event_id: a.to_owned(),
                     });
                 };
                 citing_start[p as usize + 1] += 1;
+                pending[i] += 1;
+                refs.push(p);
             }
+            ref_start.push(refs.len() as u32);
         }
         for i in 0..n {
             citing_start[i + 1] += citing_start[i];
         }
         let mut fill = citing_start.clone();
-        let mut citing = vec![0u32; citing_start[n] as usize];
-        for (i, ev) in events.iter().enumerate() {
-            for a in dedup_refs(&ev.pdu.auth_events) {
-                let p = position[a] as usize;
-                citing[fill[p] as usize] = i as u32;
-                fill[p] += 1;
-                pending[i] += 1;
+        let mut citing = vec![0u32; refs.len()];
+        for i in 0..n {
+            for &p in &refs[ref_start[i] as usize..ref_start[i + 1] as usize] {
+                citing[fill[p as usize] as usize] = i as u32;
+                fill[p as usize] += 1;
             }
         }
+        drop(fill);
         let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<u32>> = (0..n as u32)
             .filter(|&i| pending[i as usize] == 0)
             .map(std::cmp::Reverse)
@@ -207,22 +449,47 @@ impl EventGraph {
                 .map(|i| events[i].event_id().to_owned());
             return Err(ResolveError::AuthCycle(stuck.unwrap_or_default()));
         }
-        drop(position);
-        let mut slots: Vec<Option<AuthEvent>> = events.into_iter().map(Some).collect();
-        let mut graph = EventGraph::new(version, &room_id);
-        graph.nodes.reserve(n);
-        graph.ids.reserve(n);
-        for i in order {
-            if let Some(ev) = slots[i as usize].take() {
-                let rej = rejected(ev.event_id());
-                graph.insert(ev, rej)?;
+        let mut idx_of = vec![NONE; n];
+        for (idx, &p) in order.iter().enumerate() {
+            idx_of[p as usize] = idx as u32;
+        }
+        for slot in &mut table.slots {
+            if slot.1 != NONE {
+                slot.1 = idx_of[slot.1 as usize];
             }
+        }
+        let mut graph = EventGraph::new(version, room_id);
+        graph.ids = table;
+        graph.id_bytes.reserve(in_bytes.len());
+        graph.id_end.reserve(n);
+        graph.nodes.reserve(n);
+        graph.node_keys.reserve(n);
+        graph.auth_start.reserve(n);
+        graph.auth_edges.reserve(refs.len());
+        graph.lookup_start.reserve(n);
+        graph.lookups.reserve(n * 4);
+        for &p in &order {
+            let p = p as usize;
+            for &a in &refs[ref_start[p] as usize..ref_start[p + 1] as usize] {
+                graph.auth_edges.push(EventIdx(idx_of[a as usize]));
+            }
+            let id = input_id(p as u32);
+            graph.id_bytes.push_str(id);
+            graph.id_end.push(graph.id_bytes.len() as u32);
+            let rej = rejected(id);
+            graph.push_node(Arc::clone(&events[p]), rej);
         }
         Ok(graph)
     }
 
-    /// Appends one event whose auth events are all in the graph already. Cost: O(#auth events).
-    pub fn insert(&mut self, event: AuthEvent, rejected: bool) -> Result<EventIdx, ResolveError> {
+    /// Appends one event whose auth events are all in the graph already. Cost: O(#auth events). The
+    /// event may be given owned (`AuthEvent`) or shared (`Arc<AuthEvent>`).
+    pub fn insert(
+        &mut self,
+        event: impl Into<Arc<AuthEvent>>,
+        rejected: bool,
+    ) -> Result<EventIdx, ResolveError> {
+        let event: Arc<AuthEvent> = event.into();
         let pdu = &event.pdu;
         if self.nodes.is_empty() && self.room_id.is_empty() {
             self.room_id = pdu.room_id.as_ref().into();
@@ -234,27 +501,50 @@ impl EventGraph {
                 expected: self.room_id.to_string(),
             });
         }
-        if self.ids.contains_key(pdu.event_id.as_ref()) {
-            return Err(ResolveError::DuplicateEvent(pdu.event_id.to_string()));
+        let id = event.event_id();
+        let h = IdTable::hash(id);
+        if self.ids.find(h, |e| self.id_at(e) == id).is_some() {
+            return Err(ResolveError::DuplicateEvent(id.to_owned()));
         }
-        let idx = EventIdx(self.nodes.len() as u32);
-        let mut pl_auth = None;
-        let mut create_auth = None;
+        let edges_before = self.auth_edges.len();
         for a in dedup_refs(&pdu.auth_events) {
-            let Some(&ai) = self.ids.get(a) else {
+            let Some(ai) = self.idx(a) else {
+                self.auth_edges.truncate(edges_before);
                 return Err(ResolveError::MissingAuthEvent {
-                    event_id: pdu.event_id.to_string(),
+                    event_id: id.to_owned(),
                     auth_event_id: a.to_owned(),
                 });
             };
             self.auth_edges.push(ai);
-            let an = &self.nodes[ai.ix()].event.pdu;
-            if an.state_key.as_deref() == Some("") {
-                if pl_auth.is_none() && an.event_type == "m.room.power_levels" {
-                    pl_auth = Some(ai);
-                } else if create_auth.is_none() && an.event_type == "m.room.create" {
-                    create_auth = Some(ai);
-                }
+        }
+        let idx = EventIdx(self.nodes.len() as u32);
+        self.ids.insert(h, idx.0);
+        self.id_bytes.push_str(id);
+        self.id_end.push(self.id_bytes.len() as u32);
+        self.push_node(event, rejected);
+        Ok(idx)
+    }
+
+    /// Appends a node whose auth edges have just been pushed onto `auth_edges` and whose id is in the id
+    /// table and the arena already: the state key, lookup names and the integer facts.
+    fn push_node(&mut self, event: Arc<AuthEvent>, rejected: bool) -> EventIdx {
+        let idx = EventIdx(self.nodes.len() as u32);
+        let pdu = &event.pdu;
+        // An auth event is the power-levels (create) event iff its state key is (type, "") — compared as
+        // key numbers, without touching the auth event.
+        let pl = self.pl_key.map_or(NONE, |k| k.0);
+        let cr = self.create_key.map_or(NONE, |k| k.0);
+        let mut pl_auth = None;
+        let mut create_auth = None;
+        for &ai in &self.auth_edges[*self.auth_start.last().unwrap_or(&0) as usize..] {
+            let k = self.node_keys[ai.ix()];
+            if k == NONE {
+                continue;
+            }
+            if pl_auth.is_none() && k == pl {
+                pl_auth = Some(ai);
+            } else if create_auth.is_none() && k == cr {
+                create_auth = Some(ai);
             }
         }
         self.auth_start.push(self.auth_edges.len() as u32);
@@ -262,10 +552,26 @@ impl EventGraph {
             .state_key
             .as_deref()
             .map(|sk| self.keys.intern(&pdu.event_type, sk));
+        let lookups_before = self.lookups.len();
+        let (keys, lookups) = (&mut self.keys, &mut self.lookups);
+        // A member event's sender is usually its target: skip the second lookup of the same strings.
+        let mut last: (&str, &str) = ("", "");
+        auth::for_each_auth_type(&event, |t, s| {
+            if (t, s) == last {
+                return;
+            }
+            last = (t, s);
+            let name = keys.intern_static_name(t, s);
+            if !lookups[lookups_before..].contains(&name) {
+                lookups.push(name);
+            }
+        });
+        self.lookup_start.push(self.lookups.len() as u32);
         if pdu.event_type == "m.room.power_levels" && pdu.state_key.as_deref() == Some("") {
             self.pl_key = key;
         }
         if pdu.event_type == "m.room.create" && pdu.state_key.as_deref() == Some("") {
+            self.create_key = key;
             let is_room_create = if self.version.room_id_from_create {
                 create_event_id_from_room_id(&self.room_id) == *pdu.event_id
             } else {
@@ -275,19 +581,30 @@ impl EventGraph {
                 self.create = Some(idx);
             }
         }
-        let node = EventNode {
+        self.node_keys.push(key.map_or(NONE, |k| k.0));
+        self.nodes.push(EventNode {
             key,
             origin_server_ts: pdu.origin_server_ts,
             depth: pdu.depth,
             rejected,
-            power: is_power_event(pdu),
+            power: is_power(&event),
             pl_auth,
             create_auth,
             event,
+        });
+        idx
+    }
+
+    /// The id of event number `e` (a raw index from the id table), from the arena.
+    #[inline]
+    fn id_at(&self, e: u32) -> &str {
+        let e = e as usize;
+        let start = if e == 0 {
+            0
+        } else {
+            self.id_end[e - 1] as usize
         };
-        self.ids.insert(node.event.event_id().into(), idx);
-        self.nodes.push(node);
-        Ok(idx)
+        &self.id_bytes[start..self.id_end[e] as usize]
     }
 
     pub fn version(&self) -> &'static RoomVersion {
@@ -308,25 +625,48 @@ impl EventGraph {
 
     /// The index of an event id.
     pub fn idx(&self, event_id: &str) -> Option<EventIdx> {
-        self.ids.get(event_id).copied()
+        self.ids
+            .find(IdTable::hash(event_id), |e| self.id_at(e) == event_id)
+            .map(EventIdx)
     }
 
     pub fn node(&self, e: EventIdx) -> &EventNode {
         &self.nodes[e.ix()]
     }
 
+    /// The state key of `e` (`None` for non-state events); the same as `node(e).key`, from a dense array.
+    #[inline]
+    pub fn key_of(&self, e: EventIdx) -> Option<StateKeyIdx> {
+        match self.node_keys[e.ix()] {
+            NONE => None,
+            k => Some(StateKeyIdx(k)),
+        }
+    }
+
     pub fn event(&self, e: EventIdx) -> &AuthEvent {
         &self.nodes[e.ix()].event
     }
 
+    /// The event, shared (cloning the `Arc` is cheap).
+    pub fn shared_event(&self, e: EventIdx) -> &Arc<AuthEvent> {
+        &self.nodes[e.ix()].event
+    }
+
     pub fn event_id(&self, e: EventIdx) -> &str {
-        self.nodes[e.ix()].event.event_id()
+        self.id_at(e.0)
     }
 
     /// The deduplicated auth events of `e`, all with smaller indices.
     #[inline]
     pub fn auth_events(&self, e: EventIdx) -> &[EventIdx] {
         &self.auth_edges[self.auth_start[e.ix()] as usize..self.auth_start[e.ix() + 1] as usize]
+    }
+
+    /// The names `e`'s auth rules look up (server-server API "Auth events selection"), deduplicated, in
+    /// selection order; [`StateKeyInterner::key_of_name`] tells which are state keys by now.
+    #[inline]
+    pub fn auth_lookups(&self, e: EventIdx) -> &[NameIdx] {
+        &self.lookups[self.lookup_start[e.ix()] as usize..self.lookup_start[e.ix() + 1] as usize]
     }
 
     pub fn keys(&self) -> &StateKeyInterner {
@@ -341,6 +681,22 @@ impl EventGraph {
     /// Marks an event as rejected (e.g. after the ingest pipeline's checks).
     pub fn set_rejected(&mut self, e: EventIdx, rejected: bool) {
         self.nodes[e.ix()].rejected = rejected;
+    }
+}
+
+/// [`is_power_event`] from the facts extracted once (`membership`) instead of the content JSON.
+fn is_power(event: &AuthEvent) -> bool {
+    let pdu = &event.pdu;
+    let Some(state_key) = pdu.state_key.as_deref() else {
+        return false;
+    };
+    match &*pdu.event_type {
+        "m.room.power_levels" | "m.room.join_rules" | "m.room.create" => state_key.is_empty(),
+        "m.room.member" => {
+            matches!(event.membership, Some(Membership::Leave | Membership::Ban))
+                && *pdu.sender != *state_key
+        }
+        _ => false,
     }
 }
 
@@ -445,5 +801,42 @@ mod tests {
         g.insert(ev(v2(), "$b:x", &["$a:x", "$a:x"], "!r:x"), false)
             .expect("dup auth refs collapse");
         assert_eq!(g.auth_events(EventIdx(1)), [EventIdx(0)]);
+    }
+
+    #[test]
+    fn ids_survive_table_growth_and_failed_inserts() {
+        let mut g = EventGraph::new(v2(), "!r:x");
+        let ids: Vec<String> = (0..300).map(|i| format!("$e{i}:x")).collect();
+        for (i, id) in ids.iter().enumerate() {
+            let auth: Vec<&str> = if i == 0 { vec![] } else { vec![&ids[i - 1]] };
+            g.insert(ev(v2(), id, &auth, "!r:x"), false).expect("chain");
+            // A failed insert (second auth event missing) must leave nothing behind.
+            assert!(
+                g.insert(ev(v2(), "$bad:x", &[id, "$nope:x"], "!r:x"), false)
+                    .is_err()
+            );
+        }
+        assert!(g.insert(ev(v2(), "$e7:x", &[], "!r:x"), false).is_err());
+        for (i, id) in ids.iter().enumerate() {
+            let e = g.idx(id).expect("interned");
+            assert_eq!((e.ix(), g.event_id(e)), (i, id.as_str()));
+            let want: Vec<EventIdx> = if i == 0 {
+                vec![]
+            } else {
+                vec![EventIdx(i as u32 - 1)]
+            };
+            assert_eq!(g.auth_events(e), want);
+        }
+        assert_eq!(g.idx("$bad:x"), None);
+        let rebuilt = EventGraph::build(
+            v2(),
+            (0..g.len() as u32)
+                .rev()
+                .map(|i| Arc::clone(g.shared_event(EventIdx(i))))
+                .collect(),
+            &|_| false,
+        )
+        .expect("same events");
+        assert_eq!(rebuilt.idx("$e299:x"), Some(EventIdx(299)));
     }
 }

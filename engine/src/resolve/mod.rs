@@ -22,7 +22,7 @@ pub mod v2;
 use std::collections::BTreeMap;
 
 pub use auth_chain::AuthChainIndex;
-pub use intern::{EventGraph, EventIdx, StateKeyIdx};
+pub use intern::{EventGraph, EventIdx, NameIdx, StateKeyIdx};
 pub use request::ResolveRequest;
 
 use crate::room_version::StateResAlgorithm;
@@ -71,6 +71,12 @@ impl ResolvedState {
     pub fn from_entries(mut entries: Vec<(StateKeyIdx, EventIdx)>) -> ResolvedState {
         entries.sort_unstable();
         entries.dedup_by_key(|e| e.0);
+        ResolvedState { entries }
+    }
+
+    /// From entries already sorted by key with distinct keys (checked in debug builds).
+    pub(crate) fn from_sorted(entries: Vec<(StateKeyIdx, EventIdx)>) -> ResolvedState {
+        debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
         ResolvedState { entries }
     }
 
@@ -243,5 +249,25 @@ mod tests {
             let refs: Vec<&[EventIdx]> = batch.iter().map(Vec::as_slice).collect();
             assert_eq!(got, resolve(&graph, &refs));
         }
+    }
+
+    #[test]
+    fn a_failed_resolution_leaves_the_resolver_clean() {
+        let room = generate(&RoomConfig::small(
+            RoomVersion::from_id("11").expect("known"),
+            11,
+        ));
+        let (graph, sets) = room.graph();
+        assert!(sets.len() >= 2, "the small room forks");
+        let refs: Vec<&[EventIdx]> = sets.iter().map(Vec::as_slice).collect();
+        let mut resolver = Resolver::new();
+        // The second set lists its events twice: the split fails after it has marked conflicted events.
+        let doubled: Vec<EventIdx> = sets[1].iter().chain(&sets[1]).copied().collect();
+        let bad: Vec<&[EventIdx]> = vec![&sets[0], &doubled];
+        assert!(matches!(
+            resolver.resolve(&graph, &bad),
+            Err(ResolveError::DuplicateKey { set: 1, .. })
+        ));
+        assert_eq!(resolver.resolve(&graph, &refs), resolve(&graph, &refs));
     }
 }

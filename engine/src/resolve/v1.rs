@@ -85,8 +85,8 @@ pub(crate) fn resolve(
     let mut auth_events: HashMap<StateKeyIdx, EventIdx> = HashMap::new();
     for (_, events) in &conflicted {
         for &e in events {
-            for (t, s) in auth::auth_types_for_event(graph.event(e)) {
-                if let Some(k) = graph.keys().get(t, &s)
+            for &name in graph.auth_lookups(e) {
+                if let Some(k) = graph.keys().key_of_name(name)
                     && let Some(&u) = unconflicted.get(&k)
                 {
                     auth_events.entry(k).or_insert(u);
@@ -159,8 +159,8 @@ fn resolve_auth_events(
     order.reverse();
     let mut state: HashMap<StateKeyIdx, EventIdx> = HashMap::new();
     for &e in &order {
-        for (t, s) in auth::auth_types_for_event(graph.event(e)) {
-            if let Some(k) = graph.keys().get(t, &s)
+        for &name in graph.auth_lookups(e) {
+            if let Some(k) = graph.keys().key_of_name(name)
                 && let Some(&a) = auth_events.get(&k)
             {
                 state.insert(k, a);

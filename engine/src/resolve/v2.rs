@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use crate::auth::{self, AuthEvent, AuthState, PowerLevel};
 
 use super::auth_chain::Reachability;
-use super::intern::{EventGraph, EventIdx, StateKeyIdx};
+use super::intern::{EventGraph, EventIdx, StateKeyIdx, name_hash};
 use super::mainline::MainlineSorter;
 use super::topo::kahn_sort;
 use super::{ResolveError, ResolvedState, Resolver};
@@ -27,10 +27,7 @@ const PARALLEL_MIN_EVENTS: usize = 4096;
 /// Per-resolution buffers, kept by the [`Resolver`] between resolutions.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    key_value: Vec<u32>,
-    key_agree: Vec<u32>,
-    key_last_set: Vec<u32>,
-    touched_keys: Vec<StateKeyIdx>,
+    tally: Vec<KeyTally>,
     event_mark: Vec<u8>,
     local: Vec<u32>,
     reach_diff: Reachability,
@@ -52,67 +49,91 @@ pub(crate) struct Split {
     pub conflicted: Vec<EventIdx>,
 }
 
+/// Per key, while splitting: the first event seen, in how many sets that event is the key's event, and
+/// the last set that had the key (to catch duplicates). One record per key keeps the pass to one cache
+/// line per key.
+#[derive(Debug, Clone, Copy)]
+struct KeyTally {
+    value: u32,
+    agree: u32,
+    last_set: u32,
+}
+
+const FRESH: KeyTally = KeyTally {
+    value: NONE,
+    agree: 0,
+    last_set: NONE,
+};
+
 /// Splits state sets: a key whose event is the same in every set is unconflicted; every event of any other
 /// key is conflicted (a key missing from one set is conflicted, spec v2 "Unconflicted state map").
+/// Unconflicted entries come out in key order; the conflicted events in no particular order (every
+/// later step treats them as a set).
 pub(crate) fn split(
     scratch: &mut Scratch,
     graph: &EventGraph,
     state_sets: &[&[EventIdx]],
 ) -> Result<Split, ResolveError> {
     let nkeys = graph.keys().len();
-    scratch.key_value.clear();
-    scratch.key_value.resize(nkeys, NONE);
-    scratch.key_agree.clear();
-    scratch.key_agree.resize(nkeys, 0);
-    scratch.key_last_set.clear();
-    scratch.key_last_set.resize(nkeys, NONE);
-    scratch.touched_keys.clear();
+    scratch.tally.clear();
+    scratch.tally.resize(nkeys, FRESH);
+    reset_marks(&mut scratch.event_mark, graph.len());
+    let tally = &mut scratch.tally;
+    let marks = &mut scratch.event_mark;
+    // Events that differ from their key's first-seen event are conflicted as soon as they are seen; the
+    // first-seen events of keys without full agreement are added by the pass over the tallies below, so
+    // the sets are read once.
+    let mut conflicted: Vec<EventIdx> = Vec::new();
     for (i, set) in state_sets.iter().enumerate() {
         for &e in set.iter() {
-            let Some(k) = graph.node(e).key else {
+            let Some(k) = graph.key_of(e) else {
+                for &c in &conflicted {
+                    marks[c.ix()] = 0;
+                }
                 return Err(ResolveError::NotStateEvent {
                     set: i,
                     event_id: graph.event_id(e).to_owned(),
                 });
             };
-            if scratch.key_last_set[k.ix()] == i as u32 {
+            let t = &mut tally[k.ix()];
+            if t.last_set == i as u32 {
                 let (t, s) = graph.keys().resolve(k);
+                for &c in &conflicted {
+                    marks[c.ix()] = 0;
+                }
                 return Err(ResolveError::DuplicateKey {
                     set: i,
                     event_type: t.to_owned(),
                     state_key: s.to_owned(),
                 });
             }
-            scratch.key_last_set[k.ix()] = i as u32;
-            if scratch.key_value[k.ix()] == NONE {
-                scratch.key_value[k.ix()] = e.0;
-                scratch.touched_keys.push(k);
+            t.last_set = i as u32;
+            if t.value == NONE {
+                t.value = e.0;
             }
-            if scratch.key_value[k.ix()] == e.0 {
-                scratch.key_agree[k.ix()] += 1;
+            if t.value == e.0 {
+                t.agree += 1;
+            } else if marks[e.ix()] & SEEN == 0 {
+                marks[e.ix()] |= SEEN;
+                conflicted.push(e);
             }
         }
     }
     let nsets = state_sets.len() as u32;
     let mut unconflicted = Vec::new();
-    for &k in &scratch.touched_keys {
-        if scratch.key_agree[k.ix()] == nsets {
-            unconflicted.push((k, EventIdx(scratch.key_value[k.ix()])));
+    for (k, t) in tally.iter().enumerate() {
+        if t.value == NONE {
+            continue;
         }
-    }
-    reset_marks(&mut scratch.event_mark, graph.len());
-    let mut conflicted = Vec::new();
-    for set in state_sets {
-        for &e in set.iter() {
-            let Some(k) = graph.node(e).key else { continue };
-            if scratch.key_agree[k.ix()] != nsets && scratch.event_mark[e.ix()] & SEEN == 0 {
-                scratch.event_mark[e.ix()] |= SEEN;
-                conflicted.push(e);
-            }
+        if t.agree == nsets {
+            unconflicted.push((StateKeyIdx(k as u32), EventIdx(t.value)));
+        } else if marks[t.value as usize] & SEEN == 0 {
+            marks[t.value as usize] |= SEEN;
+            conflicted.push(EventIdx(t.value));
         }
     }
     for &e in &conflicted {
-        scratch.event_mark[e.ix()] = 0;
+        marks[e.ix()] = 0;
     }
     Ok(Split {
         unconflicted,
@@ -157,19 +178,36 @@ impl DenseState {
         self.value[k.ix()] = e.0;
     }
 
-    pub(crate) fn entries(&self) -> Vec<(StateKeyIdx, EventIdx)> {
-        self.set_keys
-            .iter()
-            .map(|&k| (k, EventIdx(self.value[k.ix()])))
-            .collect()
+    /// The entries in key order: a scan of the value array when most keys are set (the usual case for a
+    /// room's full state), else a sort of the set keys.
+    pub(crate) fn sorted_entries(&self) -> Vec<(StateKeyIdx, EventIdx)> {
+        let mut out = Vec::with_capacity(self.set_keys.len());
+        if self.set_keys.len() * 8 >= self.value.len() {
+            for (k, &v) in self.value.iter().enumerate() {
+                if v != NONE {
+                    out.push((StateKeyIdx(k as u32), EventIdx(v)));
+                }
+            }
+        } else {
+            out.extend(
+                self.set_keys
+                    .iter()
+                    .map(|&k| (k, EventIdx(self.value[k.ix()]))),
+            );
+            out.sort_unstable();
+        }
+        out
     }
 }
 
 /// The state an event is checked against during iterative auth checks: its own non-rejected auth events,
 /// overridden, for the keys its auth rules look at, by the non-rejected events of the partial state.
+///
+/// Filled with integers; the auth rules' string lookups compare a hash of the asked-for key against the
+/// entries' precomputed [`name_hash`]es first, so a lookup costs one short hash and no map probe.
 pub(crate) struct CheckState<'g> {
     graph: &'g EventGraph,
-    entries: Vec<(StateKeyIdx, EventIdx)>,
+    entries: Vec<(StateKeyIdx, EventIdx, u64)>,
 }
 
 impl<'g> CheckState<'g> {
@@ -181,9 +219,9 @@ impl<'g> CheckState<'g> {
     }
 
     pub(crate) fn put(&mut self, k: StateKeyIdx, e: EventIdx) {
-        match self.entries.iter_mut().find(|(key, _)| *key == k) {
+        match self.entries.iter_mut().find(|(key, _, _)| *key == k) {
             Some(slot) => slot.1 = e,
-            None => self.entries.push((k, e)),
+            None => self.entries.push((k, e, self.graph.keys().key_hash(k))),
         }
     }
 
@@ -194,11 +232,12 @@ impl<'g> CheckState<'g> {
 
 impl AuthState for CheckState<'_> {
     fn get(&self, event_type: &str, state_key: &str) -> Option<&AuthEvent> {
-        let k = self.graph.keys().get(event_type, state_key)?;
+        let h = name_hash(event_type, state_key);
+        let keys = self.graph.keys();
         self.entries
             .iter()
-            .find(|(key, _)| *key == k)
-            .map(|&(_, e)| self.graph.event(e))
+            .find(|&&(k, _, kh)| kh == h && keys.resolve(k) == (event_type, state_key))
+            .map(|&(_, e, _)| self.graph.event(e))
     }
 }
 
@@ -234,8 +273,8 @@ fn iterative_auth_checks(
                     check.put(k, a);
                 }
             }
-            for (t, s) in auth::auth_types_for_event(&node.event) {
-                if let Some(k) = graph.keys().get(t, &s)
+            for &name in graph.auth_lookups(e) {
+                if let Some(k) = graph.keys().key_of_name(name)
                     && let Some(cur) = state.get(k)
                     && !graph.node(cur).rejected
                 {
@@ -422,5 +461,5 @@ pub(crate) fn resolve(
         s.event_mark[e.ix()] = 0;
         s.local[e.ix()] = NONE;
     }
-    Ok(ResolvedState::from_entries(s.state.entries()))
+    Ok(ResolvedState::from_sorted(s.state.sorted_entries()))
 }
