@@ -1090,7 +1090,7 @@ impl RoomState {
             let Some(graph) = self.graph.as_mut() else {
                 break;
             };
-            if let Ok(idx) = graph.insert((*ae).clone(), rejected) {
+            if let Ok(idx) = graph.insert(Arc::clone(&ae), rejected) {
                 self.graph_idx.insert(n, idx);
                 self.graph_nums.push(n);
             }
