@@ -65,16 +65,26 @@ enum PduOutput {
     Redacted,
 }
 
+/// A caller's output buffer: `ptr` for `cap` bytes, and where to write the length.
+struct OutBuf {
+    ptr: *mut u8,
+    cap: usize,
+    len: *mut usize,
+}
+
 unsafe fn pdu_op(
     op: PduOutput,
     version: *const u8,
     version_len: usize,
     pdu: *const u8,
     pdu_len: usize,
-    out: *mut u8,
-    out_cap: usize,
-    out_len: *mut usize,
+    out: OutBuf,
 ) -> RgResult {
+    let OutBuf {
+        ptr: out,
+        cap: out_cap,
+        len: out_len,
+    } = out;
     guarded(|| {
         // SAFETY: forwarded caller contract.
         let (Some(version), Some(pdu)) = (unsafe { bytes(version, version_len) }, unsafe {
@@ -124,8 +134,9 @@ macro_rules! pdu_entry_point {
             out_cap: usize,
             out_len: *mut usize,
         ) -> RgResult {
+            let out = OutBuf { ptr: out, cap: out_cap, len: out_len };
             // SAFETY: forwarded caller contract.
-            unsafe { pdu_op($output, version, version_len, pdu, pdu_len, out, out_cap, out_len) }
+            unsafe { pdu_op($output, version, version_len, pdu, pdu_len, out) }
         }
     };
 }

@@ -263,6 +263,9 @@ struct Input {
     pending_seq: Option<u64>,
 }
 
+/// A line that failed to parse: its outcome and the pending row to delete, if it had one.
+type Unparsed = (EventOutcome, Option<u64>);
+
 /// An event of a room without a stored create event, kept until the create event arrives.
 struct Orphan {
     input: Input,
@@ -673,7 +676,7 @@ impl Engine {
             self.pending_count.fetch_add(1, Ordering::Relaxed);
             self.orphans.push(Orphan { input, room_id });
         }
-        let parsed: Vec<Result<(String, Item), (EventOutcome, Option<u64>)>> = to_parse
+        let parsed: Vec<Result<(String, Item), Unparsed>> = to_parse
             .into_par_iter()
             .map(|(room_id, version, input)| {
                 let seq = input.pending_seq;

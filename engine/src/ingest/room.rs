@@ -242,11 +242,11 @@ impl RoomState {
         let mut ready = Vec::new();
         let keys: Vec<String> = self.waiting.keys().cloned().collect();
         for k in keys {
-            if sh.store.event_num(&k)?.is_some() || self.ids.contains_key(k.as_str()) {
-                if let Some(items) = self.waiting.remove(&k) {
-                    sh.pending_count.fetch_sub(items.len(), Ordering::Relaxed);
-                    ready.extend(items);
-                }
+            if (sh.store.event_num(&k)?.is_some() || self.ids.contains_key(k.as_str()))
+                && let Some(items) = self.waiting.remove(&k)
+            {
+                sh.pending_count.fetch_sub(items.len(), Ordering::Relaxed);
+                ready.extend(items);
             }
         }
         Ok(ready)

@@ -241,7 +241,7 @@ pub fn generate(spec: &TraceSpec) -> Trace {
             r#"{"membership":"join"}"#,
             Some(&creator),
             auth,
-            &[create_id.clone()],
+            std::slice::from_ref(&create_id),
         );
         g.members.push((creator.clone(), join_id.clone()));
         trace.push(join_id.clone(), line, version);
@@ -260,7 +260,7 @@ pub fn generate(spec: &TraceSpec) -> Trace {
             &pl,
             Some(""),
             auth,
-            &[join_id.clone()],
+            std::slice::from_ref(&join_id),
         );
         trace.push(pl_id.clone(), line, version);
         g.pl_id = pl_id.clone();
@@ -294,7 +294,7 @@ pub fn generate(spec: &TraceSpec) -> Trace {
         let prev = g.extremities.clone();
         let want_members = if r == 0 { spec.big_room_members } else { 20 };
         let joined = if r == 0 { big_members } else { g.members.len() };
-        if spec.fork_every > 0 && g.n % spec.fork_every == 0 && count + 3 <= remaining {
+        if spec.fork_every > 0 && g.n.is_multiple_of(spec.fork_every) && count + 3 <= remaining {
             // Branch A: a topic change by the creator; branch B: a new member joins; then a merge.
             let creator = g.creator.clone();
             let creator_member = g.member_event(&creator).unwrap_or_default().to_owned();

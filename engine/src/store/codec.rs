@@ -204,7 +204,7 @@ pub fn u64_from(bytes: &[u8]) -> Option<u64> {
 }
 
 pub fn u64_list(bytes: &[u8]) -> Option<Vec<u64>> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return None;
     }
     Some(bytes.chunks_exact(8).filter_map(u64_from).collect())

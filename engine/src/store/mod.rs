@@ -183,6 +183,9 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// One stored `(key, value)` pair.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// A group of writes committed atomically by [`Store::commit`].
 #[derive(Default)]
 pub struct Writes {
@@ -386,11 +389,7 @@ impl Store {
     }
 
     /// All `(key, value)` pairs of a column family whose key starts with `prefix`, in key order.
-    pub fn scan_prefix(
-        &self,
-        cf: Cf,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(
             self.cf(cf),
