@@ -231,13 +231,18 @@ mod tests {
     use crate::room_generator::{RoomConfig, generate};
     use crate::room_version::RoomVersion;
 
-    #[test]
-    fn resolve_many_matches_one_by_one() {
-        let room = generate(&RoomConfig::small(
+    /// The graph and fork-tip state sets of a small generated v11 room.
+    fn small_v11_room() -> (EventGraph, Vec<Vec<EventIdx>>) {
+        generate(&RoomConfig::small(
             RoomVersion::from_id("11").expect("known"),
             11,
-        ));
-        let (graph, sets) = room.graph();
+        ))
+        .graph()
+    }
+
+    #[test]
+    fn resolve_many_matches_one_by_one() {
+        let (graph, sets) = small_v11_room();
         let mut batches = vec![sets.clone()];
         for i in 0..sets.len() {
             for j in i + 1..sets.len() {
@@ -253,11 +258,7 @@ mod tests {
 
     #[test]
     fn a_failed_resolution_leaves_the_resolver_clean() {
-        let room = generate(&RoomConfig::small(
-            RoomVersion::from_id("11").expect("known"),
-            11,
-        ));
-        let (graph, sets) = room.graph();
+        let (graph, sets) = small_v11_room();
         assert!(sets.len() >= 2, "the small room forks");
         let refs: Vec<&[EventIdx]> = sets.iter().map(Vec::as_slice).collect();
         let mut resolver = Resolver::new();
