@@ -192,30 +192,20 @@ mod tests {
     #[test]
     fn built_events_are_valid_with_matching_hashes() {
         for version in RoomVersion::all() {
-            let pdu = EventBuilder::with_json_content(
-                version,
-                "m.room.topic",
-                "@a:x",
-                r#"{"topic":"t"}"#,
-            )
-            .state_key("")
-            .room_id("!r:x")
-            .prev_events(&["$p:x"])
-            .auth_events(&["$a:x"])
-            .depth(2)
-            .build()
-            .unwrap_or_else(|e| panic!("v{}: {e}", version.id));
+            let topic = || {
+                EventBuilder::with_json_content(version, "m.room.topic", "@a:x", r#"{"topic":"t"}"#)
+                    .state_key("")
+                    .room_id("!r:x")
+            };
+            let pdu = topic()
+                .prev_events(&["$p:x"])
+                .auth_events(&["$a:x"])
+                .depth(2)
+                .build()
+                .unwrap_or_else(|e| panic!("v{}: {e}", version.id));
             assert!(pdu.content_hash_matches(), "v{}", version.id);
             assert_eq!(pdu.prev_events, ["$p:x"]);
-            let line = EventBuilder::with_json_content(
-                version,
-                "m.room.topic",
-                "@a:x",
-                r#"{"topic":"t"}"#,
-            )
-            .state_key("")
-            .room_id("!r:x")
-            .build_json_line();
+            let line = topic().build_json_line();
             let reparsed = Pdu::parse(line.as_bytes(), version).expect("line parses");
             assert!(reparsed.content_hash_matches());
         }

@@ -280,15 +280,8 @@ impl<'a> Reader<'a, '_> {
                         spans.content.push(entry_start..self.pos);
                     }
                 }
-                self.skip_ws();
-                match self.peek() {
-                    Some(b',') => self.pos += 1,
-                    Some(b'}') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    None => return Err(self.error("EOF while parsing an object")),
-                    Some(_) => return Err(self.error("expected `,` or `}`")),
+                if self.after_item(b'}', "EOF while parsing an object", "expected `,` or `}`")? {
+                    break;
                 }
             }
         }
@@ -304,6 +297,25 @@ impl<'a> Reader<'a, '_> {
         Ok(JsonObject::from_sorted_unique(entries))
     }
 
+    /// After an entry of an object or list: consumes the `,` before the next one (`false`) or the
+    /// closing `close` (`true`).
+    #[inline(always)]
+    fn after_item(&mut self, close: u8, eof: &str, unexpected: &str) -> Result<bool, String> {
+        self.skip_ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            Some(c) if c == close => {
+                self.pos += 1;
+                Ok(true)
+            }
+            None => Err(self.error(eof)),
+            Some(_) => Err(self.error(unexpected)),
+        }
+    }
+
     #[inline(never)]
     fn array(&mut self) -> Result<Vec<JsonValue<'a>>, String> {
         self.enter()?;
@@ -316,15 +328,8 @@ impl<'a> Reader<'a, '_> {
             loop {
                 self.skip_ws();
                 read_value!(self, value => items.push(value));
-                self.skip_ws();
-                match self.peek() {
-                    Some(b',') => self.pos += 1,
-                    Some(b']') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    None => return Err(self.error("EOF while parsing a list")),
-                    Some(_) => return Err(self.error("expected `,` or `]`")),
+                if self.after_item(b']', "EOF while parsing a list", "expected `,` or `]`")? {
+                    break;
                 }
             }
         }

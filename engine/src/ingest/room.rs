@@ -384,9 +384,8 @@ impl RoomState {
         event: &AuthEvent,
         view: &StateView,
     ) -> RoomResult<Vec<Arc<AuthEvent>>> {
-        let types = auth::auth_types_for_event(event);
-        let mut keys: Vec<(&str, &str)> = Vec::with_capacity(types.len() + 5);
-        keys.extend(types.iter().map(|(t, s)| (*t, s.as_str())));
+        let mut keys: Vec<(&str, &str)> = Vec::with_capacity(12);
+        auth::for_each_auth_type(event, |t, s| keys.push((t, s)));
         keys.push(("m.room.create", ""));
         keys.push(("m.room.power_levels", ""));
         keys.push(("m.room.join_rules", ""));
@@ -915,8 +914,10 @@ impl RoomState {
         }
         for e in readers {
             let event = self.load_auth(sh, e)?;
-            for (t, s) in auth::auth_types_for_event(&event) {
-                let Some(k) = sh.keys.get(sh.store, t, &s)? else {
+            let mut types: Vec<(&str, &str)> = Vec::with_capacity(8);
+            auth::for_each_auth_type(&event, |t, s| types.push((t, s)));
+            for (t, s) in types {
+                let Some(k) = sh.keys.get(sh.store, t, s)? else {
                     continue;
                 };
                 if conflicted_keys.binary_search(&k).is_err()
