@@ -98,8 +98,10 @@ enum Input<'a> {
     Canonical(&'a [u8]),
     /// The canonical JSON with whitespace between tokens (pretty-printed).
     CanonicalButWhitespace(&'a [u8]),
-    /// Not known to be either (built from a tree, detached, or keys out of order, optional escapes…).
+    /// Not known to be either (built from a tree, owned copy, or keys out of order, optional escapes…).
     Other,
+    /// A [`Pdu::detached`] header: `json` holds only some of the event's entries.
+    Detached,
 }
 
 impl<'a> Pdu<'a> {
@@ -284,7 +286,13 @@ impl<'a> Pdu<'a> {
 
     /// The whole PDU as canonical JSON: the input bytes themselves when they were canonical already, the
     /// input without its whitespace when it was canonical but for whitespace, else a serialisation.
+    ///
+    /// For a [`Pdu::detached`] header this is the canonical JSON of the entries it kept, not of the event.
     pub fn canonical_json(&self) -> Cow<'_, [u8]> {
+        debug_assert!(
+            !self.is_detached(),
+            "canonical JSON of a detached PDU header"
+        );
         match self.input {
             Input::Canonical(bytes) => Cow::Borrowed(bytes),
             Input::CanonicalButWhitespace(bytes) => {
@@ -292,7 +300,7 @@ impl<'a> Pdu<'a> {
                 write_without_whitespace(bytes, &mut out);
                 Cow::Owned(out)
             }
-            Input::Other => {
+            Input::Other | Input::Detached => {
                 let mut out = Vec::with_capacity(1024);
                 write_object(&self.json, &mut out);
                 Cow::Owned(out)
@@ -342,6 +350,40 @@ impl<'a> Pdu<'a> {
     /// The content hash as the unpadded standard base64 found in `hashes.sha256`.
     pub fn content_hash_base64(&self) -> String {
         base64_standard(&self.computed_content_hash())
+    }
+
+    /// An owned copy of the header fields (ids, sender, type, state key, depth, timestamps, references)
+    /// that keeps of `json` only the top-level entries `keep` selects: for holders that need the header
+    /// and facts extracted from the content (ingest's [`crate::auth::AuthEvent::detached`]), not the
+    /// event's JSON tree. Its [`Pdu::canonical_json`] and content hash are not the event's.
+    pub fn detached(&self, mut keep: impl FnMut(&str) -> bool) -> Pdu<'static> {
+        let own = |c: &Cow<'a, str>| -> Cow<'static, str> { Cow::Owned(c.to_string()) };
+        let mut json = JsonObject::new();
+        for (key, value) in self.json.iter() {
+            if keep(key) {
+                json.insert(Cow::Owned(key.to_owned()), value.clone().into_owned());
+            }
+        }
+        Pdu {
+            version: self.version,
+            json,
+            event_id: own(&self.event_id),
+            room_id: own(&self.room_id),
+            sender: own(&self.sender),
+            event_type: own(&self.event_type),
+            state_key: self.state_key.as_ref().map(own),
+            origin_server_ts: self.origin_server_ts,
+            depth: self.depth,
+            prev_events: self.prev_events.iter().map(own).collect(),
+            auth_events: self.auth_events.iter().map(own).collect(),
+            redacts: self.redacts.as_ref().map(own),
+            input: Input::Detached,
+        }
+    }
+
+    /// Whether this is a [`Pdu::detached`] header.
+    pub fn is_detached(&self) -> bool {
+        matches!(self.input, Input::Detached)
     }
 
     /// Copies every borrowed string, detaching the PDU from the input buffer.
@@ -608,6 +650,40 @@ mod tests {
             Pdu::parse(msg.as_bytes(), v("12")).err(),
             Some(PduError::Missing { field: "room_id" })
         );
+    }
+
+    #[test]
+    fn detached_keeps_the_header_and_the_chosen_entries() {
+        let pdu = Pdu::parse(MEMBER_V11.as_bytes(), v("11")).expect("valid");
+        let d = pdu.detached(|key| key == "signatures");
+        assert!(d.is_detached() && !pdu.is_detached());
+        assert_eq!(
+            (
+                &d.event_id,
+                &d.room_id,
+                &d.sender,
+                &d.event_type,
+                &d.state_key
+            ),
+            (
+                &pdu.event_id,
+                &pdu.room_id,
+                &pdu.sender,
+                &pdu.event_type,
+                &pdu.state_key
+            )
+        );
+        assert_eq!(
+            (d.depth, d.origin_server_ts),
+            (pdu.depth, pdu.origin_server_ts)
+        );
+        assert_eq!(
+            (&d.prev_events, &d.auth_events),
+            (&pdu.prev_events, &pdu.auth_events)
+        );
+        assert_eq!(d.json.len(), 1);
+        assert_eq!(d.json.get("signatures"), pdu.json.get("signatures"));
+        assert!(d.content().is_empty());
     }
 
     #[test]

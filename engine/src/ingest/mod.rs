@@ -32,6 +32,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::auth::AuthEvent;
 use crate::canonical_json::{self, JsonValue, NumberPolicy};
 use crate::pdu::Pdu;
 use crate::redaction::redact;
@@ -631,7 +632,7 @@ impl Engine {
                     outcomes.push(outcome);
                 }
                 Routed::Create(item, version) => {
-                    let room_id = item.pdu.room_id.to_string();
+                    let room_id = item.event.pdu.room_id.to_string();
                     self.ensure_room(&room_id, Some(version))?;
                     by_room.entry(room_id).or_default().push(*item);
                 }
@@ -737,7 +738,7 @@ impl Engine {
                     for item in items {
                         outcomes.push(EventOutcome {
                             line: item.line,
-                            event_id: Some(item.pdu.event_id.to_string()),
+                            event_id: Some(item.event.pdu.event_id.to_string()),
                             outcome: Outcome::Pending,
                             reason: Some(format!("unknown room {room_id}")),
                         });
@@ -1045,13 +1046,13 @@ fn parse_item(input: Input, version: &'static RoomVersion) -> Result<Item, Event
         Ok(p) => p,
         Err(e) => return Err(invalid(format!("{prefix}{e}"))),
     };
-    let (pdu, redacted) = if parsed.content_hash_matches() {
-        (parsed.into_owned(), None)
+    let (event, redacted) = if parsed.content_hash_matches() {
+        (AuthEvent::detached(&parsed), None)
     } else {
         let red = redact(&parsed.json, version.redaction);
         let bytes = canonical_json::to_canonical_vec(&JsonValue::Object(red));
         match Pdu::parse(&bytes, version) {
-            Ok(p) => (p.into_owned(), Some(bytes)),
+            Ok(p) => (AuthEvent::detached(&p), Some(bytes)),
             Err(e) => {
                 return Err(invalid(format!(
                     "{prefix}redacted form after a content-hash mismatch: {e}"
@@ -1061,7 +1062,7 @@ fn parse_item(input: Input, version: &'static RoomVersion) -> Result<Item, Event
     };
     Ok(Item {
         line: input.line,
-        pdu,
+        event,
         raw: input.bytes,
         redacted,
         pending_seq: input.pending_seq,

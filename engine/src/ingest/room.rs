@@ -31,7 +31,8 @@ const AUTH_CACHE: usize = 300_000;
 #[derive(Debug)]
 pub(crate) struct Item {
     pub line: Option<u64>,
-    pub pdu: Pdu<'static>,
+    /// The event's header and auth facts ([`AuthEvent::detached`]: no JSON tree).
+    pub event: AuthEvent,
     /// The bytes as received (kept for the pending set).
     pub raw: Vec<u8>,
     /// The redacted canonical form, when the content hash did not match.
@@ -161,8 +162,8 @@ impl RoomState {
         let mut heap = BinaryHeap::with_capacity(items.len());
         for item in items {
             heap.push(Reverse((
-                item.pdu.depth,
-                item.pdu.event_id.to_string(),
+                item.event.pdu.depth,
+                item.event.pdu.event_id.to_string(),
                 slots.len(),
             )));
             slots.push(Some(item));
@@ -171,7 +172,7 @@ impl RoomState {
             let Some(item) = slots.get_mut(slot).and_then(Option::take) else {
                 continue;
             };
-            let id = item.pdu.event_id.to_string();
+            let id = item.event.pdu.event_id.to_string();
             let known = if self.fresh && !self.version.reference_pairs {
                 self.ids.contains_key(id.as_str())
             } else {
@@ -189,7 +190,7 @@ impl RoomState {
                 });
                 continue;
             }
-            if let Some(missing) = self.first_missing(sh, &item.pdu)? {
+            if let Some(missing) = self.first_missing(sh, &item.event.pdu)? {
                 self.park(sh, item, missing, &mut out);
                 continue;
             }
@@ -202,8 +203,8 @@ impl RoomState {
                 sh.pending_count.fetch_sub(woken.len(), Ordering::Relaxed);
                 for w in woken {
                     heap.push(Reverse((
-                        w.pdu.depth,
-                        w.pdu.event_id.to_string(),
+                        w.event.pdu.depth,
+                        w.event.pdu.event_id.to_string(),
                         slots.len(),
                     )));
                     slots.push(Some(w));
@@ -220,7 +221,7 @@ impl RoomState {
             if sh.pending_count.load(Ordering::Relaxed) >= sh.max_pending {
                 out.outcomes.push(EventOutcome {
                     line: item.line,
-                    event_id: Some(item.pdu.event_id.to_string()),
+                    event_id: Some(item.event.pdu.event_id.to_string()),
                     outcome: Outcome::Pending,
                     reason: Some(format!(
                         "pending set full ({} events): not kept; waiting for {missing}, submit it again later",
@@ -260,7 +261,7 @@ impl RoomState {
             .flat_map(|(missing, items)| {
                 items.iter().map(move |i| EventOutcome {
                     line: i.line,
-                    event_id: Some(i.pdu.event_id.to_string()),
+                    event_id: Some(i.event.pdu.event_id.to_string()),
                     outcome: Outcome::Pending,
                     reason: Some(format!("waiting for {missing}")),
                 })
@@ -419,11 +420,12 @@ impl RoomState {
     ) -> RoomResult<EventOutcome> {
         let Item {
             line,
-            pdu,
+            event,
             raw,
             redacted,
             ..
         } = item;
+        let pdu = &event.pdu;
         let num = sh.next_event.fetch_add(1, Ordering::Relaxed);
         self.log_from = self.log_from.min(num);
         let event_id = pdu.event_id.to_string();
@@ -440,7 +442,7 @@ impl RoomState {
         for a in &pdu.auth_events {
             auth_nums.push(self.lookup(sh, a)?.unwrap_or(0));
         }
-        let event = Arc::new(AuthEvent::new(pdu));
+        let event = Arc::new(event);
 
         let (verdict, before) =
             self.check(sh, &event, is_create, &prev_nums, &auth_nums, writes)?;
@@ -1219,10 +1221,8 @@ pub(crate) fn load_auth_event(sh: &Shared<'_>, num: u64) -> RoomResult<AuthEvent
     })?;
     let version = RoomVersion::from_id(&rec.room_version)
         .map_err(|e| StoreError::corrupt(Cf::Events, &key, e.to_string()))?;
-    let pdu = Pdu::parse(&rec.pdu, version)
-        .map_err(|e| {
-            StoreError::corrupt(Cf::Events, &key, format!("stored PDU does not parse: {e}"))
-        })?
-        .into_owned();
-    Ok(AuthEvent::new(pdu))
+    let pdu = Pdu::parse(&rec.pdu, version).map_err(|e| {
+        StoreError::corrupt(Cf::Events, &key, format!("stored PDU does not parse: {e}"))
+    })?;
+    Ok(AuthEvent::detached(&pdu))
 }

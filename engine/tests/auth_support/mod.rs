@@ -307,29 +307,61 @@ impl Room {
 
     /// Receipt checks 4 and 5: independent rules, dependent rules against the auth events, dependent
     /// rules against the current state.
+    ///
+    /// Every call also runs the same checks on [`AuthEvent::detached`] copies of the event and of every
+    /// event of the room (as ingest holds them) and asserts the same verdict, so each scenario of the
+    /// suite is also a test that detaching keeps everything the rules read.
     pub fn check_full(&self, event: &AuthEvent) -> Result<(), AuthFailure> {
+        let full = self.receipt_checks(event, &self.events);
+        let detached: HashMap<String, AuthEvent> = self
+            .events
+            .iter()
+            .map(|(id, e)| (id.clone(), AuthEvent::detached(&e.pdu)))
+            .collect();
+        let lean = self.receipt_checks(&AuthEvent::detached(&event.pdu), &detached);
+        assert_eq!(
+            full,
+            lean,
+            "the detached copy of {} is judged differently",
+            event.event_id()
+        );
+        full
+    }
+
+    fn receipt_checks(
+        &self,
+        event: &AuthEvent,
+        events: &HashMap<String, AuthEvent>,
+    ) -> Result<(), AuthFailure> {
         let auth: Vec<&AuthEvent> = event
             .pdu
             .auth_events
             .iter()
             .map(|id| {
-                self.events
+                events
                     .get(&**id)
                     .unwrap_or_else(|| panic!("unknown auth event {id}"))
             })
             .collect();
+        let room_create = &events[&self.create_id];
         let create = if event.is_create() {
             None
         } else {
-            Some(self.create())
+            Some(room_create)
         };
         let rejected = |id: &str| self.rejected.iter().any(|r| r == id);
         check_state_independent(event, &auth, create, &rejected)?;
         if event.is_create() {
             return Ok(());
         }
-        check_state_dependent(event, &AuthEventsState::new(&auth), self.create())?;
-        self.check(event)
+        check_state_dependent(event, &AuthEventsState::new(&auth), room_create)?;
+        let current: StateMap<'_> = self
+            .state
+            .values()
+            .filter(|id| !self.rejected.contains(id))
+            .map(|id| &events[id])
+            .collect();
+        check_state_dependent(event, &current, room_create)
     }
 
     /// An `auth-check` request document for `event` against the current state.
