@@ -374,9 +374,20 @@ impl Store {
     }
 
     /// Writes `writes` as one atomic batch, durable according to the sync policy.
+    ///
+    /// The operations are handed to RocksDB sorted by column family and key (stably: two operations on
+    /// one key keep their order, so the batch means the same). Each memtable's skip list starts its
+    /// search from the previous insert's position, so ascending keys insert in near-constant time; in
+    /// arrival order (rooms interleaved, event ids random) the inserts were 14 % of ingest cycles.
     pub fn commit(&self, writes: Writes) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
-        for (cf, key, value) in writes.ops {
+        let mut ops = writes.ops;
+        ops.sort_by(|a, b| (a.0 as u8).cmp(&(b.0 as u8)).then_with(|| a.1.cmp(&b.1)));
+        let bytes: usize = ops
+            .iter()
+            .map(|(_, k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 16)
+            .sum();
+        let mut batch = WriteBatch::with_capacity_bytes(bytes + 64);
+        for (cf, key, value) in ops {
             match value {
                 Some(v) => batch.put_cf(self.cf(cf), key, v),
                 None => batch.delete_cf(self.cf(cf), key),
