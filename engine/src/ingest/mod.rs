@@ -851,9 +851,9 @@ impl Engine {
     fn event_id_of(&self, num: u64) -> Result<String, IngestError> {
         self.store.event_id(num)?.ok_or_else(|| {
             StoreError::corrupt(
-                Cf::EventNumToId,
+                Cf::EventState,
                 &num.to_be_bytes(),
-                "event number without id",
+                "event number without a state record",
             )
             .into()
         })

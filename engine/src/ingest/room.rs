@@ -13,11 +13,11 @@ use crate::auth::{self, AuthEvent, AuthEventsState, AuthState};
 use crate::pdu::Pdu;
 use crate::resolve::{EventGraph, EventIdx, Resolver};
 use crate::room_version::{RoomVersion, StateResAlgorithm};
-use crate::store::codec::{self, encode_u64_list};
+use crate::store::codec;
 use crate::store::snapshot::{IntMap, StateDraft};
 use crate::store::{
-    Cf, EDGE_AUTH, EDGE_PREV, EMPTY_SNAPSHOT, EventMeta, EventRecord, EventStatus,
-    META_PENDING_PREFIX, RoomRecord, StateHash, StateView, StoreError, Writes,
+    Cf, EMPTY_SNAPSHOT, EventRecord, EventStatus, META_PENDING_PREFIX, RoomRecord, StateHash,
+    StateView, StoreError, Writes,
 };
 
 use super::{EventOutcome, Outcome, Shared};
@@ -561,11 +561,6 @@ impl RoomState {
             event_id.as_bytes().to_vec(),
             num.to_be_bytes(),
         );
-        writes.put(
-            Cf::EventNumToId,
-            num.to_be_bytes(),
-            event_id.as_bytes().to_vec(),
-        );
         let record = EventRecord {
             status,
             redacted: redacted.is_some(),
@@ -574,30 +569,18 @@ impl RoomState {
             pdu: redacted.unwrap_or(raw),
         };
         writes.put(Cf::Events, num.to_be_bytes(), record.encode());
-        if !prev_nums.is_empty() {
-            writes.put(
-                Cf::Edges,
-                codec::edge_key(num, EDGE_PREV),
-                encode_u64_list(&prev_nums),
-            );
-        }
-        if !auth_nums.is_empty() {
-            writes.put(
-                Cf::Edges,
-                codec::edge_key(num, EDGE_AUTH),
-                encode_u64_list(&auth_nums),
-            );
-        }
         writes.put(
             Cf::EventState,
             num.to_be_bytes(),
-            EventMeta {
-                before: before.snap,
-                after: after.snap,
+            codec::encode_event_meta(
+                before.snap,
+                after.snap,
                 status,
-                room_id: self.room_id.clone(),
-            }
-            .encode(),
+                &self.room_id,
+                &event_id,
+                &prev_nums,
+                &auth_nums,
+            ),
         );
         self.remember(after);
 

@@ -80,23 +80,32 @@ impl EventRecord {
     }
 }
 
-/// The `event_state` value: `before u64 BE ‖ after u64 BE ‖ status u8 ‖ room id`.
+/// The `event_state` value: the snapshots before and after the event, its status, room, id and DAG
+/// edges (see `docs/store.md`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventMeta {
     pub before: u64,
     pub after: u64,
     pub status: EventStatus,
     pub room_id: String,
+    pub event_id: String,
+    /// Event numbers of `prev_events`, in PDU order.
+    pub prev: Vec<u64>,
+    /// Event numbers of `auth_events`, in PDU order.
+    pub auth: Vec<u64>,
 }
 
 impl EventMeta {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(17 + self.room_id.len());
-        out.extend_from_slice(&self.before.to_be_bytes());
-        out.extend_from_slice(&self.after.to_be_bytes());
-        out.push(self.status as u8);
-        out.extend_from_slice(self.room_id.as_bytes());
-        out
+        encode_event_meta(
+            self.before,
+            self.after,
+            self.status,
+            &self.room_id,
+            &self.event_id,
+            &self.prev,
+            &self.auth,
+        )
     }
 
     pub fn decode(bytes: &[u8]) -> Result<EventMeta, String> {
@@ -107,16 +116,70 @@ impl EventMeta {
             .u8()
             .and_then(EventStatus::from_u8)
             .ok_or("bad status byte")?;
-        let room_id = std::str::from_utf8(r.0)
-            .map_err(|_| "room id is not UTF-8")?
-            .to_owned();
+        let room_id = r
+            .u16()
+            .and_then(|n| r.str(n as usize))
+            .ok_or("room id: short or not UTF-8")?;
+        let event_id = r
+            .u16()
+            .and_then(|n| r.str(n as usize))
+            .ok_or("event id: short or not UTF-8")?;
+        let mut list = |what: &str| -> Result<Vec<u64>, String> {
+            let n = r.u16().ok_or_else(|| format!("missing {what} count"))?;
+            (0..n)
+                .map(|_| r.u64().ok_or_else(|| format!("short {what} list")))
+                .collect()
+        };
+        let prev = list("prev_events")?;
+        let auth = list("auth_events")?;
+        if !r.0.is_empty() {
+            return Err(format!("{} trailing bytes", r.0.len()));
+        }
         Ok(EventMeta {
             before,
             after,
             status,
             room_id,
+            event_id,
+            prev,
+            auth,
         })
     }
+}
+
+/// The `event_state` value (see `docs/store.md`), written without building an [`EventMeta`]. Ids and
+/// lists longer than the format holds are cut (PDU limits keep them far below: ids 255 bytes, 20 prev
+/// and 10 auth events).
+pub fn encode_event_meta(
+    before: u64,
+    after: u64,
+    status: EventStatus,
+    room_id: &str,
+    event_id: &str,
+    prev: &[u64],
+    auth: &[u64],
+) -> Vec<u8> {
+    let cap = |b: &[u8]| b.len().min(u16::MAX as usize);
+    let room = &room_id.as_bytes()[..cap(room_id.as_bytes())];
+    let id = &event_id.as_bytes()[..cap(event_id.as_bytes())];
+    let prev = &prev[..prev.len().min(u16::MAX as usize)];
+    let auth = &auth[..auth.len().min(u16::MAX as usize)];
+    let mut out =
+        Vec::with_capacity(25 + room.len() + id.len() + 4 + 8 * (prev.len() + auth.len()));
+    out.extend_from_slice(&before.to_be_bytes());
+    out.extend_from_slice(&after.to_be_bytes());
+    out.push(status as u8);
+    for b in [room, id] {
+        out.extend_from_slice(&(b.len() as u16).to_be_bytes());
+        out.extend_from_slice(b);
+    }
+    for list in [prev, auth] {
+        out.extend_from_slice(&(list.len() as u16).to_be_bytes());
+        for n in list {
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+    out
 }
 
 /// The `rooms` value: `version-id len u8 ‖ version id ‖ create event number u64 BE`.
@@ -190,13 +253,6 @@ pub fn encode_state_key(event_type: &str, state_key: &str) -> Vec<u8> {
     out.extend_from_slice(t);
     out.extend_from_slice(state_key.as_bytes());
     out
-}
-
-pub fn edge_key(num: u64, kind: u8) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[..8].copy_from_slice(&num.to_be_bytes());
-    k[8] = kind;
-    k
 }
 
 pub fn u64_from(bytes: &[u8]) -> Option<u64> {
@@ -300,6 +356,36 @@ mod tests {
             decode_extremities(&encode_extremities(5, &[1, 2])),
             Some((5, vec![1, 2]))
         );
+        let meta = EventMeta {
+            before: 7,
+            after: 8,
+            status: EventStatus::Rejected,
+            room_id: "!r:x".into(),
+            event_id: "$e".into(),
+            prev: vec![3, 4],
+            auth: vec![1, 2, 6],
+        };
+        assert_eq!(EventMeta::decode(&meta.encode()), Ok(meta));
+    }
+
+    #[test]
+    fn event_meta_prefixes_and_trailing_bytes_are_errors() {
+        let meta = EventMeta {
+            before: 1,
+            after: 2,
+            status: EventStatus::Accepted,
+            room_id: "!r:x".into(),
+            event_id: "$e".into(),
+            prev: vec![1],
+            auth: vec![],
+        };
+        let bytes = meta.encode();
+        for n in 0..bytes.len() {
+            assert!(EventMeta::decode(&bytes[..n]).is_err(), "prefix {n}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(EventMeta::decode(&longer).is_err());
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub use codec::{EventMeta, EventRecord, EventStatus, RoomRecord, StateKey};
 pub use snapshot::{SnapshotRecord, StateHash, StateView};
 
 /// The schema this build reads and writes. Bump on any incompatible change of a key or value layout.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The value of the `magic` meta key: marks a directory as a roomgraph store.
 pub const MAGIC: &[u8] = b"roomgraph-store";
@@ -35,12 +35,10 @@ pub const MAGIC: &[u8] = b"roomgraph-store";
 pub const EMPTY_SNAPSHOT: u64 = 0;
 
 /// Column families, in a fixed order (the index is used as [`Cf`]).
-pub const COLUMN_FAMILIES: [&str; 13] = [
+pub const COLUMN_FAMILIES: [&str; 11] = [
     "meta",
     "event_id_to_num",
-    "event_num_to_id",
     "events",
-    "edges",
     "rooms",
     "extremities",
     "state_key_to_num",
@@ -59,33 +57,26 @@ pub enum Cf {
     Meta = 0,
     /// event id (UTF-8) → event number (u64 BE).
     EventIdToNum = 1,
-    /// event number → event id.
-    EventNumToId = 2,
     /// event number → [`EventRecord`] (status, reason, stored PDU bytes).
-    Events = 3,
-    /// event number ‖ edge kind (0 = prev, 1 = auth) → list of event numbers.
-    Edges = 4,
+    Events = 2,
     /// room id → [`RoomRecord`] (room version, create event).
-    Rooms = 5,
+    Rooms = 3,
     /// room id → current-state snapshot ‖ forward extremities.
-    Extremities = 6,
+    Extremities = 4,
     /// encoded `(type, state_key)` → state-key number (u32 BE).
-    StateKeyToNum = 7,
+    StateKeyToNum = 5,
     /// state-key number → encoded `(type, state_key)`.
-    StateNumToKey = 8,
+    StateNumToKey = 6,
     /// snapshot number → [`SnapshotRecord`].
-    Snapshots = 9,
+    Snapshots = 7,
     /// state hash (32 bytes) → snapshot number.
-    SnapshotHashes = 10,
-    /// event number → snapshot before ‖ snapshot after ‖ status ‖ room id ([`EventMeta`]).
-    EventState = 11,
+    SnapshotHashes = 8,
+    /// event number → [`EventMeta`]: snapshots before and after, status, room id, event id, and the
+    /// event numbers of its `prev_events` and `auth_events` (the DAG edges).
+    EventState = 9,
     /// event number → serialized roaring treemap of the event's auth chain (state events).
-    AuthChains = 12,
+    AuthChains = 10,
 }
-
-/// Edge kinds in the `edges` column family.
-pub const EDGE_PREV: u8 = 0;
-pub const EDGE_AUTH: u8 = 1;
 
 /// Meta keys.
 pub const META_MAGIC: &[u8] = b"magic";
@@ -464,14 +455,9 @@ impl Store {
         }
     }
 
+    /// The id of event `num` (from its `event_state` record).
     pub fn event_id(&self, num: u64) -> Result<Option<String>, StoreError> {
-        let key = num.to_be_bytes();
-        match self.get(Cf::EventNumToId, &key)? {
-            None => Ok(None),
-            Some(v) => String::from_utf8(v)
-                .map(Some)
-                .map_err(|_| StoreError::corrupt(Cf::EventNumToId, &key, "event id is not UTF-8")),
-        }
+        Ok(self.event_state(num)?.map(|meta| meta.event_id))
     }
 
     pub fn event_record(&self, num: u64) -> Result<Option<EventRecord>, StoreError> {
@@ -481,15 +467,6 @@ impl Store {
             Some(v) => EventRecord::decode(&v)
                 .map(Some)
                 .map_err(|what| StoreError::corrupt(Cf::Events, &key, what)),
-        }
-    }
-
-    pub fn edges(&self, num: u64, kind: u8) -> Result<Vec<u64>, StoreError> {
-        let key = codec::edge_key(num, kind);
-        match self.get(Cf::Edges, &key)? {
-            None => Ok(Vec::new()),
-            Some(v) => codec::u64_list(&v)
-                .ok_or_else(|| StoreError::corrupt(Cf::Edges, &key, "edge list length")),
         }
     }
 
