@@ -177,9 +177,13 @@ impl Default for EngineOptions {
 /// Marks a pair known not to exist in the store (a cached negative lookup).
 const ABSENT: u32 = u32::MAX;
 
+/// A hash map with a keyed fast hash (ahash): event ids and state keys come from the network, so the
+/// hash stays keyed per map, but SipHash's cost is not paid on every lookup.
+pub(crate) type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+
 /// Interns `(type, state_key)` pairs to dense numbers, shared by rooms applying in parallel.
 pub(crate) struct KeyInterner {
-    map: RwLock<HashMap<Vec<u8>, u32>>,
+    map: RwLock<FastMap<Vec<u8>, u32>>,
     next: std::sync::atomic::AtomicU32,
     new_keys: std::sync::Mutex<Vec<(u32, Vec<u8>)>>,
 }
@@ -187,10 +191,16 @@ pub(crate) struct KeyInterner {
 impl KeyInterner {
     /// The number of a pair, if it has one.
     pub fn get(&self, store: &Store, t: &str, s: &str) -> Result<Option<u32>, StoreError> {
-        let enc = codec::encode_state_key(t, s);
-        if let Some(n) = self.map.read().ok().and_then(|m| m.get(&enc).copied()) {
+        // Encoded on the stack for the lookup (types and state keys are at most 255 bytes each).
+        let mut buf = [0u8; 2 + 255 + 255];
+        let hit = match codec::encode_state_key_into(t, s, &mut buf) {
+            Some(n) => self.map.read().ok().and_then(|m| m.get(&buf[..n]).copied()),
+            None => None,
+        };
+        if let Some(n) = hit {
             return Ok((n != ABSENT).then_some(n));
         }
+        let enc = codec::encode_state_key(t, s);
         let found = store.state_key_num(&StateKey::new(t, s))?;
         if let Ok(mut m) = self.map.write() {
             // Negative answers are cached too: only `intern` (this process) creates keys.
@@ -283,7 +293,7 @@ pub struct Engine {
     pending_count: AtomicUsize,
     max_pending: usize,
     check_resolutions: bool,
-    rooms: HashMap<String, RoomState>,
+    rooms: FastMap<String, RoomState>,
     orphans: Vec<Orphan>,
     /// Pending rows found at open, replayed by the next ingest call.
     replay: Vec<Input>,
@@ -369,7 +379,7 @@ impl Engine {
         Ok(Engine {
             store,
             keys: KeyInterner {
-                map: RwLock::new(HashMap::new()),
+                map: RwLock::new(FastMap::default()),
                 next: std::sync::atomic::AtomicU32::new(next_state_key.max(1)),
                 new_keys: std::sync::Mutex::new(Vec::new()),
             },
@@ -379,7 +389,7 @@ impl Engine {
             pending_count: AtomicUsize::new(0),
             max_pending: options.max_pending,
             check_resolutions: options.check_resolutions,
-            rooms: HashMap::new(),
+            rooms: FastMap::default(),
             orphans: Vec::new(),
             replay,
             poisoned: false,
@@ -618,7 +628,7 @@ impl Engine {
         outcomes: &mut Vec<EventOutcome>,
         writes: &mut Writes,
     ) -> Result<(), IngestError> {
-        let mut by_room: HashMap<String, Vec<Item>> = HashMap::new();
+        let mut by_room: FastMap<String, Vec<Item>> = FastMap::default();
         let mut late: Vec<(String, Input)> = Vec::new();
         for r in routes {
             match r {
@@ -955,7 +965,7 @@ fn line_prefix(line: Option<u64>) -> String {
 
 /// Routes one line: create events are parsed with the version in their content; other events are parsed
 /// right away when their room is loaded, else later.
-fn route(input: Input, rooms: &HashMap<String, RoomState>) -> Routed {
+fn route(input: Input, rooms: &FastMap<String, RoomState>) -> Routed {
     let prefix = line_prefix(input.line);
     let invalid = |input: &Input, reason: String| Routed::Invalid {
         outcome: EventOutcome {

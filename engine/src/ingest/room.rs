@@ -20,7 +20,7 @@ use crate::store::{
     StateView, StoreError, Writes,
 };
 
-use super::{EventOutcome, Outcome, Shared};
+use super::{EventOutcome, FastMap, Outcome, Shared};
 
 /// Views kept in memory per room (each holds its own overlay; the full maps are shared).
 const VIEW_CACHE: usize = 256;
@@ -57,15 +57,15 @@ pub(crate) struct RoomState {
     extremities: Vec<u64>,
     current: StateView,
     dirty: bool,
-    ids: HashMap<Box<str>, u64>,
+    ids: FastMap<Box<str>, u64>,
     info: IntMap<u64, Info>,
     views: IntMap<u64, StateView>,
     view_order: VecDeque<u64>,
     auth_cache: IntMap<u64, Arc<AuthEvent>>,
     chains: IntMap<u64, Arc<RoaringTreemap>>,
-    hashes: HashMap<StateHash, u64>,
+    hashes: FastMap<StateHash, u64>,
     /// Memoised resolutions: sorted input snapshots → result snapshot.
-    memo: HashMap<Vec<u64>, u64>,
+    memo: FastMap<Vec<u64>, u64>,
     graph: Option<EventGraph>,
     graph_idx: IntMap<u64, EventIdx>,
     graph_nums: Vec<u64>,
@@ -83,7 +83,7 @@ pub(crate) struct RoomState {
     /// Counts of fork resolutions by path.
     pub stats: ResolutionStats,
     /// Events waiting for a missing event id.
-    pub waiting: HashMap<String, Vec<Item>>,
+    pub waiting: FastMap<String, Vec<Item>>,
     /// Created in this process: every event and snapshot of the room is in the maps above, so misses
     /// need no store lookup (event ids of v3+ rooms hash the room id, so no other room has them).
     fresh: bool,
@@ -116,14 +116,14 @@ impl RoomState {
             extremities: Vec::new(),
             current: StateView::empty(),
             dirty: false,
-            ids: HashMap::new(),
+            ids: FastMap::default(),
             info: IntMap::default(),
             views: IntMap::default(),
             view_order: VecDeque::new(),
             auth_cache: IntMap::default(),
             chains: IntMap::default(),
-            hashes: HashMap::new(),
-            memo: HashMap::new(),
+            hashes: FastMap::default(),
+            memo: FastMap::default(),
             graph: None,
             graph_idx: IntMap::default(),
             graph_nums: Vec::new(),
@@ -133,7 +133,7 @@ impl RoomState {
             state_log: Vec::new(),
             log_from: 0,
             stats: ResolutionStats::default(),
-            waiting: HashMap::new(),
+            waiting: FastMap::default(),
             fresh: true,
         }
     }

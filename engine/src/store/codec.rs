@@ -245,6 +245,19 @@ impl StateKey {
 }
 
 /// Encodes a `(type, state_key)` pair without building a [`StateKey`].
+/// [`encode_state_key`] into `out`, returning the length; `None` when it does not fit.
+pub fn encode_state_key_into(event_type: &str, state_key: &str, out: &mut [u8]) -> Option<usize> {
+    let (t, s) = (event_type.as_bytes(), state_key.as_bytes());
+    let len = 2 + t.len() + s.len();
+    if t.len() > u16::MAX as usize || len > out.len() {
+        return None;
+    }
+    out[..2].copy_from_slice(&(t.len() as u16).to_be_bytes());
+    out[2..2 + t.len()].copy_from_slice(t);
+    out[2 + t.len()..len].copy_from_slice(s);
+    Some(len)
+}
+
 pub fn encode_state_key(event_type: &str, state_key: &str) -> Vec<u8> {
     // Types are at most 255 bytes (checked at parse time), so the length always fits.
     let t = &event_type.as_bytes()[..event_type.len().min(u16::MAX as usize)];
@@ -350,6 +363,10 @@ mod tests {
             create_event: 42,
         };
         assert_eq!(RoomRecord::decode(&room.encode()), Ok(room));
+        let mut buf = [0u8; 16];
+        let n = encode_state_key_into("m.room.member", "@a:x", &mut buf);
+        assert_eq!(n.map(|n| &buf[..n]), Some(&encode_state_key("m.room.member", "@a:x")[..]));
+        assert_eq!(encode_state_key_into("m.room.member", "@abcdef:x", &mut buf), None);
         let key = StateKey::new("m.room.member", "@a:x");
         assert_eq!(StateKey::decode(&key.encode()), Ok(key));
         assert_eq!(
