@@ -363,10 +363,16 @@ mod tests {
             create_event: 42,
         };
         assert_eq!(RoomRecord::decode(&room.encode()), Ok(room));
-        let mut buf = [0u8; 16];
+        let mut buf = [0u8; 24];
         let n = encode_state_key_into("m.room.member", "@a:x", &mut buf);
-        assert_eq!(n.map(|n| &buf[..n]), Some(&encode_state_key("m.room.member", "@a:x")[..]));
-        assert_eq!(encode_state_key_into("m.room.member", "@abcdef:x", &mut buf), None);
+        assert_eq!(
+            n.map(|n| &buf[..n]),
+            Some(&encode_state_key("m.room.member", "@a:x")[..])
+        );
+        assert_eq!(
+            encode_state_key_into("m.room.member", "@abcdefgh:x", &mut buf),
+            None
+        );
         let key = StateKey::new("m.room.member", "@a:x");
         assert_eq!(StateKey::decode(&key.encode()), Ok(key));
         assert_eq!(
