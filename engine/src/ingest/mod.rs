@@ -756,6 +756,9 @@ impl Engine {
                 }
             }
         }
+        // Largest room first: a huge room is the batch's critical path, so it starts at once while the
+        // other thread works through the small ones.
+        jobs.sort_by_key(|(_, items)| std::cmp::Reverse(items.len()));
         let sh = self.shared();
         let results: Vec<(RoomState, Result<room::RoomOutput, StoreError>)> = jobs
             .into_par_iter()
@@ -777,6 +780,8 @@ impl Engine {
             }
             self.rooms.insert(room.room_id.clone(), room);
         }
+        // Outcomes in input order (rooms ran in any order); replayed pending events (no line) first.
+        outcomes.sort_by_key(|o| o.line);
         match first_err {
             Some(e) => Err(e.into()),
             None => Ok(()),
