@@ -971,6 +971,10 @@ fn line_prefix(line: Option<u64>) -> String {
 /// Routes one line: create events are parsed with the version in their content; other events are parsed
 /// right away when their room is loaded, else later.
 fn route(input: Input, rooms: &FastMap<String, RoomState>) -> Routed {
+    let input = match route_fast(input, rooms) {
+        Ok(routed) => return routed,
+        Err(input) => input,
+    };
     let prefix = line_prefix(input.line);
     let invalid = |input: &Input, reason: String| Routed::Invalid {
         outcome: EventOutcome {
@@ -1050,43 +1054,99 @@ fn route(input: Input, rooms: &FastMap<String, RoomState>) -> Routed {
 
 /// Step 1 (format, sizes, event id) and step 3 (content hash → redacted form) for one line.
 fn parse_item(input: Input, version: &'static RoomVersion) -> Result<Item, EventOutcome> {
-    let prefix = line_prefix(input.line);
-    let invalid = |reason: String| EventOutcome {
-        line: input.line,
-        event_id: None,
-        outcome: Outcome::Invalid,
-        reason: Some(reason),
+    let checked = match Pdu::parse(&input.bytes, version) {
+        Ok(parsed) => check_content_hash(&parsed, version),
+        Err(e) => Err(e.to_string()),
     };
-    let parsed = match Pdu::parse(&input.bytes, version) {
-        Ok(p) => p,
-        Err(e) => return Err(invalid(format!("{prefix}{e}"))),
+    finish_item(input, checked)
+}
+
+/// Step 3 for a parsed PDU: its detached auth form, plus the redacted canonical form when the content
+/// hash does not match (the spec: store the redacted event). `Err` is the reason it is invalid, without
+/// the line prefix ([`finish_item`] adds it).
+fn check_content_hash(
+    parsed: &Pdu<'_>,
+    version: &'static RoomVersion,
+) -> Result<(AuthEvent, Option<Vec<u8>>), String> {
+    if parsed.content_hash_matches() {
+        return Ok((AuthEvent::detached(parsed), None));
+    }
+    let red = redact(&parsed.json, version.redaction);
+    let bytes = canonical_json::to_canonical_vec(&JsonValue::Object(red));
+    match Pdu::parse(&bytes, version) {
+        Ok(p) => Ok((AuthEvent::detached(&p), Some(bytes))),
+        Err(e) => Err(format!("redacted form after a content-hash mismatch: {e}")),
+    }
+}
+
+/// The item for `input`, or its invalid outcome.
+fn finish_item(
+    input: Input,
+    checked: Result<(AuthEvent, Option<Vec<u8>>), String>,
+) -> Result<Item, EventOutcome> {
+    match checked {
+        Ok((event, redacted)) => Ok(Item {
+            line: input.line,
+            event,
+            raw: input.bytes,
+            redacted,
+            pending_seq: input.pending_seq,
+        }),
+        Err(reason) => Err(EventOutcome {
+            line: input.line,
+            event_id: None,
+            outcome: Outcome::Invalid,
+            reason: Some(format!("{}{reason}", line_prefix(input.line))),
+        }),
+    }
+}
+
+/// The `room_id` of a line found by looking for its key instead of parsing: a guess, right for canonical
+/// PDUs unless `content` (sorted before it) holds a nested `room_id`; [`route_fast`] checks it against
+/// the parsed PDU. `None` for pretty-printed input, escapes, or no such key.
+fn quick_room_id(bytes: &[u8]) -> Option<&str> {
+    const KEY: &[u8] = br#""room_id":""#;
+    let at = memchr::memmem::find(bytes, KEY)? + KEY.len();
+    let len = memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
+    if bytes.get(at + len) != Some(&b'"') {
+        return None;
+    }
+    std::str::from_utf8(bytes.get(at..at + len)?).ok()
+}
+
+/// Routes a line of a loaded room with one parse (no pre-parse for the room id), when
+/// [`quick_room_id`] guesses its room and the PDU parsed with that room's version confirms it. Create
+/// events and everything unusual go the general way ([`route`]), which decides exactly as before.
+fn route_fast(input: Input, rooms: &FastMap<String, RoomState>) -> Result<Routed, Input> {
+    let Some((room_id, version)) = quick_room_id(&input.bytes)
+        .and_then(|id| rooms.get_key_value(id))
+        .map(|(id, room)| (id.clone(), room.version))
+    else {
+        return Err(input);
     };
-    let (event, redacted) = if parsed.content_hash_matches() {
-        (AuthEvent::detached(&parsed), None)
-    } else {
-        let red = redact(&parsed.json, version.redaction);
-        let bytes = canonical_json::to_canonical_vec(&JsonValue::Object(red));
-        match Pdu::parse(&bytes, version) {
-            Ok(p) => (AuthEvent::detached(&p), Some(bytes)),
-            Err(e) => {
-                return Err(invalid(format!(
-                    "{prefix}redacted form after a content-hash mismatch: {e}"
-                )));
-            }
+    let checked = match Pdu::parse(&input.bytes, version) {
+        Ok(p) if *p.room_id == *room_id && !(p.event_type == "m.room.create") => {
+            check_content_hash(&p, version)
         }
+        _ => return Err(input),
     };
-    Ok(Item {
-        line: input.line,
-        event,
-        raw: input.bytes,
-        redacted,
-        pending_seq: input.pending_seq,
+    let seq = input.pending_seq;
+    Ok(match finish_item(input, checked) {
+        Ok(item) => Routed::Event {
+            room_id,
+            item: Box::new(item),
+        },
+        Err(outcome) => Routed::Invalid {
+            outcome,
+            pending_seq: seq,
+        },
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::builder::EventBuilder;
     use crate::ingest::trace::{TraceSpec, generate};
 
     fn outcomes_by_id(outcomes: &[EventOutcome]) -> BTreeMap<String, Outcome> {
@@ -1124,5 +1184,63 @@ mod tests {
             let state = engine.current_state(room).expect("current state");
             assert!(state.contains_key(&("m.room.create".to_owned(), String::new())));
         }
+    }
+
+    #[test]
+    fn quick_room_id_finds_the_key_or_gives_up() {
+        let line = br#"{"auth_events":[],"content":{},"room_id":"!r:x","type":"t"}"#;
+        assert_eq!(quick_room_id(line), Some("!r:x"));
+        assert_eq!(quick_room_id(br#"{"room_id": "!r:x"}"#), None);
+        assert_eq!(quick_room_id(br#"{"room_id":"!r\u0021:x"}"#), None);
+        assert_eq!(quick_room_id(br#"{"room_id":"!r:x"#), None);
+        assert_eq!(quick_room_id(br#"{"type":"t"}"#), None);
+    }
+
+    /// A `room_id` nested in `content` (sorted before the top-level one) misleads the guess of the fast
+    /// routing path; the event still lands in its own room.
+    #[test]
+    fn a_nested_room_id_does_not_misroute_an_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let trace = generate(&TraceSpec {
+            events: 200,
+            rooms: 2,
+            ..TraceSpec::default()
+        });
+        let mut engine = Engine::open(dir.path()).expect("open");
+        engine.ingest(&trace.lines).expect("ingest");
+        let (home, other) = (&trace.rooms[0], &trace.rooms[1]);
+        let state = engine.current_state(home).expect("state");
+        let create_id = &state[&("m.room.create".to_owned(), String::new())];
+        let create = engine.event(create_id).expect("read").expect("stored");
+        let version = RoomVersion::from_id(&create.room_version).expect("version");
+        let creator = Pdu::parse(&create.pdu, version)
+            .expect("create parses")
+            .sender
+            .to_string();
+        let mut auth = vec![
+            state[&("m.room.power_levels".to_owned(), String::new())].clone(),
+            state[&("m.room.member".to_owned(), creator.clone())].clone(),
+        ];
+        if !version.room_id_from_create {
+            auth.push(create_id.clone());
+        }
+        let line = EventBuilder::with_json_content(
+            version,
+            "m.room.message",
+            &creator,
+            &format!(r#"{{"body":"hi","moved":{{"room_id":"{other}"}}}}"#),
+        )
+        .room_id(home)
+        .depth(100_000)
+        .prev_events(&engine.extremities(home).expect("extremities"))
+        .auth_events(&auth)
+        .build_json_line();
+        assert!(quick_room_id(line.as_bytes()) == Some(other.as_str()));
+        let outcomes = engine.ingest(&[line]).expect("ingest");
+        assert_eq!(outcomes.len(), 1);
+        assert_eq!(outcomes[0].outcome, Outcome::Accepted, "{outcomes:?}");
+        let id = outcomes[0].event_id.as_deref().expect("id");
+        let stored = engine.event(id).expect("read").expect("stored");
+        assert_eq!(&stored.room_id, home);
     }
 }
