@@ -1125,7 +1125,7 @@ fn route_fast(input: Input, rooms: &FastMap<String, RoomState>) -> Result<Routed
         return Err(input);
     };
     let checked = match Pdu::parse(&input.bytes, version) {
-        Ok(p) if *p.room_id == *room_id && !(p.event_type == "m.room.create") => {
+        Ok(p) if *p.room_id == *room_id && p.event_type != "m.room.create" => {
             check_content_hash(&p, version)
         }
         _ => return Err(input),

@@ -3,7 +3,7 @@
 //! thread at a time; rooms run in parallel.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -100,6 +100,12 @@ pub(crate) struct RoomOutput {
 /// An error that stops the batch (nothing of it is committed).
 pub(crate) type RoomResult<T> = Result<T, StoreError>;
 
+/// The stored event numbers of an event's `prev_events` and `auth_events`, in PDU order.
+struct Parents {
+    prev: Vec<u64>,
+    auth: Vec<u64>,
+}
+
 /// The outcome of the checks for one event.
 struct Verdict {
     status: EventStatus,
@@ -190,14 +196,17 @@ impl RoomState {
                 });
                 continue;
             }
-            if let Some(missing) = self.first_missing(sh, &item.event.pdu)? {
-                self.park(sh, item, missing, &mut out);
-                continue;
-            }
+            let parents = match self.parent_nums(sh, &item.event.pdu)? {
+                Ok(parents) => parents,
+                Err(missing) => {
+                    self.park(sh, item, missing, &mut out);
+                    continue;
+                }
+            };
             if let Some(seq) = item.pending_seq {
                 out.writes.delete(Cf::Meta, pending_key(seq));
             }
-            let outcome = self.apply(sh, item, &mut out.writes)?;
+            let outcome = self.apply(sh, item, parents, &mut out.writes)?;
             out.stored += 1;
             if let Some(woken) = self.waiting.remove(&id) {
                 sh.pending_count.fetch_sub(woken.len(), Ordering::Relaxed);
@@ -286,13 +295,28 @@ impl RoomState {
         Ok(n)
     }
 
-    fn first_missing(&mut self, sh: &Shared<'_>, pdu: &Pdu<'static>) -> RoomResult<Option<String>> {
-        for id in pdu.prev_events.iter().chain(pdu.auth_events.iter()) {
-            if self.lookup(sh, id)?.is_none() {
-                return Ok(Some(id.to_string()));
-            }
-        }
-        Ok(None)
+    /// The event numbers of `prev_events` and `auth_events`, or the first id that is not stored yet.
+    fn parent_nums(
+        &mut self,
+        sh: &Shared<'_>,
+        pdu: &Pdu<'static>,
+    ) -> RoomResult<Result<Parents, String>> {
+        let mut nums =
+            |ids: &[std::borrow::Cow<'static, str>]| -> RoomResult<Result<Vec<u64>, String>> {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    match self.lookup(sh, id)? {
+                        Some(n) => out.push(n),
+                        None => return Ok(Err(id.to_string())),
+                    }
+                }
+                Ok(Ok(out))
+            };
+        let prev = match nums(&pdu.prev_events)? {
+            Ok(p) => p,
+            Err(missing) => return Ok(Err(missing)),
+        };
+        Ok(nums(&pdu.auth_events)?.map(|auth| Parents { prev, auth }))
     }
 
     fn info(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<Option<(Info, bool)>> {
@@ -416,6 +440,7 @@ impl RoomState {
         &mut self,
         sh: &Shared<'_>,
         item: Item,
+        parents: Parents,
         writes: &mut Writes,
     ) -> RoomResult<EventOutcome> {
         let Item {
@@ -434,14 +459,10 @@ impl RoomState {
             .state_key
             .as_ref()
             .map(|sk| (pdu.event_type.to_string(), sk.to_string()));
-        let mut prev_nums = Vec::with_capacity(pdu.prev_events.len());
-        for p in &pdu.prev_events {
-            prev_nums.push(self.lookup(sh, p)?.unwrap_or(0));
-        }
-        let mut auth_nums = Vec::with_capacity(pdu.auth_events.len());
-        for a in &pdu.auth_events {
-            auth_nums.push(self.lookup(sh, a)?.unwrap_or(0));
-        }
+        let Parents {
+            prev: prev_nums,
+            auth: auth_nums,
+        } = parents;
         let event = Arc::new(event);
 
         let (verdict, before) =
@@ -711,18 +732,25 @@ impl RoomState {
 
         // Step 4: the event's own auth events.
         let mut auth_events = Vec::with_capacity(auth_nums.len());
-        let mut statuses = HashMap::new();
+        // At most 10 auth events: a list beats a map.
+        let mut statuses: Vec<(&str, EventStatus)> = Vec::with_capacity(auth_nums.len());
         for (a, id) in auth_nums.iter().zip(&event.pdu.auth_events) {
             let ae = self.load_auth(sh, *a)?;
             let status = match self.info(sh, *a)? {
                 Some((i, _)) => i.status,
                 None => EventStatus::Rejected,
             };
-            statuses.insert(id.to_string(), status);
+            statuses.push((id, status));
             auth_events.push(ae);
         }
         let refs: Vec<&AuthEvent> = auth_events.iter().map(|a| &**a).collect();
-        let is_rejected = |id: &str| statuses.get(id) == Some(&EventStatus::Rejected);
+        let is_rejected = |id: &str| {
+            statuses
+                .iter()
+                .rev()
+                .find(|(i, _)| *i == id)
+                .is_some_and(|(_, s)| *s == EventStatus::Rejected)
+        };
         if let Err(e) = auth::check_state_independent(event, &refs, Some(&create), &is_rejected) {
             return Ok((
                 reject(format!("auth against its auth_events: {e}")),
