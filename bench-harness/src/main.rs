@@ -154,7 +154,12 @@ fn generate_file(out: &Path, t: &TraceArgs) -> Result<(), String> {
     for l in &trace.lines {
         writeln!(f, "{l}").map_err(|e| e.to_string())?;
     }
-    f.flush().map_err(|e| e.to_string())?;
+    // Written through to disk here, so the kernel's writeback of the trace does not compete with the
+    // fsyncs of the timed ingest that follows (it cost that run 10–15 %).
+    f.into_inner()
+        .map_err(|e| e.to_string())?
+        .sync_all()
+        .map_err(|e| e.to_string())?;
     let big = trace
         .lines
         .iter()
