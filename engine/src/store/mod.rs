@@ -266,6 +266,9 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
             Err(e) => return Err(io(e)),
         };
+        // Column families of the database that this schema does not use (an older or newer schema's):
+        // opened too (RocksDB insists), so that the schema check can say what the store is.
+        let mut extra = Vec::new();
         if !fresh {
             if path.is_file() {
                 return Err(StoreError::Foreign {
@@ -293,11 +296,15 @@ impl Store {
                     detail: format!("a RocksDB database without the column family `{missing}`"),
                 });
             }
+            extra = existing
+                .into_iter()
+                .filter(|e| e != "default" && !COLUMN_FAMILIES.contains(&e.as_str()))
+                .collect();
         }
         if fresh {
             Store::create(&path, options)?;
         }
-        let store = Store::open_db(&path, options, false)?;
+        let store = Store::open_db(&path, options, false, &extra)?;
         store.check_schema()?;
         Ok(store)
     }
@@ -318,7 +325,7 @@ impl Store {
             std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
         }
         {
-            let store = Store::open_db(&tmp, options, true)?;
+            let store = Store::open_db(&tmp, options, true, &[])?;
             let mut w = Writes::default();
             w.put(Cf::Meta, META_MAGIC, MAGIC);
             w.put(
@@ -338,7 +345,12 @@ impl Store {
         .map_err(|e| io(path, e))
     }
 
-    fn open_db(path: &Path, options: &StoreOptions, create: bool) -> Result<Store, StoreError> {
+    fn open_db(
+        path: &Path,
+        options: &StoreOptions,
+        create: bool,
+        extra: &[String],
+    ) -> Result<Store, StoreError> {
         let cache = rocksdb::Cache::new_lru_cache(options.block_cache_bytes);
         let mut db_opts = cf_options(&cache);
         db_opts.create_if_missing(create);
@@ -347,7 +359,9 @@ impl Store {
         db_opts.set_max_background_jobs(2);
         let cfs = COLUMN_FAMILIES
             .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(&cache)));
+            .copied()
+            .chain(extra.iter().map(String::as_str))
+            .map(|name| ColumnFamilyDescriptor::new(name, cf_options(&cache)));
         let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
         Ok(Store {
             db,
@@ -731,5 +745,28 @@ mod tests {
         drop(store);
         let err = Store::open(dir.path()).expect_err("mismatch");
         assert!(err.to_string().contains("schema version 999"), "{err}");
+    }
+
+    /// A store of schema 1 had two more column families (`event_num_to_id`, `edges`): it is refused
+    /// with the schema message, not with RocksDB's complaint about unopened column families.
+    #[test]
+    fn older_schema_with_other_column_families_is_refused_by_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("create");
+        let mut w = Writes::default();
+        w.put(Cf::Meta, META_SCHEMA, b"1".to_vec());
+        store.commit(w).expect("commit");
+        drop(store);
+        {
+            let mut db =
+                DB::open_cf(&Options::default(), dir.path(), COLUMN_FAMILIES).expect("raw open");
+            db.create_cf("edges", &Options::default()).expect("add cf");
+        }
+        let err = Store::open(dir.path()).expect_err("older schema");
+        assert!(
+            err.to_string()
+                .contains("schema version 1, this build reads schema version 2"),
+            "{err}"
+        );
     }
 }
