@@ -52,23 +52,8 @@ impl AuthEvent {
     /// Extracts the auth facts of `pdu`. Never fails: malformed auth-relevant content (e.g. a power-levels
     /// event with non-integer values) is recorded and makes the auth checks fail with the rule it breaks.
     pub fn new(pdu: Pdu<'static>) -> AuthEvent {
-        let facts::Extracted {
-            membership,
-            join_rule,
-            power_levels,
-            create,
-            member,
-            third_party_keys,
-        } = facts::extract(&pdu);
-        AuthEvent {
-            pdu,
-            membership,
-            join_rule,
-            power_levels,
-            create,
-            member,
-            third_party_keys,
-        }
+        let facts = facts::extract(&pdu);
+        AuthEvent::assemble(pdu, facts)
     }
 
     /// Like [`AuthEvent::new`], keeping a [`Pdu::detached`] header instead of the whole PDU: the facts,
@@ -77,6 +62,17 @@ impl AuthEvent {
     /// `join_authorised_via_users_server` (the restricted-join rule checks that server's signature).
     /// Ingest holds its events this way: a fraction of the memory, no JSON tree to copy or drop.
     pub fn detached(pdu: &Pdu<'_>) -> AuthEvent {
+        let facts = facts::extract(pdu);
+        let is_create = pdu.event_type == "m.room.create";
+        let keep_signatures = facts
+            .member
+            .as_ref()
+            .is_some_and(|m| m.authoriser != Authoriser::Absent);
+        let header = pdu.detached(|key| is_create || (keep_signatures && key == "signatures"));
+        AuthEvent::assemble(header, facts)
+    }
+
+    fn assemble(pdu: Pdu<'static>, facts: facts::Extracted) -> AuthEvent {
         let facts::Extracted {
             membership,
             join_rule,
@@ -84,12 +80,7 @@ impl AuthEvent {
             create,
             member,
             third_party_keys,
-        } = facts::extract(pdu);
-        let is_create = pdu.event_type == "m.room.create";
-        let keep_signatures = member
-            .as_ref()
-            .is_some_and(|m| m.authoriser != Authoriser::Absent);
-        let pdu = pdu.detached(|key| is_create || (keep_signatures && key == "signatures"));
+        } = facts;
         AuthEvent {
             pdu,
             membership,

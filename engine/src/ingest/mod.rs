@@ -1037,16 +1037,7 @@ fn route(input: Input, rooms: &FastMap<String, RoomState>) -> Routed {
     match rooms.get(&room_id) {
         Some(room) => {
             let seq = input.pending_seq;
-            match parse_item(input, room.version) {
-                Ok(item) => Routed::Event {
-                    room_id,
-                    item: Box::new(item),
-                },
-                Err(outcome) => Routed::Invalid {
-                    outcome,
-                    pending_seq: seq,
-                },
-            }
+            routed_event(room_id, seq, parse_item(input, room.version))
         }
         None => Routed::Late { room_id, input },
     }
@@ -1131,7 +1122,12 @@ fn route_fast(input: Input, rooms: &FastMap<String, RoomState>) -> Result<Routed
         _ => return Err(input),
     };
     let seq = input.pending_seq;
-    Ok(match finish_item(input, checked) {
+    Ok(routed_event(room_id, seq, finish_item(input, checked)))
+}
+
+/// A parsed event of a loaded room, or its invalid outcome (with the pending row to delete).
+fn routed_event(room_id: String, seq: Option<u64>, item: Result<Item, EventOutcome>) -> Routed {
+    match item {
         Ok(item) => Routed::Event {
             room_id,
             item: Box::new(item),
@@ -1140,7 +1136,7 @@ fn route_fast(input: Input, rooms: &FastMap<String, RoomState>) -> Result<Routed
             outcome,
             pending_seq: seq,
         },
-    })
+    }
 }
 
 #[cfg(test)]
