@@ -735,14 +735,19 @@ mod tests {
         assert!(err.to_string().contains("not a roomgraph store"), "{err}");
     }
 
-    #[test]
-    fn schema_mismatch_is_refused() {
+    /// A closed store that says it has schema `version`.
+    fn store_of_schema(version: &[u8]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("create");
         let mut w = Writes::default();
-        w.put(Cf::Meta, META_SCHEMA, b"999".to_vec());
+        w.put(Cf::Meta, META_SCHEMA, version.to_vec());
         store.commit(w).expect("commit");
-        drop(store);
+        dir
+    }
+
+    #[test]
+    fn schema_mismatch_is_refused() {
+        let dir = store_of_schema(b"999");
         let err = Store::open(dir.path()).expect_err("mismatch");
         assert!(err.to_string().contains("schema version 999"), "{err}");
     }
@@ -751,12 +756,7 @@ mod tests {
     /// with the schema message, not with RocksDB's complaint about unopened column families.
     #[test]
     fn older_schema_with_other_column_families_is_refused_by_version() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("create");
-        let mut w = Writes::default();
-        w.put(Cf::Meta, META_SCHEMA, b"1".to_vec());
-        store.commit(w).expect("commit");
-        drop(store);
+        let dir = store_of_schema(b"1");
         {
             let mut db =
                 DB::open_cf(&Options::default(), dir.path(), COLUMN_FAMILIES).expect("raw open");
