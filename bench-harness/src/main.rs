@@ -239,7 +239,7 @@ fn ingest_file(
     let mut summary = Summary::default();
     let mut batches = 0u64;
     let mut events = 0u64;
-    let mut input = line_batches(file, batch_lines)?;
+    let mut input = line_batches(file, batch_lines)?.read_ahead();
     let counted = input.by_ref().inspect(|b| events += b.len() as u64);
     engine
         .ingest_stream(counted, |o| {

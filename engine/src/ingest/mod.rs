@@ -19,7 +19,7 @@ pub mod lines;
 pub mod room;
 pub mod trace;
 
-pub use lines::LineBatches;
+pub use lines::{LineBatches, ReadAhead};
 pub use room::ResolutionStats;
 
 use std::borrow::Cow;
@@ -249,6 +249,21 @@ pub(crate) struct Shared<'a> {
     pub pending_count: &'a AtomicUsize,
     pub max_pending: usize,
     pub check_resolutions: bool,
+    pub durable: Durable,
+}
+
+/// A processed batch ready to commit, and what it makes durable.
+struct Prepared {
+    writes: Writes,
+    durable: Durable,
+}
+
+/// Event and snapshot numbers below these belong to committed batches. The rooms' memory caches may
+/// drop only such entries: anything newer is not in the store yet, so a cache miss could not be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Durable {
+    pub event: u64,
+    pub snapshot: u64,
 }
 
 /// Borrows the shared context field by field, so `self.rooms` stays free for mutable use.
@@ -263,6 +278,7 @@ macro_rules! shared {
             pending_count: &$e.pending_count,
             max_pending: $e.max_pending,
             check_resolutions: $e.check_resolutions,
+            durable: $e.durable,
         }
     };
 }
@@ -293,6 +309,8 @@ pub struct Engine {
     pending_count: AtomicUsize,
     max_pending: usize,
     check_resolutions: bool,
+    /// What the last successful commit made durable.
+    durable: Durable,
     rooms: FastMap<String, RoomState>,
     orphans: Vec<Orphan>,
     /// Pending rows found at open, replayed by the next ingest call.
@@ -389,6 +407,10 @@ impl Engine {
             pending_count: AtomicUsize::new(0),
             max_pending: options.max_pending,
             check_resolutions: options.check_resolutions,
+            durable: Durable {
+                event: next_event.max(1),
+                snapshot: next_snapshot.max(1),
+            },
             rooms: FastMap::default(),
             orphans: Vec::new(),
             replay,
@@ -443,7 +465,7 @@ impl Engine {
             return Err(IngestError::Poisoned);
         }
         // A processed batch whose writes are not yet committed.
-        let mut inflight: Option<(Writes, Vec<EventOutcome>)> = None;
+        let mut inflight: Option<(Prepared, Vec<EventOutcome>)> = None;
         for batch in batches {
             let mut inputs: Vec<Input> = std::mem::take(&mut self.replay);
             inputs.extend(batch.into_iter().map(|(n, mut bytes)| {
@@ -459,10 +481,14 @@ impl Engine {
             let this = &*self;
             let (routes, written) = rayon::join(
                 || this.route_all(inputs),
-                || inflight.take().map(|(w, o)| (this.store.commit(w), o)),
+                || {
+                    inflight
+                        .take()
+                        .map(|(p, o)| (this.store.commit(p.writes), p.durable, o))
+                },
             );
-            if let Some((result, outcomes)) = written {
-                self.write_result(result)?;
+            if let Some((result, durable, outcomes)) = written {
+                self.write_result(result, durable)?;
                 committed(outcomes).map_err(IngestError::Caller)?;
             }
             let mut outcomes = Vec::new();
@@ -470,9 +496,9 @@ impl Engine {
             let result = self.process(routes, &mut outcomes, &mut writes);
             inflight = Some((self.prepare_commit(result, writes)?, outcomes));
         }
-        if let Some((writes, outcomes)) = inflight {
-            let result = self.store.commit(writes);
-            self.write_result(result)?;
+        if let Some((prepared, outcomes)) = inflight {
+            let result = self.store.commit(prepared.writes);
+            self.write_result(result, prepared.durable)?;
             committed(outcomes).map_err(IngestError::Caller)?;
         }
         Ok(())
@@ -570,9 +596,9 @@ impl Engine {
         result: Result<(), IngestError>,
         writes: Writes,
     ) -> Result<(), IngestError> {
-        let writes = self.prepare_commit(result, writes)?;
-        let result = self.store.commit(writes);
-        self.write_result(result)
+        let prepared = self.prepare_commit(result, writes)?;
+        let result = self.store.commit(prepared.writes);
+        self.write_result(result, prepared.durable)
     }
 
     /// Adds the batch-wide rows (new state keys, extremities, counters) to a processed batch's writes;
@@ -581,7 +607,7 @@ impl Engine {
         &mut self,
         result: Result<(), IngestError>,
         mut writes: Writes,
-    ) -> Result<Writes, IngestError> {
+    ) -> Result<Prepared, IngestError> {
         if let Err(e) = result {
             self.poisoned = true;
             return Err(e);
@@ -590,24 +616,35 @@ impl Engine {
         for room in self.rooms.values_mut() {
             room.flush(&mut writes);
         }
+        let durable = Durable {
+            event: self.next_event.load(Ordering::Relaxed),
+            snapshot: self.next_snapshot.load(Ordering::Relaxed),
+        };
         if !writes.is_empty() {
             Store::put_counters(
                 &mut writes,
                 Counters {
-                    next_event: self.next_event.load(Ordering::Relaxed),
+                    next_event: durable.event,
                     next_state_key: self.keys.next.load(Ordering::Relaxed),
-                    next_snapshot: self.next_snapshot.load(Ordering::Relaxed),
+                    next_snapshot: durable.snapshot,
                 },
             );
         }
-        Ok(writes)
+        Ok(Prepared { writes, durable })
     }
 
-    fn write_result(&mut self, result: Result<(), StoreError>) -> Result<(), IngestError> {
+    /// Takes a commit's result: on success what the batch numbered is durable; a failure poisons the
+    /// engine.
+    fn write_result(
+        &mut self,
+        result: Result<(), StoreError>,
+        durable: Durable,
+    ) -> Result<(), IngestError> {
         if let Err(e) = result {
             self.poisoned = true;
             return Err(e.into());
         }
+        self.durable = durable;
         Ok(())
     }
 
@@ -1144,6 +1181,7 @@ mod tests {
     use super::*;
     use crate::builder::EventBuilder;
     use crate::ingest::trace::{TraceSpec, generate};
+    use std::collections::BTreeSet;
 
     fn outcomes_by_id(outcomes: &[EventOutcome]) -> BTreeMap<String, Outcome> {
         outcomes
@@ -1192,6 +1230,154 @@ mod tests {
         assert_eq!(quick_room_id(br#"{"type":"t"}"#), None);
     }
 
+    /// What a test needs to write events of a generated room as its creator.
+    #[derive(Clone)]
+    struct Author {
+        room: String,
+        version: &'static RoomVersion,
+        creator: String,
+        auth: Vec<String>,
+    }
+
+    impl Author {
+        fn of(engine: &Engine, room: &str) -> Author {
+            let state = engine.current_state(room).expect("state");
+            let create_id = &state[&("m.room.create".to_owned(), String::new())];
+            let create = engine.event(create_id).expect("read").expect("stored");
+            let version = RoomVersion::from_id(&create.room_version).expect("version");
+            let creator = Pdu::parse(&create.pdu, version)
+                .expect("create parses")
+                .sender
+                .to_string();
+            let mut auth = vec![
+                state[&("m.room.power_levels".to_owned(), String::new())].clone(),
+                state[&("m.room.member".to_owned(), creator.clone())].clone(),
+            ];
+            if !version.room_id_from_create {
+                auth.push(create_id.clone());
+            }
+            Author {
+                room: room.to_owned(),
+                version,
+                creator,
+                auth,
+            }
+        }
+
+        /// The same author citing `power_levels` as the room's power levels event.
+        fn citing_power_levels(&self, power_levels: &str) -> Author {
+            let mut a = self.clone();
+            a.auth[0] = power_levels.to_owned();
+            a
+        }
+
+        /// An event of the creator's with `prev` as its `prev_events`; returns its line and id.
+        fn event(
+            &self,
+            event_type: &str,
+            state_key: Option<&str>,
+            content: &str,
+            depth: i64,
+            prev: &[String],
+        ) -> (String, String) {
+            let mut b =
+                EventBuilder::with_json_content(self.version, event_type, &self.creator, content)
+                    .room_id(&self.room)
+                    .depth(depth)
+                    .prev_events(prev)
+                    .auth_events(&self.auth);
+            if let Some(sk) = state_key {
+                b = b.state_key(sk);
+            }
+            let line = b.build_json_line();
+            let id = Pdu::parse(line.as_bytes(), self.version)
+                .expect("built event parses")
+                .event_id
+                .to_string();
+            (line, id)
+        }
+    }
+
+    /// Two branches of one room that stay apart for far more new states than the engine keeps views of
+    /// in memory, all in one batch, each a chain of power-level changes that cite the one before: the
+    /// views, auth events and auth chains the engine evicts while applying the batch are not in the
+    /// store yet, so eviction must spare them.
+    #[test]
+    fn a_long_fork_within_one_batch_keeps_its_uncommitted_states() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let trace = generate(&TraceSpec {
+            events: 60,
+            rooms: 1,
+            ..TraceSpec::default()
+        });
+        let mut engine = Engine::open(dir.path()).expect("open");
+        engine.ingest(&trace.lines).expect("ingest");
+        let author = Author::of(&engine, &trace.rooms[0]);
+        let base = engine.extremities(&author.room).expect("extremities");
+        let mut lines = Vec::new();
+        let mut tips = Vec::new();
+        for branch in 0..2i64 {
+            let mut prev = base.clone();
+            let mut cites = author.clone();
+            for i in 0..(2 * room::VIEW_CACHE) {
+                let (line, id) = cites.event(
+                    "m.room.power_levels",
+                    Some(""),
+                    &format!(
+                        r#"{{"users":{{"{}":100}},"users_default":0,"state_default":50,"events_default":0,"notifications":{{"room":{}}}}}"#,
+                        author.creator,
+                        i % 100
+                    ),
+                    // Branch 0 first: its tip is the oldest of the views by the end.
+                    50_000 + 1_000 * branch + i as i64,
+                    &prev,
+                );
+                lines.push(line);
+                cites = author.citing_power_levels(&id);
+                prev = vec![id];
+            }
+            tips.extend(prev);
+        }
+        let (merge, merge_id) =
+            author.event("m.room.message", None, r#"{"body":"merge"}"#, 70_000, &tips);
+        lines.push(merge);
+        let outcomes = engine.ingest(&lines).expect("one batch with a long fork");
+        assert_eq!(outcomes.len(), lines.len());
+        for o in &outcomes {
+            assert_eq!(o.outcome, Outcome::Accepted, "{o:?}");
+        }
+        assert_eq!(
+            engine.extremities(&author.room).expect("ext"),
+            vec![merge_id.clone()]
+        );
+
+        // The same events in small batches (every eviction then hits committed data) give the same
+        // states and auth chains.
+        let dir2 = tempfile::tempdir().expect("tempdir");
+        let mut small = Engine::open(dir2.path()).expect("open");
+        small.ingest(&trace.lines).expect("ingest");
+        for chunk in lines.chunks(64) {
+            small.ingest(chunk).expect("small batch");
+        }
+        assert_eq!(
+            small.current_state(&author.room).expect("state"),
+            engine.current_state(&author.room).expect("state")
+        );
+        for id in tips.iter().chain([&merge_id]) {
+            let chain = |e: &Engine| {
+                let num = e.store().event_num(id).expect("read").expect("stored");
+                let chain: Option<BTreeSet<String>> =
+                    e.store().auth_chain(num).expect("read").map(|c| {
+                        c.iter()
+                            .map(|n| e.store().event_id(n).expect("read").expect("stored"))
+                            .collect()
+                    });
+                (e.state_at(id, Position::Before).expect("before"), chain)
+            };
+            assert_eq!(chain(&small), chain(&engine), "{id}");
+        }
+    }
+
     /// A `room_id` nested in `content` (sorted before the top-level one) misleads the guess of the fast
     /// routing path; the event still lands in its own room.
     #[test]
@@ -1205,32 +1391,14 @@ mod tests {
         let mut engine = Engine::open(dir.path()).expect("open");
         engine.ingest(&trace.lines).expect("ingest");
         let (home, other) = (&trace.rooms[0], &trace.rooms[1]);
-        let state = engine.current_state(home).expect("state");
-        let create_id = &state[&("m.room.create".to_owned(), String::new())];
-        let create = engine.event(create_id).expect("read").expect("stored");
-        let version = RoomVersion::from_id(&create.room_version).expect("version");
-        let creator = Pdu::parse(&create.pdu, version)
-            .expect("create parses")
-            .sender
-            .to_string();
-        let mut auth = vec![
-            state[&("m.room.power_levels".to_owned(), String::new())].clone(),
-            state[&("m.room.member".to_owned(), creator.clone())].clone(),
-        ];
-        if !version.room_id_from_create {
-            auth.push(create_id.clone());
-        }
-        let line = EventBuilder::with_json_content(
-            version,
+        let author = Author::of(&engine, home);
+        let (line, _) = author.event(
             "m.room.message",
-            &creator,
+            None,
             &format!(r#"{{"body":"hi","moved":{{"room_id":"{other}"}}}}"#),
-        )
-        .room_id(home)
-        .depth(100_000)
-        .prev_events(&engine.extremities(home).expect("extremities"))
-        .auth_events(&auth)
-        .build_json_line();
+            100_000,
+            &engine.extremities(home).expect("extremities"),
+        );
         assert!(quick_room_id(line.as_bytes()) == Some(other.as_str()));
         let outcomes = engine.ingest(&[line]).expect("ingest");
         assert_eq!(outcomes.len(), 1);

@@ -16,16 +16,17 @@ use crate::room_version::{RoomVersion, StateResAlgorithm};
 use crate::store::codec;
 use crate::store::snapshot::{IntMap, StateDraft};
 use crate::store::{
-    Cf, EMPTY_SNAPSHOT, EventRecord, EventStatus, META_PENDING_PREFIX, RoomRecord, StateHash,
-    StateView, StoreError, Writes,
+    Cf, EMPTY_SNAPSHOT, EventRecord, EventStatus, META_PENDING_PREFIX, RoomRecord, SnapshotRecord,
+    StateHash, StateView, StoreError, Writes,
 };
 
 use super::{EventOutcome, FastMap, Outcome, Shared};
 
 /// Views kept in memory per room (each holds its own overlay; the full maps are shared).
-const VIEW_CACHE: usize = 256;
-/// Parsed auth events kept in memory per room before the cache is cleared.
-const AUTH_CACHE: usize = 300_000;
+pub(crate) const VIEW_CACHE: usize = 256;
+/// Parsed auth events (and auth chains) kept in memory per room before the cache is trimmed; small in
+/// unit tests, so that they exercise the trimming.
+const AUTH_CACHE: usize = if cfg!(test) { 64 } else { 300_000 };
 
 /// A parsed event waiting to be applied.
 #[derive(Debug)]
@@ -61,8 +62,14 @@ pub(crate) struct RoomState {
     info: IntMap<u64, Info>,
     views: IntMap<u64, StateView>,
     view_order: VecDeque<u64>,
+    /// The records of this room's snapshots that are not durable yet: a view evicted from `views`
+    /// before its batch is committed is rebuilt from them (see [`Durable`](super::Durable)).
+    unsynced: IntMap<u64, SnapshotRecord>,
     auth_cache: IntMap<u64, Arc<AuthEvent>>,
+    /// Size at which `auth_cache` is trimmed next ([`trim_cache`]).
+    auth_limit: usize,
     chains: IntMap<u64, Arc<RoaringTreemap>>,
+    chain_limit: usize,
     hashes: FastMap<StateHash, u64>,
     /// Memoised resolutions: sorted input snapshots → result snapshot.
     memo: FastMap<Vec<u64>, u64>,
@@ -126,8 +133,11 @@ impl RoomState {
             info: IntMap::default(),
             views: IntMap::default(),
             view_order: VecDeque::new(),
+            unsynced: IntMap::default(),
             auth_cache: IntMap::default(),
+            auth_limit: AUTH_CACHE,
             chains: IntMap::default(),
+            chain_limit: AUTH_CACHE,
             hashes: FastMap::default(),
             memo: FastMap::default(),
             graph: None,
@@ -163,6 +173,9 @@ impl RoomState {
     /// Applies `items` (and whatever they unblock) in `(depth, event id)` order once their parents are
     /// known — a topological order that does not depend on arrival order within a batch; events with unknown parents join the waiting set.
     pub fn run(&mut self, sh: &Shared<'_>, items: Vec<Item>) -> RoomResult<RoomOutput> {
+        if !self.unsynced.is_empty() {
+            self.unsynced.retain(|snap, _| *snap >= sh.durable.snapshot);
+        }
         let mut out = RoomOutput::default();
         let mut slots: Vec<Option<Item>> = Vec::with_capacity(items.len());
         let mut heap = BinaryHeap::with_capacity(items.len());
@@ -344,9 +357,7 @@ impl RoomState {
             return Ok(Arc::clone(a));
         }
         let a = Arc::new(load_auth_event(sh, num)?);
-        if self.auth_cache.len() >= AUTH_CACHE {
-            self.auth_cache.clear();
-        }
+        trim_cache(&mut self.auth_cache, &mut self.auth_limit, sh.durable.event);
         self.auth_cache.insert(num, Arc::clone(&a));
         Ok(a)
     }
@@ -361,7 +372,10 @@ impl RoomState {
         if let Some(v) = self.views.get(&snap) {
             return Ok(v.clone());
         }
-        let v = sh.store.load_view(snap)?;
+        let unsynced = &self.unsynced;
+        let v = sh
+            .store
+            .load_view_with(snap, |n| unsynced.get(&n).cloned())?;
         self.remember(v.clone());
         Ok(v)
     }
@@ -396,6 +410,7 @@ impl RoomState {
         let (view, record) = draft.commit(snap);
         writes.put(Cf::Snapshots, snap.to_be_bytes(), record.encode());
         writes.put(Cf::SnapshotHashes, view.hash.to_bytes(), snap.to_be_bytes());
+        self.unsynced.insert(snap, record);
         self.hashes.insert(view.hash, snap);
         self.remember(view.clone());
         Ok(view)
@@ -500,9 +515,7 @@ impl RoomState {
                 writes.put(Cf::AuthChains, num.to_be_bytes(), bytes);
             }
             self.chains.insert(num, Arc::new(chain));
-            if self.chains.len() > AUTH_CACHE {
-                self.chains.clear();
-            }
+            trim_cache(&mut self.chains, &mut self.chain_limit, sh.durable.event);
             self.auth_cache.insert(num, Arc::clone(&event));
         }
 
@@ -684,8 +697,8 @@ impl RoomState {
             ));
         }
         if is_create {
-            if let Some((n, _)) = &self.create {
-                let other = sh.store.event_id(*n)?.unwrap_or_default();
+            if let Some((_, create)) = &self.create {
+                let other = &create.pdu.event_id;
                 return Ok((
                     reject(format!("the room already has a create event ({other})")),
                     Some(before),
@@ -1221,6 +1234,16 @@ pub(crate) fn pending_key(seq: u64) -> Vec<u8> {
 }
 
 /// Parses a stored event back into an [`AuthEvent`].
+/// Bounds a per-room cache keyed by event number: once it reaches `limit` it drops the entries of
+/// committed batches. Entries of batches not committed yet stay (a miss could not be served from the
+/// store), so when they are most of the cache the next trim waits until it has doubled.
+fn trim_cache<V>(cache: &mut IntMap<u64, V>, limit: &mut usize, durable_event: u64) {
+    if cache.len() >= *limit {
+        cache.retain(|num, _| *num >= durable_event);
+        *limit = AUTH_CACHE.max(2 * cache.len());
+    }
+}
+
 pub(crate) fn load_auth_event(sh: &Shared<'_>, num: u64) -> RoomResult<AuthEvent> {
     let key = num.to_be_bytes();
     let rec = sh.store.event_record(num)?.ok_or_else(|| {

@@ -604,13 +604,27 @@ impl Store {
 
     /// Materialises snapshot `num` by walking its delta chain down to a full snapshot.
     pub fn load_view(&self, num: u64) -> Result<StateView, StoreError> {
+        self.load_view_with(num, |_| None)
+    }
+
+    /// [`Store::load_view`] for a state whose delta chain may run through snapshots not committed yet:
+    /// `unsynced` gives those records, the store the rest.
+    pub fn load_view_with(
+        &self,
+        num: u64,
+        unsynced: impl Fn(u64) -> Option<SnapshotRecord>,
+    ) -> Result<StateView, StoreError> {
         if num == EMPTY_SNAPSHOT {
             return Ok(StateView::empty());
         }
         let mut chain = Vec::new();
         let mut cursor = num;
         while cursor != EMPTY_SNAPSHOT {
-            let rec = self.snapshot(cursor)?.ok_or_else(|| {
+            let rec = match unsynced(cursor) {
+                Some(rec) => Some(rec),
+                None => self.snapshot(cursor)?,
+            };
+            let rec = rec.ok_or_else(|| {
                 StoreError::corrupt(
                     Cf::Snapshots,
                     &cursor.to_be_bytes(),

@@ -15,8 +15,8 @@ pub fn ingest(
     out: &mut dyn Write,
 ) -> Result<(), String> {
     let mut engine = Engine::open(db).map_err(|e| e.to_string())?;
-    let (reader, total_bytes): (Box<dyn Read>, Option<u64>) = if file == "-" {
-        (Box::new(std::io::stdin().lock()), None)
+    let (reader, total_bytes): (Box<dyn Read + Send>, Option<u64>) = if file == "-" {
+        (Box::new(std::io::stdin()), None)
     } else {
         let f = File::open(file).map_err(|e| format!("reading {file}: {e}"))?;
         let len = f.metadata().ok().map(|m| m.len());
@@ -44,8 +44,8 @@ pub fn ingest(
     });
 
     let mut summary = Summary::default();
-    let mut batches = LineBatches::new(reader, batch_lines);
-    // Bytes handed to the engine, for the progress bar (batches are read on this thread).
+    let mut batches = LineBatches::new(reader, batch_lines).read_ahead();
+    // Bytes handed to the engine, for the progress bar.
     let fed = std::rc::Rc::new(std::cell::Cell::new(0u64));
     let counted = {
         let fed = std::rc::Rc::clone(&fed);
