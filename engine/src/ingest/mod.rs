@@ -25,8 +25,8 @@ pub use room::ResolutionStats;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -270,7 +270,7 @@ pub(crate) struct Durable {
 macro_rules! shared {
     ($e:ident) => {
         Shared {
-            store: &$e.store,
+            store: &*$e.store,
             keys: &$e.keys,
             next_event: &$e.next_event,
             next_snapshot: &$e.next_snapshot,
@@ -301,7 +301,8 @@ struct Orphan {
 
 /// The engine: an open store plus the in-memory state of the rooms it has touched.
 pub struct Engine {
-    store: Store,
+    /// Shared with the commit of the previous batch in [`Engine::ingest_stream`].
+    store: Arc<Store>,
     keys: KeyInterner,
     next_event: AtomicU64,
     next_snapshot: AtomicU64,
@@ -395,7 +396,7 @@ impl Engine {
             });
         }
         Ok(Engine {
-            store,
+            store: Arc::new(store),
             keys: KeyInterner {
                 map: RwLock::new(FastMap::default()),
                 next: std::sync::atomic::AtomicU32::new(next_state_key.max(1)),
@@ -453,9 +454,12 @@ impl Engine {
 
     /// Ingests a stream of batches of `(line number, bytes)` pairs, each batch one atomic commit, and
     /// hands each batch's outcomes to `committed` once that batch is durable — the same decisions as
-    /// calling [`Engine::ingest_lines`] per batch, faster: batch N+1 is parsed (JSON, schema, event ids,
-    /// content hashes: work that reads neither the store nor room state) while batch N is written.
-    /// Applying batch N+1 waits for that write, so every store read sees all earlier batches.
+    /// calling [`Engine::ingest_lines`] per batch, faster: batch N+1 is parsed and applied while batch
+    /// N is written. Applying needs nothing of batch N from the store: the rooms keep in memory
+    /// whatever is not durable yet ([`Durable`]). Events of other rooms become visible to a room's
+    /// lookups once committed, as they do within a batch: an event citing one waits until then.
+    /// Batches are written in order, one at a time; a failed write poisons the engine, and the batch
+    /// applied beside it is never written.
     pub fn ingest_stream(
         &mut self,
         batches: impl IntoIterator<Item = Vec<(u64, Vec<u8>)>>,
@@ -478,22 +482,22 @@ impl Engine {
                     pending_seq: None,
                 }
             }));
-            let this = &*self;
-            let (routes, written) = rayon::join(
-                || this.route_all(inputs),
+            let store = Arc::clone(&self.store);
+            let previous = inflight.take();
+            let ((result, outcomes, writes), written) = rayon::join(
                 || {
-                    inflight
-                        .take()
-                        .map(|(p, o)| (this.store.commit(p.writes), p.durable, o))
+                    let routes = self.route_all(inputs);
+                    let mut outcomes = Vec::new();
+                    let mut writes = Writes::default();
+                    let result = self.process(routes, &mut outcomes, &mut writes);
+                    (result, outcomes, writes)
                 },
+                move || previous.map(|(p, o)| (store.commit(p.writes), p.durable, o)),
             );
-            if let Some((result, durable, outcomes)) = written {
-                self.write_result(result, durable)?;
-                committed(outcomes).map_err(IngestError::Caller)?;
+            if let Some((written, durable, done)) = written {
+                self.write_result(written, durable)?;
+                committed(done).map_err(IngestError::Caller)?;
             }
-            let mut outcomes = Vec::new();
-            let mut writes = Writes::default();
-            let result = self.process(routes, &mut outcomes, &mut writes);
             inflight = Some((self.prepare_commit(result, writes)?, outcomes));
         }
         if let Some((prepared, outcomes)) = inflight {
@@ -1134,7 +1138,10 @@ fn finish_item(
 /// the parsed PDU. `None` for pretty-printed input, escapes, or no such key.
 fn quick_room_id(bytes: &[u8]) -> Option<&str> {
     const KEY: &[u8] = br#""room_id":""#;
-    let at = memchr::memmem::find(bytes, KEY)? + KEY.len();
+    // Built once: building a searcher costs more than searching one line.
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(KEY));
+    let at = FINDER.find(bytes)? + KEY.len();
     let len = memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
     if bytes.get(at + len) != Some(&b'"') {
         return None;

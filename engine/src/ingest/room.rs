@@ -79,6 +79,12 @@ pub(crate) struct RoomState {
     /// Graph state-key index → store state-key number (`u32::MAX` = not cached yet).
     graph_keys: Vec<u32>,
     resolver: Resolver,
+    /// Store key numbers of `(type, state_key)` pairs by their encoding ([`RoomState::key`]).
+    key_cache: FastMap<Box<[u8]>, u32>,
+    /// The same for `m.room.member` pairs, by state key.
+    member_keys: FastMap<Box<str>, u32>,
+    /// The same for the create, power-levels and join-rules pairs (`u32::MAX`: not known yet).
+    fixed_keys: [u32; 3],
     /// Store key number of each non-rejected state event applied here (or looked up since).
     event_keys: IntMap<u64, u32>,
     /// Every non-rejected state event applied by this process, ascending: the events that can have
@@ -145,6 +151,9 @@ impl RoomState {
             graph_nums: Vec::new(),
             graph_keys: Vec::new(),
             resolver: Resolver::new(),
+            key_cache: FastMap::default(),
+            member_keys: FastMap::default(),
+            fixed_keys: [u32::MAX; 3],
             event_keys: IntMap::default(),
             state_log: Vec::new(),
             log_from: 0,
@@ -416,30 +425,84 @@ impl RoomState {
         Ok(view)
     }
 
-    /// Loads the auth events that the state-dependent rules may read from `view` into the cache and
-    /// returns them as an [`AuthState`].
-    fn state_for_check(
-        &mut self,
-        sh: &Shared<'_>,
-        event: &AuthEvent,
-        view: &StateView,
-    ) -> RoomResult<Vec<Arc<AuthEvent>>> {
-        let mut keys: Vec<(&str, &str)> = Vec::with_capacity(12);
-        auth::for_each_auth_type(event, |t, s| keys.push((t, s)));
-        keys.push(("m.room.create", ""));
-        keys.push(("m.room.power_levels", ""));
-        keys.push(("m.room.join_rules", ""));
-        keys.push(("m.room.member", &event.pdu.sender));
+    /// The store key numbers of the state entries the state-dependent rules may read for `event`
+    /// (those that exist), sorted.
+    fn check_keys(&mut self, sh: &Shared<'_>, event: &AuthEvent) -> RoomResult<Vec<u32>> {
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(12);
+        auth::for_each_auth_type(event, |t, s| pairs.push((t, s)));
+        pairs.push(("m.room.create", ""));
+        pairs.push(("m.room.power_levels", ""));
+        pairs.push(("m.room.join_rules", ""));
+        pairs.push(("m.room.member", &event.pdu.sender));
         if let Some(sk) = &event.pdu.state_key {
-            keys.push(("m.room.member", sk));
+            pairs.push(("m.room.member", sk));
+        }
+        let mut keys = Vec::with_capacity(pairs.len());
+        for (t, s) in pairs {
+            if let Some(k) = self.key(sh, t, s)? {
+                keys.push(k);
+            }
         }
         keys.sort_unstable();
         keys.dedup();
+        Ok(keys)
+    }
+
+    /// The store key number of a `(type, state_key)` pair, if it has one: from the room's own cache,
+    /// which spares the shared interner's lock on the hot path.
+    fn key(&mut self, sh: &Shared<'_>, t: &str, s: &str) -> RoomResult<Option<u32>> {
+        // The pairs every check reads: a slot each, and members by user id alone.
+        let fixed = match (t, s) {
+            ("m.room.create", "") => Some(0),
+            ("m.room.power_levels", "") => Some(1),
+            ("m.room.join_rules", "") => Some(2),
+            _ => None,
+        };
+        if let Some(i) = fixed {
+            if self.fixed_keys[i] != u32::MAX {
+                return Ok(Some(self.fixed_keys[i]));
+            }
+            let k = sh.keys.get(sh.store, t, s)?;
+            if let Some(k) = k {
+                self.fixed_keys[i] = k;
+            }
+            return Ok(k);
+        }
+        if t == "m.room.member" {
+            if let Some(k) = self.member_keys.get(s) {
+                return Ok(Some(*k));
+            }
+            let k = sh.keys.get(sh.store, t, s)?;
+            if let Some(k) = k {
+                self.member_keys.insert(s.into(), k);
+            }
+            return Ok(k);
+        }
+        let mut buf = [0u8; 2 + 255 + 255];
+        let Some(n) = codec::encode_state_key_into(t, s, &mut buf) else {
+            return sh.keys.get(sh.store, t, s);
+        };
+        if let Some(k) = self.key_cache.get(&buf[..n]) {
+            return Ok(Some(*k));
+        }
+        let k = sh.keys.get(sh.store, t, s)?;
+        // Numbers never change once given; absence can (another room may intern the pair).
+        if let Some(k) = k {
+            self.key_cache.insert(buf[..n].into(), k);
+        }
+        Ok(k)
+    }
+
+    /// Loads the state entries `keys` of `view` (the auth events the state-dependent rules may read)
+    /// into the cache and returns them as an [`AuthState`].
+    fn state_for_check(
+        &mut self,
+        sh: &Shared<'_>,
+        keys: &[u32],
+        view: &StateView,
+    ) -> RoomResult<Vec<Arc<AuthEvent>>> {
         let mut events = Vec::with_capacity(keys.len());
-        for (t, s) in keys {
-            let Some(k) = sh.keys.get(sh.store, t, s)? else {
-                continue;
-            };
+        for &k in keys {
             let Some(num) = view.get(k) else { continue };
             let a = self.load_auth(sh, num)?;
             if !events.iter().any(|e: &Arc<AuthEvent>| Arc::ptr_eq(e, &a)) {
@@ -490,7 +553,10 @@ impl RoomState {
         if verdict.status != EventStatus::Rejected
             && let Some((t, s)) = &state_key
         {
-            let k = sh.keys.intern(sh.store, t, s)?;
+            let k = match self.key(sh, t, s)? {
+                Some(k) => k,
+                None => sh.keys.intern(sh.store, t, s)?,
+            };
             self.event_keys.insert(num, k);
             self.state_log.push(num);
             if let Some(draft) = before.apply(&[(k, Some(num))]) {
@@ -784,7 +850,8 @@ impl RoomState {
         }
 
         // Step 5: the state before the event.
-        let state = self.state_for_check(sh, event, &before)?;
+        let keys = self.check_keys(sh, event)?;
+        let state = self.state_for_check(sh, &keys, &before)?;
         if let Err(e) = auth::check_state_dependent(event, &ArcState(&state), &create) {
             return Ok((
                 reject(format!("auth against the state before the event: {e}")),
@@ -795,7 +862,7 @@ impl RoomState {
         // Step 6: the current state (soft fail).
         if self.current.snap != before.snap {
             let current = self.current.clone();
-            let state = self.state_for_check(sh, event, &current)?;
+            let state = self.state_for_check(sh, &keys, &current)?;
             if let Err(e) = auth::check_state_dependent(event, &ArcState(&state), &create) {
                 return Ok((
                     Verdict {
@@ -835,7 +902,7 @@ impl RoomState {
         let Some(state_key) = event.pdu.state_key.as_deref() else {
             return Ok(None);
         };
-        let k = sh.keys.get(sh.store, &event.pdu.event_type, state_key)?;
+        let k = self.key(sh, &event.pdu.event_type, state_key)?;
         if let Some(k) = k {
             self.event_keys.insert(num, k);
         }
@@ -943,7 +1010,7 @@ impl RoomState {
             let mut types: Vec<(&str, &str)> = Vec::with_capacity(8);
             auth::for_each_auth_type(&event, |t, s| types.push((t, s)));
             for (t, s) in types {
-                let Some(k) = sh.keys.get(sh.store, t, s)? else {
+                let Some(k) = self.key(sh, t, s)? else {
                     continue;
                 };
                 if conflicted_keys.binary_search(&k).is_err()
