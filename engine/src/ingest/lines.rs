@@ -56,7 +56,7 @@ impl<R: BufRead> LineBatches<R> {
             .name("roomgraph-read".into())
             .spawn(move || {
                 let mut lines = self;
-                while let Some(batch) = lines.next() {
+                for batch in lines.by_ref() {
                     if tx.send(batch).is_err() {
                         break;
                     }
