@@ -10,7 +10,7 @@ use std::cell::RefCell;
 
 use crate::canonical_json::{
     CountingSink, EntrySpans, InputForm, JsonError, JsonObject, JsonValue, NumberPolicy,
-    parse_with_spans, write_object, write_without_whitespace,
+    parse_with_spans, sha256_of, write_object, write_without_whitespace,
 };
 use crate::event_id::{
     EventIdError, MAX_ID_BYTES, check_server_chosen_id, create_event_id_from_room_id, event_id_raw,
@@ -91,11 +91,68 @@ pub struct Pdu<'a> {
     input: Input<'a>,
 }
 
+/// The byte ranges, in canonical input, of the top-level entries (`"key":value`) the content hash leaves
+/// out (`hashes`, `signatures`, `unsigned`: at most one each, duplicate keys being refused), in input
+/// order.
+#[derive(Debug, Clone, Copy, Default)]
+struct HashSkips {
+    ranges: [(u32, u32); 3],
+    len: u8,
+}
+
+impl HashSkips {
+    fn of(input: &[u8], top: &[std::ops::Range<usize>]) -> HashSkips {
+        let mut skips = HashSkips::default();
+        for r in top {
+            let entry = input.get(r.clone()).unwrap_or_default();
+            let left_out = [&b"\"hashes\":"[..], b"\"signatures\":", b"\"unsigned\":"]
+                .iter()
+                .any(|k| entry.starts_with(k));
+            if left_out && usize::from(skips.len) < skips.ranges.len() {
+                // PDUs are far below 4 GiB (the size limit is checked before hashing is useful).
+                let (Ok(start), Ok(end)) = (u32::try_from(r.start), u32::try_from(r.end)) else {
+                    continue;
+                };
+                skips.ranges[usize::from(skips.len)] = (start, end);
+                skips.len += 1;
+            }
+        }
+        skips
+    }
+
+    /// Writes the canonical JSON object `input` without the skipped entries: the pieces between them,
+    /// each less the one separating comma it keeps at either end, joined by commas.
+    fn write_kept(&self, input: &[u8], out: &mut Vec<u8>) {
+        let inner_end = input.len().saturating_sub(1);
+        out.push(b'{');
+        let mut first = true;
+        let mut from = 1usize.min(inner_end);
+        let ends = self.ranges[..usize::from(self.len)]
+            .iter()
+            .map(|&(s, e)| (s as usize, e as usize))
+            .chain(std::iter::once((inner_end, inner_end)));
+        for (start, end) in ends {
+            let mut piece = input.get(from..start).unwrap_or_default();
+            piece = piece.strip_prefix(b",").unwrap_or(piece);
+            piece = piece.strip_suffix(b",").unwrap_or(piece);
+            if !piece.is_empty() {
+                if !first {
+                    out.push(b',');
+                }
+                out.extend_from_slice(piece);
+                first = false;
+            }
+            from = end;
+        }
+        out.push(b'}');
+    }
+}
+
 /// The input bytes of a [`Pdu`], as far as they can stand for its canonical JSON.
 #[derive(Debug, Clone, Copy)]
 enum Input<'a> {
-    /// The canonical JSON itself.
-    Canonical(&'a [u8]),
+    /// The canonical JSON itself, and where in it the top-level entries the content hash leaves out are.
+    Canonical(&'a [u8], HashSkips),
     /// The canonical JSON with whitespace between tokens (pretty-printed).
     CanonicalButWhitespace(&'a [u8]),
     /// Not known to be either (built from a tree, owned copy, or keys out of order, optional escapes…).
@@ -154,7 +211,7 @@ impl<'a> Pdu<'a> {
         });
         let mut pdu = Pdu::from_json_inner(json, version, size_known_ok, raw)?;
         pdu.input = match form {
-            InputForm::Canonical => Input::Canonical(input),
+            InputForm::Canonical => Input::Canonical(input, HashSkips::of(input, &spans.top)),
             InputForm::CanonicalButWhitespace => Input::CanonicalButWhitespace(input),
             InputForm::Other => Input::Other,
         };
@@ -294,7 +351,7 @@ impl<'a> Pdu<'a> {
             "canonical JSON of a detached PDU header"
         );
         match self.input {
-            Input::Canonical(bytes) => Cow::Borrowed(bytes),
+            Input::Canonical(bytes, _) => Cow::Borrowed(bytes),
             Input::CanonicalButWhitespace(bytes) => {
                 let mut out = Vec::with_capacity(bytes.len());
                 write_without_whitespace(bytes, &mut out);
@@ -332,7 +389,11 @@ impl<'a> Pdu<'a> {
 
     /// The content hash this event should carry.
     pub fn computed_content_hash(&self) -> Sha256Digest {
-        content_hash(&self.json)
+        match self.input {
+            // Canonical input: hash its bytes less the left-out entries, instead of serialising again.
+            Input::Canonical(bytes, skips) => sha256_of(|out| skips.write_kept(bytes, out)),
+            _ => content_hash(&self.json),
+        }
     }
 
     /// Whether `hashes.sha256` matches the content (spec "Checks performed on receipt of a PDU", step 3).
@@ -594,9 +655,39 @@ fn event_refs<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn v(id: &str) -> &'static RoomVersion {
         RoomVersion::from_id(id).expect("known")
+    }
+
+    proptest! {
+        /// The content hash of canonical input, hashed from its bytes less the left-out entries, equals
+        /// the hash of the serialised tree — whichever of `hashes`, `signatures` and `unsigned` are
+        /// present, first, last or alone, and whatever commas and braces the values hold.
+        #[test]
+        fn content_hash_from_canonical_bytes_matches_the_tree(
+            entries in proptest::collection::btree_map(
+                proptest::sample::select(vec!["a", "content", "hashes", "m", "signatures", "unsigned", "z", ",", "}"]),
+                prop_oneof![
+                    proptest::string::string_regex("[a-z,{}\\[\\]:\"]{0,6}").expect("regex").prop_map(|s| format!("{s:?}")),
+                    (0i64..1000).prop_map(|n| n.to_string()),
+                    proptest::string::string_regex("[a-z,}]{0,4}").expect("regex").prop_map(|s| format!("{{\"k,\":{s:?}}}")),
+                ],
+                0..9,
+            )
+        ) {
+            let body: Vec<String> = entries.iter().map(|(k, v)| format!("{k:?}:{v}")).collect();
+            let text = format!("{{{}}}", body.join(","));
+            let mut spans = EntrySpans::default();
+            let (value, form) = parse_with_spans(text.as_bytes(), NumberPolicy::Strict, Some(&mut spans))
+                .expect("valid JSON");
+            prop_assume!(form == InputForm::Canonical);
+            let JsonValue::Object(tree) = value else { panic!("an object") };
+            let skips = HashSkips::of(text.as_bytes(), &spans.top);
+            let from_bytes = sha256_of(|out| skips.write_kept(text.as_bytes(), out));
+            prop_assert_eq!(from_bytes, content_hash(&tree), "{}", text);
+        }
     }
 
     const MEMBER_V11: &str = r#"{"auth_events":["$a","$b"],"content":{"membership":"join"},"depth":5,"hashes":{"sha256":"x"},"origin_server_ts":10,"prev_events":["$c"],"room_id":"!r:x","sender":"@u:x","signatures":{},"state_key":"@u:x","type":"m.room.member"}"#;
