@@ -809,6 +809,20 @@ impl Engine {
             })
             .collect();
         let mut first_err = None;
+        writes.reserve(
+            results
+                .iter()
+                .filter_map(|(_, r)| r.as_ref().ok())
+                .map(|o| o.writes.len())
+                .sum(),
+        );
+        outcomes.reserve(
+            results
+                .iter()
+                .filter_map(|(_, r)| r.as_ref().ok())
+                .map(|o| o.outcomes.len())
+                .sum(),
+        );
         for (room, r) in results {
             match r {
                 Ok(out) => {
@@ -1119,7 +1133,7 @@ fn finish_item(
     match checked {
         Ok((event, redacted)) => Ok(Item {
             line: input.line,
-            event,
+            event: Box::new(event),
             raw: input.bytes,
             redacted,
             pending_seq: input.pending_seq,

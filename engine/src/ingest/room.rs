@@ -32,8 +32,9 @@ const AUTH_CACHE: usize = if cfg!(test) { 64 } else { 300_000 };
 #[derive(Debug)]
 pub(crate) struct Item {
     pub line: Option<u64>,
-    /// The event's header and auth facts ([`AuthEvent::detached`]: no JSON tree).
-    pub event: AuthEvent,
+    /// The event's header and auth facts ([`AuthEvent::detached`]: no JSON tree), boxed so that
+    /// queueing and sorting an item moves a pointer, not the event.
+    pub event: Box<AuthEvent>,
     /// The bytes as received (kept for the pending set).
     pub raw: Vec<u8>,
     /// The redacted canonical form, when the content hash did not match.
@@ -185,7 +186,11 @@ impl RoomState {
         if !self.unsynced.is_empty() {
             self.unsynced.retain(|snap, _| *snap >= sh.durable.snapshot);
         }
-        let mut out = RoomOutput::default();
+        let mut out = RoomOutput {
+            // An event row, its id, its state row, and for state events a chain and a snapshot.
+            writes: Writes::with_capacity(items.len() * 5),
+            ..RoomOutput::default()
+        };
         let mut slots: Vec<Option<Item>> = Vec::with_capacity(items.len());
         let mut heap = BinaryHeap::with_capacity(items.len());
         for item in items {
@@ -196,11 +201,10 @@ impl RoomState {
             )));
             slots.push(Some(item));
         }
-        while let Some(Reverse((_, _, slot))) = heap.pop() {
+        while let Some(Reverse((_, id, slot))) = heap.pop() {
             let Some(item) = slots.get_mut(slot).and_then(Option::take) else {
                 continue;
             };
-            let id = item.event.pdu.event_id.to_string();
             let known = if self.fresh && !self.version.reference_pairs {
                 self.ids.contains_key(id.as_str())
             } else {
@@ -541,7 +545,7 @@ impl RoomState {
             prev: prev_nums,
             auth: auth_nums,
         } = parents;
-        let event = Arc::new(event);
+        let event: Arc<AuthEvent> = Arc::from(event);
 
         let (verdict, before) =
             self.check(sh, &event, is_create, &prev_nums, &auth_nums, writes)?;

@@ -187,6 +187,18 @@ pub struct Writes {
 }
 
 impl Writes {
+    /// Room for `ops` operations.
+    pub fn with_capacity(ops: usize) -> Writes {
+        Writes {
+            ops: Vec::with_capacity(ops),
+        }
+    }
+
+    /// Room for `ops` more operations.
+    pub fn reserve(&mut self, ops: usize) {
+        self.ops.reserve(ops);
+    }
+
     pub fn put(&mut self, cf: Cf, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
         self.ops.push((cf, key.into(), Some(value.into())));
     }
@@ -196,7 +208,7 @@ impl Writes {
     }
 
     pub fn append(&mut self, other: Writes) {
-        if self.ops.is_empty() {
+        if self.ops.is_empty() && self.ops.capacity() < other.ops.len() {
             self.ops = other.ops;
         } else {
             self.ops.extend(other.ops);
