@@ -1399,6 +1399,59 @@ mod tests {
         }
     }
 
+    /// An event citing an event of another room that the previous batch of a stream stored — still
+    /// being written while this batch is applied — is decided once that batch is durable: rejected,
+    /// never left pending.
+    #[test]
+    fn a_stream_rejects_a_prev_event_of_another_room_from_the_batch_before() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let trace = generate(&TraceSpec {
+            events: 200,
+            rooms: 2,
+            ..TraceSpec::default()
+        });
+        let mut engine = Engine::open(dir.path()).expect("open");
+        engine.ingest(&trace.lines).expect("ingest");
+        let (home, other) = (
+            Author::of(&engine, &trace.rooms[0]),
+            Author::of(&engine, &trace.rooms[1]),
+        );
+        let (elsewhere, elsewhere_id) = other.event(
+            "m.room.message",
+            None,
+            r#"{"body":"elsewhere"}"#,
+            100_000,
+            &engine.extremities(&other.room).expect("extremities"),
+        );
+        let mut prev = engine.extremities(&home.room).expect("extremities");
+        prev.push(elsewhere_id.clone());
+        let (citing, citing_id) =
+            home.event("m.room.message", None, r#"{"body":"hi"}"#, 100_001, &prev);
+        let mut outcomes = Vec::new();
+        engine
+            .ingest_stream(
+                [
+                    vec![(1, elsewhere.into_bytes())],
+                    vec![(2, citing.into_bytes())],
+                ],
+                |o| {
+                    outcomes.extend(o);
+                    Ok(())
+                },
+            )
+            .expect("stream");
+        outcomes.extend(engine.finish().expect("finish"));
+        let by_id = outcomes_by_id(&outcomes);
+        assert_eq!(by_id[&elsewhere_id], Outcome::Accepted, "{outcomes:?}");
+        assert_eq!(by_id[&citing_id], Outcome::Rejected, "{outcomes:?}");
+        let reason = outcomes
+            .iter()
+            .find(|o| o.event_id.as_deref() == Some(citing_id.as_str()))
+            .and_then(|o| o.reason.clone())
+            .unwrap_or_default();
+        assert!(reason.contains("belongs to another room"), "{reason}");
+    }
+
     /// A `room_id` nested in `content` (sorted before the top-level one) misleads the guess of the fast
     /// routing path; the event still lands in its own room.
     #[test]
