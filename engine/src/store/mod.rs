@@ -224,9 +224,11 @@ impl Writes {
     }
 }
 
-/// The positions of `ops` ordered by column family and key, stably. Sorts compact `(column family, first
-/// 16 key bytes, position)` records (integer compares, no pointer chasing) and compares whole keys only
-/// where 16 bytes do not decide — a third of the cost of sorting the operations themselves.
+/// The positions of `ops` ordered by column family and key, stably. Buckets the operations by column
+/// family (a counting pass), then stably sorts each bucket through compact `(first 16 key bytes,
+/// position)` records — integer compares, no pointer chasing, whole keys compared only where 16 bytes do
+/// not decide. A stable sort finds the ascending runs a batch is made of (each room's event numbers,
+/// snapshots and chains grow), so most buckets merge a few runs instead of sorting from scratch.
 fn sorted_order(ops: &[Op]) -> Vec<u32> {
     let prefix = |k: &[u8]| {
         let mut b = [0u8; 16];
@@ -234,18 +236,29 @@ fn sorted_order(ops: &[Op]) -> Vec<u32> {
         b[..n].copy_from_slice(&k[..n]);
         u128::from_be_bytes(b)
     };
-    let mut order: Vec<(u8, u128, u32)> = ops
-        .iter()
-        .enumerate()
-        .map(|(i, (cf, k, _))| (*cf as u8, prefix(k), i as u32))
-        .collect();
-    order.sort_unstable_by(|a, b| {
-        (a.0, a.1)
-            .cmp(&(b.0, b.1))
-            .then_with(|| ops[a.2 as usize].1.cmp(&ops[b.2 as usize].1))
-            .then(a.2.cmp(&b.2))
-    });
-    order.into_iter().map(|(_, _, i)| i).collect()
+    let mut starts = [0usize; 257];
+    for (cf, _, _) in ops {
+        starts[*cf as usize + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut next = starts;
+    let mut records: Vec<(u128, u32)> = vec![(0, 0); ops.len()];
+    for (i, (cf, k, _)) in ops.iter().enumerate() {
+        let slot = &mut next[*cf as usize];
+        records[*slot] = (prefix(k), i as u32);
+        *slot += 1;
+    }
+    for w in starts.windows(2) {
+        if let Some(bucket) = records.get_mut(w[0]..w[1]) {
+            bucket.sort_by(|a, b| {
+                a.0.cmp(&b.0)
+                    .then_with(|| ops[a.1 as usize].1.cmp(&ops[b.1 as usize].1))
+            });
+        }
+    }
+    records.into_iter().map(|(_, i)| i).collect()
 }
 
 fn cf_options(cache: &rocksdb::Cache) -> Options {
