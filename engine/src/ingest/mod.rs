@@ -148,7 +148,9 @@ pub enum IngestError {
     UnknownEvent(String),
     #[error("resolve: {0}")]
     Resolve(String),
-    /// The caller's outcome handler of [`Engine::ingest_stream`] failed (the batch is committed).
+    /// The caller's outcome handler of [`Engine::ingest_stream`] failed. Its batch is committed; when
+    /// the next batch had been applied beside that commit (it is not written), the engine is poisoned:
+    /// reopen it to go on.
     #[error("{0}")]
     Caller(String),
 }
@@ -496,7 +498,11 @@ impl Engine {
             );
             if let Some((written, durable, done)) = written {
                 self.write_result(written, durable)?;
-                committed(done).map_err(IngestError::Caller)?;
+                if let Err(e) = committed(done) {
+                    // The batch applied beside this commit is in memory only.
+                    self.poisoned = true;
+                    return Err(IngestError::Caller(e));
+                }
             }
             inflight = Some((self.prepare_commit(result, writes)?, outcomes));
         }
@@ -1450,6 +1456,63 @@ mod tests {
             .and_then(|o| o.reason.clone())
             .unwrap_or_default();
         assert!(reason.contains("belongs to another room"), "{reason}");
+    }
+
+    /// When the caller's handler fails for batch N, batch N is durable and batch N+1 (applied beside
+    /// N's commit) is not: the engine refuses further work until reopened, and the reopened store has
+    /// exactly batch N.
+    #[test]
+    fn a_failing_outcome_handler_poisons_the_stream_and_loses_nothing_committed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let trace = generate(&TraceSpec {
+            events: 120,
+            rooms: 1,
+            ..TraceSpec::default()
+        });
+        let batches: Vec<Vec<(u64, Vec<u8>)>> = trace
+            .lines
+            .chunks(60)
+            .enumerate()
+            .map(|(b, chunk)| {
+                chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| ((b * 60 + i + 1) as u64, l.clone().into_bytes()))
+                    .collect()
+            })
+            .collect();
+        let mut first: Vec<EventOutcome> = Vec::new();
+        {
+            let mut engine = Engine::open(dir.path()).expect("open");
+            let err = engine
+                .ingest_stream(batches.clone(), |o| {
+                    first = o;
+                    Err("disk full".to_owned())
+                })
+                .expect_err("the handler fails");
+            assert!(
+                matches!(err, IngestError::Caller(ref m) if m == "disk full"),
+                "{err}"
+            );
+            assert!(matches!(
+                engine.ingest_lines(&[]),
+                Err(IngestError::Poisoned)
+            ));
+        }
+        let engine = Engine::open(dir.path()).expect("reopen");
+        assert!(!first.is_empty());
+        for o in &first {
+            let id = o.event_id.as_deref().expect("id");
+            assert!(engine.event(id).expect("read").is_some(), "{id} of batch 1");
+        }
+        let second = Pdu::parse(&batches[1][0].1, RoomVersion::from_id("11").expect("v11"))
+            .expect("parses")
+            .event_id
+            .to_string();
+        assert!(
+            engine.event(&second).expect("read").is_none(),
+            "batch 2 was not written"
+        );
     }
 
     /// A `room_id` nested in `content` (sorted before the top-level one) misleads the guess of the fast
