@@ -1257,6 +1257,23 @@ mod tests {
         assert_eq!(quick_room_id(br#"{"type":"t"}"#), None);
     }
 
+    /// A store holding a generated trace of `events` events in `rooms` rooms (the directory lives as
+    /// long as the first value).
+    fn ingested(
+        events: usize,
+        rooms: usize,
+    ) -> (tempfile::TempDir, crate::ingest::trace::Trace, Engine) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let trace = generate(&TraceSpec {
+            events,
+            rooms,
+            ..TraceSpec::default()
+        });
+        let mut engine = Engine::open(dir.path()).expect("open");
+        engine.ingest(&trace.lines).expect("ingest");
+        (dir, trace, engine)
+    }
+
     /// What a test needs to write events of a generated room as its creator.
     #[derive(Clone)]
     struct Author {
@@ -1331,14 +1348,7 @@ mod tests {
     /// store yet, so eviction must spare them.
     #[test]
     fn a_long_fork_within_one_batch_keeps_its_uncommitted_states() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let trace = generate(&TraceSpec {
-            events: 60,
-            rooms: 1,
-            ..TraceSpec::default()
-        });
-        let mut engine = Engine::open(dir.path()).expect("open");
-        engine.ingest(&trace.lines).expect("ingest");
+        let (_dir, trace, mut engine) = ingested(60, 1);
         let author = Author::of(&engine, &trace.rooms[0]);
         let base = engine.extremities(&author.room).expect("extremities");
         let mut lines = Vec::new();
@@ -1410,14 +1420,7 @@ mod tests {
     /// never left pending.
     #[test]
     fn a_stream_rejects_a_prev_event_of_another_room_from_the_batch_before() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let trace = generate(&TraceSpec {
-            events: 200,
-            rooms: 2,
-            ..TraceSpec::default()
-        });
-        let mut engine = Engine::open(dir.path()).expect("open");
-        engine.ingest(&trace.lines).expect("ingest");
+        let (_dir, trace, mut engine) = ingested(200, 2);
         let (home, other) = (
             Author::of(&engine, &trace.rooms[0]),
             Author::of(&engine, &trace.rooms[1]),
@@ -1519,14 +1522,7 @@ mod tests {
     /// routing path; the event still lands in its own room.
     #[test]
     fn a_nested_room_id_does_not_misroute_an_event() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let trace = generate(&TraceSpec {
-            events: 200,
-            rooms: 2,
-            ..TraceSpec::default()
-        });
-        let mut engine = Engine::open(dir.path()).expect("open");
-        engine.ingest(&trace.lines).expect("ingest");
+        let (_dir, trace, mut engine) = ingested(200, 2);
         let (home, other) = (&trace.rooms[0], &trace.rooms[1]);
         let author = Author::of(&engine, home);
         let (line, _) = author.event(
