@@ -96,8 +96,8 @@ pub struct Pdu<'a> {
 /// order.
 #[derive(Debug, Clone, Copy, Default)]
 struct HashSkips {
-    ranges: [(u32, u32); 3],
-    len: u8,
+    ranges: [(usize, usize); 3],
+    len: usize,
 }
 
 impl HashSkips {
@@ -108,12 +108,8 @@ impl HashSkips {
             let left_out = [&b"\"hashes\":"[..], b"\"signatures\":", b"\"unsigned\":"]
                 .iter()
                 .any(|k| entry.starts_with(k));
-            if left_out && usize::from(skips.len) < skips.ranges.len() {
-                // PDUs are far below 4 GiB (the size limit is checked before hashing is useful).
-                let (Ok(start), Ok(end)) = (u32::try_from(r.start), u32::try_from(r.end)) else {
-                    continue;
-                };
-                skips.ranges[usize::from(skips.len)] = (start, end);
+            if left_out && skips.len < skips.ranges.len() {
+                skips.ranges[skips.len] = (r.start, r.end);
                 skips.len += 1;
             }
         }
@@ -127,9 +123,9 @@ impl HashSkips {
         out.push(b'{');
         let mut first = true;
         let mut from = 1usize.min(inner_end);
-        let ends = self.ranges[..usize::from(self.len)]
+        let ends = self.ranges[..self.len]
             .iter()
-            .map(|&(s, e)| (s as usize, e as usize))
+            .copied()
             .chain(std::iter::once((inner_end, inner_end)));
         for (start, end) in ends {
             let mut piece = input.get(from..start).unwrap_or_default();

@@ -815,20 +815,14 @@ impl Engine {
             })
             .collect();
         let mut first_err = None;
-        writes.reserve(
-            results
-                .iter()
-                .filter_map(|(_, r)| r.as_ref().ok())
-                .map(|o| o.writes.len())
-                .sum(),
-        );
-        outcomes.reserve(
-            results
-                .iter()
-                .filter_map(|(_, r)| r.as_ref().ok())
-                .map(|o| o.outcomes.len())
-                .sum(),
-        );
+        let (n_writes, n_outcomes) = results
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .fold((0, 0), |(w, o), out| {
+                (w + out.writes.len(), o + out.outcomes.len())
+            });
+        writes.reserve(n_writes);
+        outcomes.reserve(n_outcomes);
         for (room, r) in results {
             match r {
                 Ok(out) => {

@@ -120,6 +120,17 @@ struct Parents {
     auth: Vec<u64>,
 }
 
+/// Where [`RoomState::key`] caches a pair's number.
+#[derive(Clone, Copy)]
+enum KeySlot {
+    /// `fixed_keys[i]`.
+    Fixed(usize),
+    /// `member_keys`, by state key.
+    Member,
+    /// `key_cache`, by the first `n` bytes of the encoding.
+    Encoded(usize),
+}
+
 /// The outcome of the checks for one event.
 struct Verdict {
     status: EventStatus,
@@ -455,44 +466,39 @@ impl RoomState {
     /// The store key number of a `(type, state_key)` pair, if it has one: from the room's own cache,
     /// which spares the shared interner's lock on the hot path.
     fn key(&mut self, sh: &Shared<'_>, t: &str, s: &str) -> RoomResult<Option<u32>> {
-        // The pairs every check reads: a slot each, and members by user id alone.
-        let fixed = match (t, s) {
-            ("m.room.create", "") => Some(0),
-            ("m.room.power_levels", "") => Some(1),
-            ("m.room.join_rules", "") => Some(2),
-            _ => None,
-        };
-        if let Some(i) = fixed {
-            if self.fixed_keys[i] != u32::MAX {
-                return Ok(Some(self.fixed_keys[i]));
-            }
-            let k = sh.keys.get(sh.store, t, s)?;
-            if let Some(k) = k {
-                self.fixed_keys[i] = k;
-            }
-            return Ok(k);
-        }
-        if t == "m.room.member" {
-            if let Some(k) = self.member_keys.get(s) {
-                return Ok(Some(*k));
-            }
-            let k = sh.keys.get(sh.store, t, s)?;
-            if let Some(k) = k {
-                self.member_keys.insert(s.into(), k);
-            }
-            return Ok(k);
-        }
+        // The pairs every check reads get a slot each, members are looked up by user id alone, the
+        // rest by their encoding (too long to encode: ask the interner every time).
         let mut buf = [0u8; 2 + 255 + 255];
-        let Some(n) = codec::encode_state_key_into(t, s, &mut buf) else {
-            return sh.keys.get(sh.store, t, s);
+        let slot = match (t, s) {
+            ("m.room.create", "") => KeySlot::Fixed(0),
+            ("m.room.power_levels", "") => KeySlot::Fixed(1),
+            ("m.room.join_rules", "") => KeySlot::Fixed(2),
+            ("m.room.member", _) => KeySlot::Member,
+            _ => match codec::encode_state_key_into(t, s, &mut buf) {
+                Some(n) => KeySlot::Encoded(n),
+                None => return sh.keys.get(sh.store, t, s),
+            },
         };
-        if let Some(k) = self.key_cache.get(&buf[..n]) {
-            return Ok(Some(*k));
+        let hit = match slot {
+            KeySlot::Fixed(i) => Some(self.fixed_keys[i]).filter(|k| *k != u32::MAX),
+            KeySlot::Member => self.member_keys.get(s).copied(),
+            KeySlot::Encoded(n) => self.key_cache.get(&buf[..n]).copied(),
+        };
+        if hit.is_some() {
+            return Ok(hit);
         }
         let k = sh.keys.get(sh.store, t, s)?;
         // Numbers never change once given; absence can (another room may intern the pair).
         if let Some(k) = k {
-            self.key_cache.insert(buf[..n].into(), k);
+            match slot {
+                KeySlot::Fixed(i) => self.fixed_keys[i] = k,
+                KeySlot::Member => {
+                    self.member_keys.insert(s.into(), k);
+                }
+                KeySlot::Encoded(n) => {
+                    self.key_cache.insert(buf[..n].into(), k);
+                }
+            }
         }
         Ok(k)
     }
