@@ -9,7 +9,8 @@
 //! A new state derived from a parent is stored as a chain delta while the parent's chain is short, as a
 //! level-1 delta once the chain is long, and as a full snapshot once the difference from the full one
 //! exceeds a sixteenth of the state (plus a small constant). In memory a [`StateView`] mirrors this: a shared
-//! full map plus an overlay (the difference), so deriving a state costs O(overlay), not O(state).
+//! full map, a shared overlay (the difference) and a small layer of recent changes, so deriving a state
+//! costs O(recent changes), not O(state) nor O(overlay).
 //!
 //! The state hash is blake3 over each sorted `(key, event)` entry, combined by 256-bit addition: the
 //! hash of a state is independent of insertion order, equal states get equal hashes, and a delta updates
@@ -187,7 +188,11 @@ impl SnapshotRecord {
     }
 }
 
-/// A materialised state: a shared full map plus an overlay of differences from it.
+/// A materialised state: a shared full map, a shared overlay of differences from it, and a small
+/// layer of recent changes on top of the overlay. Deriving a state copies only the recent layer; the
+/// overlay (up to a sixteenth of the state) is rebuilt when a level-1 or full record is written, or when
+/// the recent layer grows past a fraction of it — so a 50 000-member room does not copy thousands of
+/// overlay entries for every membership change.
 #[derive(Debug, Clone)]
 pub struct StateView {
     /// The snapshot number (0 = the empty state).
@@ -199,8 +204,40 @@ pub struct StateView {
     /// The full snapshot `full` came from (0 = empty state).
     full_snap: u64,
     full: Arc<IntMap<u32, u64>>,
-    /// Differences from `full`; `TOMBSTONE` = removed.
+    /// Differences from `full`, normalised (no entry equal to `full`'s); `TOMBSTONE` = removed.
     overlay: Arc<IntMap<u32, u64>>,
+    /// Changes on top of `overlay`, not normalised (an entry may restore `full`'s value, hiding the
+    /// overlay's); `TOMBSTONE` = removed.
+    recent: Arc<IntMap<u32, u64>>,
+    /// Number of keys whose value differs from `full` (the size of `overlay` merged with `recent`).
+    merged: usize,
+}
+
+/// The value of `key` in a state layered as `recent` over `overlay` over `full`.
+fn layered(
+    full: &IntMap<u32, u64>,
+    overlay: &IntMap<u32, u64>,
+    recent: &IntMap<u32, u64>,
+    key: u32,
+) -> Option<u64> {
+    match recent.get(&key).or_else(|| overlay.get(&key)) {
+        Some(&TOMBSTONE) => None,
+        Some(e) => Some(*e),
+        None => full.get(&key).copied(),
+    }
+}
+
+/// `overlay` with `recent` folded in, normalised against `full`.
+fn fold(
+    full: &IntMap<u32, u64>,
+    overlay: &IntMap<u32, u64>,
+    recent: &IntMap<u32, u64>,
+) -> IntMap<u32, u64> {
+    let mut merged = overlay.clone();
+    for (k, e) in recent {
+        apply_to_overlay(full, &mut merged, *k, *e);
+    }
+    merged
 }
 
 /// A state derived from a [`StateView`] that has no snapshot number yet.
@@ -212,7 +249,9 @@ pub struct StateDraft {
     parent_chain: u8,
     full_snap: u64,
     full: Arc<IntMap<u32, u64>>,
-    overlay: IntMap<u32, u64>,
+    overlay: Arc<IntMap<u32, u64>>,
+    recent: IntMap<u32, u64>,
+    merged: usize,
     /// The effective changes relative to the parent, sorted by key.
     changes: Vec<(u32, u64)>,
 }
@@ -227,6 +266,8 @@ impl StateView {
             full_snap: 0,
             full: Arc::new(IntMap::default()),
             overlay: Arc::new(IntMap::default()),
+            recent: Arc::new(IntMap::default()),
+            merged: 0,
         }
     }
 
@@ -265,7 +306,9 @@ impl StateView {
             len: head.2 as usize,
             full_snap,
             full: Arc::new(full),
+            merged: overlay.len(),
             overlay: Arc::new(overlay),
+            recent: Arc::new(IntMap::default()),
         }
     }
 
@@ -278,21 +321,22 @@ impl StateView {
     }
 
     pub fn get(&self, key: u32) -> Option<u64> {
-        match self.overlay.get(&key) {
-            Some(&TOMBSTONE) => None,
-            Some(e) => Some(*e),
-            None => self.full.get(&key).copied(),
-        }
+        layered(&self.full, &self.overlay, &self.recent, key)
     }
 
     /// Calls `f` for every entry, in no particular order.
     pub fn for_each(&self, mut f: impl FnMut(u32, u64)) {
         for (k, e) in self.full.iter() {
-            if !self.overlay.contains_key(k) {
+            if !self.overlay.contains_key(k) && !self.recent.contains_key(k) {
                 f(*k, *e);
             }
         }
         for (k, e) in self.overlay.iter() {
+            if *e != TOMBSTONE && !self.recent.contains_key(k) {
+                f(*k, *e);
+            }
+        }
+        for (k, e) in self.recent.iter() {
             if *e != TOMBSTONE {
                 f(*k, *e);
             }
@@ -312,23 +356,34 @@ impl StateView {
         Arc::ptr_eq(&self.full, &other.full) || self.full_snap == other.full_snap
     }
 
-    /// Keys whose values may differ between `self` and `other` (exact when they share a base).
+    /// Keys whose values differ between `self` and `other`, in no particular order and possibly
+    /// repeated. When the views share a base only their upper layers are compared — only the recent
+    /// layers when they also share the overlay, as forks of one state mostly do; otherwise both whole
+    /// states.
     pub fn differing_keys(&self, other: &StateView) -> Vec<u32> {
-        let mut keys: Vec<u32> = if self.shares_base(other) {
-            self.overlay
-                .keys()
-                .chain(other.overlay.keys())
-                .copied()
-                .collect()
-        } else {
-            let mut all = Vec::new();
-            self.for_each(|k, _| all.push(k));
-            other.for_each(|k, _| all.push(k));
-            all
+        let mut keys = Vec::new();
+        let mut visit = |k: u32| {
+            if self.get(k) != other.get(k) {
+                keys.push(k);
+            }
         };
-        keys.sort_unstable();
-        keys.dedup();
-        keys.retain(|k| self.get(*k) != other.get(*k));
+        if !self.shares_base(other) {
+            self.for_each(|k, _| visit(k));
+            other.for_each(|k, e| {
+                if self.get(k) != Some(e) {
+                    keys.push(k);
+                }
+            });
+            return keys;
+        }
+        for k in self.recent.keys().chain(other.recent.keys()) {
+            visit(*k);
+        }
+        if !Arc::ptr_eq(&self.overlay, &other.overlay) {
+            for k in self.overlay.keys().chain(other.overlay.keys()) {
+                visit(*k);
+            }
+        }
         keys
     }
 
@@ -347,23 +402,29 @@ impl StateView {
         changes
     }
 
-    /// Applies `changes` (`None` = remove). Returns `None` when nothing changes.
+    /// Applies `changes` (`None` = remove). Returns `None` when nothing changes. Costs O(changes +
+    /// the recent layer), not O(overlay).
     pub fn apply(&self, changes: &[(u32, Option<u64>)]) -> Option<StateDraft> {
         let mut hash = self.hash;
         let mut len = self.len;
+        let mut merged = self.merged;
         let mut effective: Vec<(u32, u64)> = Vec::with_capacity(changes.len());
-        let mut overlay: Option<IntMap<u32, u64>> = None;
+        let mut recent: Option<IntMap<u32, u64>> = None;
         for &(k, new) in changes {
-            // Later changes to the same key see the earlier ones: read through the overlay being built.
-            let old = match overlay.as_ref().unwrap_or(&self.overlay).get(&k) {
-                Some(&TOMBSTONE) => None,
-                Some(e) => Some(*e),
-                None => self.full.get(&k).copied(),
-            };
+            // Later changes to the same key see the earlier ones: read through the layer being built.
+            let top = recent.as_ref().unwrap_or(&self.recent);
+            let old = layered(&self.full, &self.overlay, top, k);
             if old == new {
                 continue;
             }
-            let o = overlay.get_or_insert_with(|| (*self.overlay).clone());
+            let r = recent.get_or_insert_with(|| {
+                let mut r = IntMap::with_capacity_and_hasher(
+                    self.recent.len() + changes.len(),
+                    Default::default(),
+                );
+                r.extend(self.recent.iter().map(|(k, e)| (*k, *e)));
+                r
+            });
             if let Some(e) = old {
                 hash.remove(k, e);
                 len -= 1;
@@ -372,12 +433,16 @@ impl StateView {
                 hash.add(k, e);
                 len += 1;
             }
-            apply_to_overlay(&self.full, o, k, new.unwrap_or(TOMBSTONE));
-            effective.retain(|(ek, _)| *ek != k);
+            let in_full = self.full.get(&k).copied();
+            merged = merged + usize::from(new != in_full) - usize::from(old != in_full);
+            r.insert(k, new.unwrap_or(TOMBSTONE));
             effective.push((k, new.unwrap_or(TOMBSTONE)));
         }
-        let overlay = overlay?;
-        effective.sort_unstable();
+        let recent = recent?;
+        // The last change of each key wins: latest first, then a stable sort by key keeps it first.
+        effective.reverse();
+        effective.sort_by_key(|(k, _)| *k);
+        effective.dedup_by_key(|(k, _)| *k);
         Some(StateDraft {
             hash,
             len,
@@ -385,7 +450,9 @@ impl StateView {
             parent_chain: self.chain,
             full_snap: self.full_snap,
             full: Arc::clone(&self.full),
-            overlay,
+            overlay: Arc::clone(&self.overlay),
+            recent,
+            merged,
             changes: effective,
         })
     }
@@ -427,20 +494,20 @@ impl StateDraft {
             full_snap,
             full,
             overlay,
+            recent,
+            merged,
             changes,
         } = self;
         let len32 = u32::try_from(len).unwrap_or(u32::MAX);
-        if overlay.len() > full.len() / 16 + 64 {
+        if merged > full.len() / 16 + 64 {
             let mut map: IntMap<u32, u64> = (*full).clone();
-            for (k, e) in overlay {
-                if e == TOMBSTONE {
-                    map.remove(&k);
-                } else {
-                    map.insert(k, e);
-                }
+            for (k, e) in overlay.iter().filter(|(k, _)| !recent.contains_key(k)) {
+                map.insert(*k, *e);
             }
+            map.extend(recent);
+            map.retain(|_, e| *e != TOMBSTONE);
             let mut entries: Vec<(u32, u64)> = map.iter().map(|(k, e)| (*k, *e)).collect();
-            entries.sort_unstable();
+            entries.sort_unstable_by_key(|(k, _)| *k);
             let view = StateView {
                 snap,
                 chain: 0,
@@ -449,6 +516,8 @@ impl StateDraft {
                 full_snap: snap,
                 full: Arc::new(map),
                 overlay: Arc::new(IntMap::default()),
+                recent: Arc::new(IntMap::default()),
+                merged: 0,
             };
             return (
                 view,
@@ -461,25 +530,41 @@ impl StateDraft {
                 },
             );
         }
-        let record = if parent_chain < MAX_CHAIN {
-            SnapshotRecord {
+        let (record, overlay, recent) = if parent_chain < MAX_CHAIN {
+            let record = SnapshotRecord {
                 parent: Some(parent_snap),
                 chain: parent_chain + 1,
                 len: len32,
                 hash,
                 entries: changes,
+            };
+            // Fold the recent layer in once it stops being small next to the overlay, so that
+            // deriving the next state stays cheap (in memory only; the records are the same).
+            if recent.len() > 32 + overlay.len() / 8 {
+                (
+                    record,
+                    Arc::new(fold(&full, &overlay, &recent)),
+                    IntMap::default(),
+                )
+            } else {
+                (record, overlay, recent)
             }
         } else {
+            let overlay = fold(&full, &overlay, &recent);
             let mut entries: Vec<(u32, u64)> = overlay.iter().map(|(k, e)| (*k, *e)).collect();
-            entries.sort_unstable();
-            SnapshotRecord {
+            entries.sort_unstable_by_key(|(k, _)| *k);
+            let record = SnapshotRecord {
                 parent: Some(full_snap),
                 chain: u8::from(full_snap != 0),
                 len: len32,
                 hash,
                 entries,
-            }
+            };
+            (record, Arc::new(overlay), IntMap::default())
         };
+        if recent.is_empty() {
+            debug_assert_eq!(merged, overlay.len(), "merged size out of step");
+        }
         let view = StateView {
             snap,
             chain: record.chain,
@@ -487,7 +572,9 @@ impl StateDraft {
             len,
             full_snap,
             full,
-            overlay: Arc::new(overlay),
+            overlay,
+            recent: Arc::new(recent),
+            merged,
         };
         (view, record)
     }
@@ -561,6 +648,99 @@ mod tests {
             // Continue half the time from the rebuilt view (as after a restart).
             view = if snap % 2 == 0 { rebuilt } else { v };
         }
+    }
+
+    /// Forks: states derived from random earlier states (full snapshots, level-1 deltas and folded
+    /// recent layers all occur), each checked against a reference map, rebuilt from the stored records,
+    /// and compared with another state through `differing_keys`.
+    #[test]
+    fn forked_views_match_reference_and_differ_exactly() {
+        let mut records: HashMap<u64, SnapshotRecord> = HashMap::new();
+        let mut nodes: Vec<(StateView, IntMap<u32, u64>)> =
+            vec![(StateView::empty(), IntMap::default())];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut fulls, mut level1, mut folded) = (0, 0, 0);
+        for snap in 1..=1500u64 {
+            // Mostly extend one of the latest states, sometimes an old one (a long-lived fork).
+            let n = nodes.len() as u64;
+            let at = if next() % 5 == 0 {
+                next() % n
+            } else {
+                n - 1 - next() % n.min(3)
+            } as usize;
+            let (parent, mut reference) = nodes[at].clone();
+            let count = match next() % 80 {
+                0 => 120,
+                1 | 2 => 40,
+                _ => next() % 3 + 1,
+            };
+            let mut changes = Vec::new();
+            for _ in 0..count {
+                let key = (next() % 400) as u32;
+                let value = (next() % 6 != 0).then(|| next() % 50);
+                match value {
+                    Some(e) => reference.insert(key, e),
+                    None => reference.remove(&key),
+                };
+                changes.push((key, value));
+            }
+            let Some(draft) = parent.apply(&changes) else {
+                assert_eq!(parent.to_map(), reference);
+                continue;
+            };
+            let recent_before = draft.recent.len();
+            let (v, rec) = draft.commit(snap);
+            match (rec.parent, rec.chain) {
+                (None, _) => fulls += 1,
+                (Some(_), c) if c <= 1 && parent.chain == MAX_CHAIN => level1 += 1,
+                _ if v.recent.is_empty() && recent_before > 0 => folded += 1,
+                _ => {}
+            }
+            assert_eq!(v.to_map(), reference, "snap {snap}");
+            assert_eq!(v.hash, StateHash::of(&reference), "snap {snap}");
+            assert_eq!(v.len(), reference.len(), "snap {snap}");
+            records.insert(snap, rec);
+            let mut chain = Vec::new();
+            let mut cursor = snap;
+            while cursor != 0 {
+                let r = records[&cursor].clone();
+                let p = r.parent;
+                chain.push((cursor, r));
+                match p {
+                    Some(p) => cursor = p,
+                    None => break,
+                }
+            }
+            let rebuilt = StateView::from_chain(chain);
+            assert_eq!(rebuilt.to_map(), reference, "rebuilt snap {snap}");
+            // Compare with a random other state, both as built and as rebuilt.
+            let (other, other_ref) = &nodes[(next() % nodes.len() as u64) as usize];
+            let mut expected: Vec<u32> = reference
+                .keys()
+                .chain(other_ref.keys())
+                .copied()
+                .filter(|k| reference.get(k) != other_ref.get(k))
+                .collect();
+            expected.sort_unstable();
+            expected.dedup();
+            for view in [&v, &rebuilt] {
+                let mut got = view.differing_keys(other);
+                got.sort_unstable();
+                got.dedup();
+                assert_eq!(got, expected, "snap {snap} against snap {}", other.snap);
+            }
+            nodes.push((if snap % 3 == 0 { rebuilt } else { v }, reference));
+        }
+        assert!(
+            fulls > 3 && level1 > 3 && folded > 3,
+            "walk too tame: {fulls} full, {level1} level-1, {folded} folded"
+        );
     }
 
     #[test]
