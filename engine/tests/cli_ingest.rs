@@ -513,7 +513,7 @@ fn foreign_directory_and_schema_mismatch_are_refused() {
     {
         let store = Store::open(&db).expect("open");
         let mut w = Writes::default();
-        w.put(Cf::Meta, META_SCHEMA, b"0".to_vec());
+        w.put(Cf::Meta, META_SCHEMA, b"0");
         store.commit(w).expect("commit");
     }
     let out = run(&[

@@ -815,13 +815,11 @@ impl Engine {
             })
             .collect();
         let mut first_err = None;
-        let (n_writes, n_outcomes) = results
+        let n_outcomes = results
             .iter()
             .filter_map(|(_, r)| r.as_ref().ok())
-            .fold((0, 0), |(w, o), out| {
-                (w + out.writes.len(), o + out.outcomes.len())
-            });
-        writes.reserve(n_writes);
+            .map(|out| out.outcomes.len())
+            .sum();
         outcomes.reserve(n_outcomes);
         for (room, r) in results {
             match r {
@@ -1133,7 +1131,7 @@ fn finish_item(
     match checked {
         Ok((event, redacted)) => Ok(Item {
             line: input.line,
-            event: Box::new(event),
+            event: Arc::new(event),
             raw: input.bytes,
             redacted,
             pending_seq: input.pending_seq,

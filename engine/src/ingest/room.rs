@@ -16,8 +16,8 @@ use crate::room_version::{RoomVersion, StateResAlgorithm};
 use crate::store::codec;
 use crate::store::snapshot::{IntMap, StateDraft};
 use crate::store::{
-    Cf, EMPTY_SNAPSHOT, EventRecord, EventStatus, META_PENDING_PREFIX, RoomRecord, SnapshotRecord,
-    StateHash, StateView, StoreError, Writes,
+    Cf, EMPTY_SNAPSHOT, EventStatus, META_PENDING_PREFIX, RoomRecord, SnapshotRecord, StateHash,
+    StateView, StoreError, Writes,
 };
 
 use super::{EventOutcome, FastMap, Outcome, Shared};
@@ -32,9 +32,9 @@ const AUTH_CACHE: usize = if cfg!(test) { 64 } else { 300_000 };
 #[derive(Debug)]
 pub(crate) struct Item {
     pub line: Option<u64>,
-    /// The event's header and auth facts ([`AuthEvent::detached`]: no JSON tree), boxed so that
-    /// queueing and sorting an item moves a pointer, not the event.
-    pub event: Box<AuthEvent>,
+    /// The event's header and auth facts ([`AuthEvent::detached`]: no JSON tree), shared so that
+    /// queueing an item moves a pointer and the auth cache keeps the same allocation.
+    pub event: Arc<AuthEvent>,
     /// The bytes as received (kept for the pending set).
     pub raw: Vec<u8>,
     /// The redacted canonical form, when the content hash did not match.
@@ -197,9 +197,11 @@ impl RoomState {
         if !self.unsynced.is_empty() {
             self.unsynced.retain(|snap, _| *snap >= sh.durable.snapshot);
         }
+        // An event row (the PDU and a small header), its id, its state row, and for state events a
+        // chain and a snapshot.
+        let bytes = items.iter().map(|i| i.raw.len() + 320).sum();
         let mut out = RoomOutput {
-            // An event row, its id, its state row, and for state events a chain and a snapshot.
-            writes: Writes::with_capacity(items.len() * 5),
+            writes: Writes::with_capacity(items.len() * 5, bytes),
             ..RoomOutput::default()
         };
         let mut slots: Vec<Option<Item>> = Vec::with_capacity(items.len());
@@ -243,9 +245,10 @@ impl RoomState {
             if let Some(seq) = item.pending_seq {
                 out.writes.delete(Cf::Meta, pending_key(seq));
             }
-            let outcome = self.apply(sh, item, parents, &mut out.writes)?;
+            let woken = self.waiting.remove(&id);
+            let outcome = self.apply(sh, item, parents, id, &mut out.writes)?;
             out.stored += 1;
-            if let Some(woken) = self.waiting.remove(&id) {
+            if let Some(woken) = woken {
                 sh.pending_count.fetch_sub(woken.len(), Ordering::Relaxed);
                 for w in woken {
                     heap.push(Reverse((
@@ -432,7 +435,9 @@ impl RoomState {
         }
         let snap = sh.next_snapshot.fetch_add(1, Ordering::Relaxed);
         let (view, record) = draft.commit(snap);
-        writes.put(Cf::Snapshots, snap.to_be_bytes(), record.encode());
+        writes.put_with(Cf::Snapshots, snap.to_be_bytes(), |buf| {
+            record.encode_into(buf)
+        });
         writes.put(Cf::SnapshotHashes, view.hash.to_bytes(), snap.to_be_bytes());
         self.unsynced.insert(snap, record);
         self.hashes.insert(view.hash, snap);
@@ -529,6 +534,7 @@ impl RoomState {
         sh: &Shared<'_>,
         item: Item,
         parents: Parents,
+        event_id: String,
         writes: &mut Writes,
     ) -> RoomResult<EventOutcome> {
         let Item {
@@ -541,17 +547,12 @@ impl RoomState {
         let pdu = &event.pdu;
         let num = sh.next_event.fetch_add(1, Ordering::Relaxed);
         self.log_from = self.log_from.min(num);
-        let event_id = pdu.event_id.to_string();
         let is_create = pdu.event_type == "m.room.create" && pdu.state_key.as_deref() == Some("");
-        let state_key = pdu
-            .state_key
-            .as_ref()
-            .map(|sk| (pdu.event_type.to_string(), sk.to_string()));
+        let state_key = pdu.state_key.as_deref().map(|sk| (&*pdu.event_type, sk));
         let Parents {
             prev: prev_nums,
             auth: auth_nums,
         } = parents;
-        let event: Arc<AuthEvent> = Arc::from(event);
 
         let (verdict, before) =
             self.check(sh, &event, is_create, &prev_nums, &auth_nums, writes)?;
@@ -561,7 +562,7 @@ impl RoomState {
         // State after: a rejected event never updates state.
         let mut after = before.clone();
         if verdict.status != EventStatus::Rejected
-            && let Some((t, s)) = &state_key
+            && let Some((t, s)) = state_key
         {
             let k = match self.key(sh, t, s)? {
                 Some(k) => k,
@@ -656,7 +657,7 @@ impl RoomState {
             self.create = Some((num, Arc::clone(&event)));
             writes.put(
                 Cf::Rooms,
-                self.room_id.as_bytes().to_vec(),
+                self.room_id.as_bytes(),
                 RoomRecord {
                     room_version: self.version.id.to_owned(),
                     create_event: num,
@@ -666,23 +667,21 @@ impl RoomState {
         }
 
         let status = verdict.status;
-        writes.put(
-            Cf::EventIdToNum,
-            event_id.as_bytes().to_vec(),
-            num.to_be_bytes(),
-        );
-        let record = EventRecord {
-            status,
-            redacted: redacted.is_some(),
-            room_version: self.version.id.to_owned(),
-            reason: verdict.reason.clone(),
-            pdu: redacted.unwrap_or(raw),
-        };
-        writes.put(Cf::Events, num.to_be_bytes(), record.encode());
-        writes.put(
-            Cf::EventState,
-            num.to_be_bytes(),
-            codec::encode_event_meta(
+        writes.put(Cf::EventIdToNum, event_id.as_bytes(), num.to_be_bytes());
+        let was_redacted = redacted.is_some();
+        writes.put_with(Cf::Events, num.to_be_bytes(), |buf| {
+            codec::encode_event_record_into(
+                buf,
+                status,
+                was_redacted,
+                self.version.id,
+                &verdict.reason,
+                redacted.as_deref().unwrap_or(&raw),
+            )
+        });
+        writes.put_with(Cf::EventState, num.to_be_bytes(), |buf| {
+            codec::encode_event_meta_into(
+                buf,
                 before.snap,
                 after.snap,
                 status,
@@ -690,8 +689,8 @@ impl RoomState {
                 &event_id,
                 &prev_nums,
                 &auth_nums,
-            ),
-        );
+            )
+        });
         self.remember(after);
 
         let outcome = match status {
@@ -700,7 +699,7 @@ impl RoomState {
             EventStatus::SoftFailed => Outcome::SoftFailed,
         };
         let mut reason = verdict.reason;
-        if record.redacted {
+        if was_redacted {
             reason = if reason.is_empty() {
                 "content hash mismatch: stored redacted".to_owned()
             } else {
@@ -720,7 +719,7 @@ impl RoomState {
         if self.dirty {
             writes.put(
                 Cf::Extremities,
-                self.room_id.as_bytes().to_vec(),
+                self.room_id.as_bytes(),
                 codec::encode_extremities(self.current.snap, &self.extremities),
             );
             self.dirty = false;
@@ -833,12 +832,15 @@ impl RoomState {
             auth_events.push(ae);
         }
         let refs: Vec<&AuthEvent> = auth_events.iter().map(|a| &**a).collect();
+        // Mostly none is rejected: then no id needs comparing.
+        let any_rejected = statuses.iter().any(|(_, s)| *s == EventStatus::Rejected);
         let is_rejected = |id: &str| {
-            statuses
-                .iter()
-                .rev()
-                .find(|(i, _)| *i == id)
-                .is_some_and(|(_, s)| *s == EventStatus::Rejected)
+            any_rejected
+                && statuses
+                    .iter()
+                    .rev()
+                    .find(|(i, _)| *i == id)
+                    .is_some_and(|(_, s)| *s == EventStatus::Rejected)
         };
         if let Err(e) = auth::check_state_independent(event, &refs, Some(&create), &is_rejected) {
             return Ok((

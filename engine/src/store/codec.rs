@@ -47,15 +47,14 @@ impl EventRecord {
     pub fn encode(&self) -> Vec<u8> {
         let mut out =
             Vec::with_capacity(8 + self.room_version.len() + self.reason.len() + self.pdu.len());
-        out.push(self.status as u8);
-        out.push(if self.redacted { FLAG_REDACTED } else { 0 });
-        let v = &self.room_version.as_bytes()[..self.room_version.len().min(255)];
-        out.push(v.len() as u8);
-        out.extend_from_slice(v);
-        let reason = &self.reason.as_bytes()[..self.reason.len().min(u32::MAX as usize)];
-        out.extend_from_slice(&(reason.len() as u32).to_be_bytes());
-        out.extend_from_slice(reason);
-        out.extend_from_slice(&self.pdu);
+        encode_event_record_into(
+            &mut out,
+            self.status,
+            self.redacted,
+            &self.room_version,
+            &self.reason,
+            &self.pdu,
+        );
         out
     }
 
@@ -147,6 +146,28 @@ impl EventMeta {
     }
 }
 
+/// Appends the `events` value of an [`EventRecord`] to `out`, without building one (the version id is
+/// cut at 255 bytes, as the format holds).
+pub fn encode_event_record_into(
+    out: &mut Vec<u8>,
+    status: EventStatus,
+    redacted: bool,
+    room_version: &str,
+    reason: &str,
+    pdu: &[u8],
+) {
+    out.reserve(7 + room_version.len().min(255) + reason.len() + pdu.len());
+    out.push(status as u8);
+    out.push(if redacted { FLAG_REDACTED } else { 0 });
+    let v = &room_version.as_bytes()[..room_version.len().min(255)];
+    out.push(v.len() as u8);
+    out.extend_from_slice(v);
+    let reason = &reason.as_bytes()[..reason.len().min(u32::MAX as usize)];
+    out.extend_from_slice(&(reason.len() as u32).to_be_bytes());
+    out.extend_from_slice(reason);
+    out.extend_from_slice(pdu);
+}
+
 /// The `event_state` value (see `docs/store.md`), written without building an [`EventMeta`]. Ids and
 /// lists longer than the format holds are cut (PDU limits keep them far below: ids 255 bytes, 20 prev
 /// and 10 auth events).
@@ -159,13 +180,31 @@ pub fn encode_event_meta(
     prev: &[u64],
     auth: &[u64],
 ) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_event_meta_into(
+        &mut out, before, after, status, room_id, event_id, prev, auth,
+    );
+    out
+}
+
+/// [`encode_event_meta`], appending to `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_event_meta_into(
+    out: &mut Vec<u8>,
+    before: u64,
+    after: u64,
+    status: EventStatus,
+    room_id: &str,
+    event_id: &str,
+    prev: &[u64],
+    auth: &[u64],
+) {
     let cap = |b: &[u8]| b.len().min(u16::MAX as usize);
     let room = &room_id.as_bytes()[..cap(room_id.as_bytes())];
     let id = &event_id.as_bytes()[..cap(event_id.as_bytes())];
     let prev = &prev[..prev.len().min(u16::MAX as usize)];
     let auth = &auth[..auth.len().min(u16::MAX as usize)];
-    let mut out =
-        Vec::with_capacity(25 + room.len() + id.len() + 4 + 8 * (prev.len() + auth.len()));
+    out.reserve(25 + room.len() + id.len() + 4 + 8 * (prev.len() + auth.len()));
     out.extend_from_slice(&before.to_be_bytes());
     out.extend_from_slice(&after.to_be_bytes());
     out.push(status as u8);
@@ -179,7 +218,6 @@ pub fn encode_event_meta(
             out.extend_from_slice(&n.to_be_bytes());
         }
     }
-    out
 }
 
 /// The `rooms` value: `version-id len u8 ‖ version id ‖ create event number u64 BE`.

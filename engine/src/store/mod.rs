@@ -178,49 +178,117 @@ impl std::fmt::Debug for Store {
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// One write: a put (`Some` value) or a delete (`None`).
-type Op = (Cf, Vec<u8>, Option<Vec<u8>>);
+type Op<'a> = (Cf, &'a [u8], Option<&'a [u8]>);
 
-/// A group of writes committed atomically by [`Store::commit`].
+/// A write of a [`Chunk`]: its key at `start`, its value (if a put) right after the key.
+#[derive(Clone, Copy)]
+struct OpRef {
+    cf: Cf,
+    start: usize,
+    key_len: usize,
+    /// `None` for a delete.
+    value_len: Option<usize>,
+}
+
+/// Writes sharing one byte buffer: no allocation per key or value.
+#[derive(Default)]
+struct Chunk {
+    buf: Vec<u8>,
+    ops: Vec<OpRef>,
+}
+
+/// A group of writes committed atomically by [`Store::commit`]. Keys and values are copied into
+/// shared buffers (one allocation per few hundred writes instead of two per write); appending another
+/// group moves its buffers.
 #[derive(Default)]
 pub struct Writes {
-    ops: Vec<Op>,
+    /// The last chunk takes new writes.
+    chunks: Vec<Chunk>,
 }
 
 impl Writes {
-    /// Room for `ops` operations.
-    pub fn with_capacity(ops: usize) -> Writes {
+    /// Room for about `ops` operations of `bytes` bytes in all.
+    pub fn with_capacity(ops: usize, bytes: usize) -> Writes {
         Writes {
-            ops: Vec::with_capacity(ops),
+            chunks: vec![Chunk {
+                buf: Vec::with_capacity(bytes),
+                ops: Vec::with_capacity(ops),
+            }],
         }
     }
 
-    /// Room for `ops` more operations.
-    pub fn reserve(&mut self, ops: usize) {
-        self.ops.reserve(ops);
+    fn current(&mut self) -> &mut Chunk {
+        if self.chunks.is_empty() {
+            self.chunks.push(Chunk::default());
+        }
+        let last = self.chunks.len() - 1;
+        &mut self.chunks[last]
     }
 
-    pub fn put(&mut self, cf: Cf, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push((cf, key.into(), Some(value.into())));
+    pub fn put(&mut self, cf: Cf, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        let value = value.as_ref();
+        self.put_with(cf, key, |buf| buf.extend_from_slice(value));
     }
 
-    pub fn delete(&mut self, cf: Cf, key: impl Into<Vec<u8>>) {
-        self.ops.push((cf, key.into(), None));
+    /// A put whose value `write` appends to the buffer it is given (an encoder writing in place).
+    pub fn put_with(&mut self, cf: Cf, key: impl AsRef<[u8]>, write: impl FnOnce(&mut Vec<u8>)) {
+        let key = key.as_ref();
+        let chunk = self.current();
+        let start = chunk.buf.len();
+        chunk.buf.extend_from_slice(key);
+        write(&mut chunk.buf);
+        chunk.ops.push(OpRef {
+            cf,
+            start,
+            key_len: key.len(),
+            value_len: Some(chunk.buf.len() - start - key.len()),
+        });
     }
 
+    pub fn delete(&mut self, cf: Cf, key: impl AsRef<[u8]>) {
+        let key = key.as_ref();
+        let chunk = self.current();
+        let start = chunk.buf.len();
+        chunk.buf.extend_from_slice(key);
+        chunk.ops.push(OpRef {
+            cf,
+            start,
+            key_len: key.len(),
+            value_len: None,
+        });
+    }
+
+    /// Adds `other`'s writes after these (moving its buffers, copying nothing). Later writes go on
+    /// filling `other`'s last buffer.
     pub fn append(&mut self, other: Writes) {
-        if self.ops.is_empty() && self.ops.capacity() < other.ops.len() {
-            self.ops = other.ops;
-        } else {
-            self.ops.extend(other.ops);
-        }
+        self.chunks.extend(other.chunks);
+    }
+
+    /// The writes in the order they were made.
+    fn ops(&self) -> impl Iterator<Item = Op<'_>> {
+        self.chunks.iter().flat_map(|c| {
+            c.ops.iter().map(move |o| {
+                let key = &c.buf[o.start..o.start + o.key_len];
+                let value = o.value_len.map(|n| {
+                    let v = o.start + o.key_len;
+                    &c.buf[v..v + n]
+                });
+                (o.cf, key, value)
+            })
+        })
+    }
+
+    /// Bytes of keys and values held.
+    fn bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.buf.len()).sum()
     }
 
     pub fn len(&self) -> usize {
-        self.ops.len()
+        self.chunks.iter().map(|c| c.ops.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.chunks.iter().all(|c| c.ops.is_empty())
     }
 }
 
@@ -229,7 +297,7 @@ impl Writes {
 /// position)` records — integer compares, no pointer chasing, whole keys compared only where 16 bytes do
 /// not decide. A stable sort finds the ascending runs a batch is made of (each room's event numbers,
 /// snapshots and chains grow), so most buckets merge a few runs instead of sorting from scratch.
-fn sorted_order(ops: &[Op]) -> Vec<u32> {
+fn sorted_order(ops: &[Op<'_>]) -> Vec<u32> {
     let prefix = |k: &[u8]| {
         let mut b = [0u8; 16];
         let n = k.len().min(16);
@@ -254,7 +322,7 @@ fn sorted_order(ops: &[Op]) -> Vec<u32> {
         if let Some(bucket) = records.get_mut(w[0]..w[1]) {
             bucket.sort_by(|a, b| {
                 a.0.cmp(&b.0)
-                    .then_with(|| ops[a.1 as usize].1.cmp(&ops[b.1 as usize].1))
+                    .then_with(|| ops[a.1 as usize].1.cmp(ops[b.1 as usize].1))
             });
         }
     }
@@ -437,11 +505,8 @@ impl Store {
     /// search from the previous insert's position, so ascending keys insert in near-constant time; in
     /// arrival order (rooms interleaved, event ids random) the inserts were 14 % of ingest cycles.
     pub fn commit(&self, writes: Writes) -> Result<(), StoreError> {
-        let ops = writes.ops;
-        let bytes: usize = ops
-            .iter()
-            .map(|(_, k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 16)
-            .sum();
+        let ops: Vec<Op<'_>> = writes.ops().collect();
+        let bytes = writes.bytes() + 16 * ops.len();
         let mut batch = WriteBatch::with_capacity_bytes(bytes + 64);
         for i in sorted_order(&ops) {
             let (cf, key, value) = &ops[i as usize];
@@ -704,15 +769,20 @@ mod tests {
             )
         ) {
             let cfs = [Cf::Meta, Cf::EventIdToNum, Cf::Events];
-            let ops: Vec<Op> = raw
+            let keys: Vec<Vec<u8>> = raw
                 .iter()
                 .enumerate()
-                .map(|(i, (c, k))| {
+                .map(|(i, (_, k))| {
                     // Half the keys start with 16 zero bytes, so their prefixes tie with each other.
                     let mut key = if i % 2 == 0 { vec![0u8; 16] } else { Vec::new() };
                     key.extend_from_slice(k);
-                    (cfs[*c as usize], key, None)
+                    key
                 })
+                .collect();
+            let ops: Vec<Op<'_>> = raw
+                .iter()
+                .zip(&keys)
+                .map(|((c, _), key)| (cfs[*c as usize], key.as_slice(), None))
                 .collect();
             let mut expected: Vec<u32> = (0..ops.len() as u32).collect();
             expected.sort_by(|a, b| {
@@ -721,6 +791,34 @@ mod tests {
             });
             prop_assert_eq!(sorted_order(&ops), expected);
         }
+    }
+
+    /// The last write of a key wins, across appended groups and in-place values; deletes count.
+    #[test]
+    fn writes_keep_their_order_across_appends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("create");
+        let mut a = Writes::default();
+        a.put(Cf::Meta, b"k1", b"a1");
+        a.put(Cf::Meta, b"k2", b"a2");
+        let mut b = Writes::with_capacity(4, 64);
+        b.put(Cf::Meta, b"k1", b"b1");
+        b.delete(Cf::Meta, b"k2");
+        b.put_with(Cf::Meta, b"k3", |buf| buf.extend_from_slice(b"b3"));
+        a.append(b);
+        a.put(Cf::Meta, b"k3", b"a3");
+        a.append(Writes::default());
+        a.put_with(Cf::Events, b"k4", |buf| buf.extend_from_slice(b"a4"));
+        assert_eq!(a.len(), 7);
+        let ops: Vec<Op<'_>> = a.ops().collect();
+        assert_eq!(ops[2], (Cf::Meta, &b"k1"[..], Some(&b"b1"[..])));
+        assert_eq!(ops[3], (Cf::Meta, &b"k2"[..], None));
+        store.commit(a).expect("commit");
+        let get = |cf, k: &[u8]| store.get(cf, k).expect("get");
+        assert_eq!(get(Cf::Meta, b"k1").as_deref(), Some(&b"b1"[..]));
+        assert_eq!(get(Cf::Meta, b"k2"), None);
+        assert_eq!(get(Cf::Meta, b"k3").as_deref(), Some(&b"a3"[..]));
+        assert_eq!(get(Cf::Events, b"k4").as_deref(), Some(&b"a4"[..]));
     }
 
     #[test]
@@ -779,7 +877,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("create");
         let mut w = Writes::default();
-        w.put(Cf::Meta, META_SCHEMA, version.to_vec());
+        w.put(Cf::Meta, META_SCHEMA, version);
         store.commit(w).expect("commit");
         dir
     }

@@ -148,7 +148,14 @@ pub struct SnapshotRecord {
 
 impl SnapshotRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(45 + self.entries.len() * 12);
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// [`SnapshotRecord::encode`], appending to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.reserve(45 + self.entries.len() * 12);
         out.extend_from_slice(&self.parent.unwrap_or(u64::MAX).to_be_bytes());
         out.push(self.chain);
         out.extend_from_slice(&self.len.to_be_bytes());
@@ -157,7 +164,6 @@ impl SnapshotRecord {
             out.extend_from_slice(&k.to_be_bytes());
             out.extend_from_slice(&e.to_be_bytes());
         }
-        out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<SnapshotRecord, String> {
