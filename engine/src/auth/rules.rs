@@ -128,7 +128,9 @@ pub(super) fn check_state_independent(
         }
     }
     let a = n.auth_events;
-    let expected = auth_types_for_event(event);
+    // Borrowed keys: this runs for every event, and owned ones cost an allocation each.
+    let mut expected: Vec<(&'static str, &str)> = Vec::with_capacity(8);
+    for_each_auth_type(event, |t, k| expected.push((t, k)));
     let mut seen: Vec<(&str, &str)> = Vec::with_capacity(auth_events.len());
     for auth in auth_events {
         let id = auth.event_id();
@@ -154,7 +156,7 @@ pub(super) fn check_state_independent(
                 format!("duplicate auth events for ({}, {:?})", key.0, key.1),
             ));
         }
-        if !expected.iter().any(|(t, k)| *t == key.0 && k == key.1) {
+        if !expected.iter().any(|(t, k)| *t == key.0 && *k == key.1) {
             return Err(fail(
                 version,
                 format!("{a}.2"),
