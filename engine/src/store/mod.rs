@@ -724,7 +724,9 @@ impl Store {
             let parent = rec.parent;
             chain.push((cursor, rec));
             match parent {
-                Some(p) if chain.len() <= snapshot::MAX_CHAIN as usize + 2 => cursor = p,
+                // The format's bound (a record's chain length is a u8), not the writer's `MAX_CHAIN`:
+                // stores written with another bound stay readable.
+                Some(p) if chain.len() <= usize::from(u8::MAX) + 2 => cursor = p,
                 Some(_) => {
                     return Err(StoreError::corrupt(
                         Cf::Snapshots,
