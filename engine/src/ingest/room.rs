@@ -680,7 +680,7 @@ impl RoomState {
             )
         });
         writes.put_with(Cf::EventState, num.to_be_bytes(), |buf| {
-            codec::encode_event_meta_into(
+            codec::encode_event_meta(
                 buf,
                 before.snap,
                 after.snap,

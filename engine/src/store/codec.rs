@@ -96,7 +96,9 @@ pub struct EventMeta {
 
 impl EventMeta {
     pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
         encode_event_meta(
+            &mut out,
             self.before,
             self.after,
             self.status,
@@ -104,7 +106,8 @@ impl EventMeta {
             &self.event_id,
             &self.prev,
             &self.auth,
-        )
+        );
+        out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<EventMeta, String> {
@@ -168,28 +171,11 @@ pub fn encode_event_record_into(
     out.extend_from_slice(pdu);
 }
 
-/// The `event_state` value (see `docs/store.md`), written without building an [`EventMeta`]. Ids and
-/// lists longer than the format holds are cut (PDU limits keep them far below: ids 255 bytes, 20 prev
-/// and 10 auth events).
-pub fn encode_event_meta(
-    before: u64,
-    after: u64,
-    status: EventStatus,
-    room_id: &str,
-    event_id: &str,
-    prev: &[u64],
-    auth: &[u64],
-) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_event_meta_into(
-        &mut out, before, after, status, room_id, event_id, prev, auth,
-    );
-    out
-}
-
-/// [`encode_event_meta`], appending to `out`.
+/// Appends the `event_state` value (see `docs/store.md`) to `out`, without building an [`EventMeta`].
+/// Ids and lists longer than the format holds are cut (PDU limits keep them far below: ids 255 bytes,
+/// 20 prev and 10 auth events).
 #[allow(clippy::too_many_arguments)]
-pub fn encode_event_meta_into(
+pub fn encode_event_meta(
     out: &mut Vec<u8>,
     before: u64,
     after: u64,

@@ -593,6 +593,27 @@ impl StateDraft {
 mod tests {
     use super::*;
 
+    /// The view of `snap` rebuilt from the stored `records`, as a reload from the store does.
+    fn rebuild(records: &HashMap<u64, SnapshotRecord>, snap: u64) -> StateView {
+        let mut chain = Vec::new();
+        let mut cursor = snap;
+        while cursor != 0 {
+            let r = records[&cursor].clone();
+            let p = r.parent;
+            chain.push((cursor, r));
+            match p {
+                Some(p) => cursor = p,
+                None => break,
+            }
+        }
+        assert!(
+            chain.len() <= MAX_CHAIN as usize + 2,
+            "chain {}",
+            chain.len()
+        );
+        StateView::from_chain(chain)
+    }
+
     /// Applies a random walk of changes, storing every record; every view must equal both the reference
     /// map and the view rebuilt from the stored records.
     #[test]
@@ -634,24 +655,7 @@ mod tests {
             assert_eq!(v.len(), reference.len());
             assert_eq!(SnapshotRecord::decode(&rec.encode()).as_ref(), Ok(&rec));
             records.insert(snap, rec);
-            // Rebuild from records.
-            let mut chain = Vec::new();
-            let mut cursor = snap;
-            while cursor != 0 {
-                let r = records[&cursor].clone();
-                let p = r.parent;
-                chain.push((cursor, r));
-                match p {
-                    Some(p) => cursor = p,
-                    None => break,
-                }
-            }
-            assert!(
-                chain.len() <= MAX_CHAIN as usize + 2,
-                "chain {}",
-                chain.len()
-            );
-            let rebuilt = StateView::from_chain(chain);
+            let rebuilt = rebuild(&records, snap);
             assert_eq!(rebuilt.to_map(), reference, "rebuilt snap {snap}");
             assert_eq!(rebuilt.chain, v.chain);
             // Continue half the time from the rebuilt view (as after a restart).
@@ -723,18 +727,7 @@ mod tests {
             assert_eq!(v.hash, StateHash::of(&reference), "snap {snap}");
             assert_eq!(v.len(), reference.len(), "snap {snap}");
             records.insert(snap, rec);
-            let mut chain = Vec::new();
-            let mut cursor = snap;
-            while cursor != 0 {
-                let r = records[&cursor].clone();
-                let p = r.parent;
-                chain.push((cursor, r));
-                match p {
-                    Some(p) => cursor = p,
-                    None => break,
-                }
-            }
-            let rebuilt = StateView::from_chain(chain);
+            let rebuilt = rebuild(&records, snap);
             assert_eq!(rebuilt.to_map(), reference, "rebuilt snap {snap}");
             // Compare with a random other state, both as built and as rebuilt.
             let (other, other_ref) = &nodes[(next() % nodes.len() as u64) as usize];
