@@ -245,6 +245,7 @@ impl RoomState {
             if let Some(seq) = item.pending_seq {
                 out.writes.delete(Cf::Meta, pending_key(seq));
             }
+            // Taken before `apply` consumes the id; an error poisons the engine, so nothing is lost.
             let woken = self.waiting.remove(&id);
             let outcome = self.apply(sh, item, parents, id, &mut out.writes)?;
             out.stored += 1;

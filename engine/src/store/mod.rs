@@ -198,8 +198,8 @@ struct Chunk {
 }
 
 /// A group of writes committed atomically by [`Store::commit`]. Keys and values are copied into
-/// shared buffers (one allocation per few hundred writes instead of two per write); appending another
-/// group moves its buffers.
+/// shared buffers (a room's writes of a batch share one, sized up front, instead of two allocations per
+/// write); appending another group moves its buffers.
 #[derive(Default)]
 pub struct Writes {
     /// The last chunk takes new writes.
@@ -258,10 +258,13 @@ impl Writes {
         });
     }
 
-    /// Adds `other`'s writes after these (moving its buffers, copying nothing). Later writes go on
-    /// filling `other`'s last buffer.
+    /// Adds `other`'s writes after these (moving its buffers, copying nothing). Later writes start a
+    /// buffer of their own rather than grow (and copy) one sized for `other`.
     pub fn append(&mut self, other: Writes) {
-        self.chunks.extend(other.chunks);
+        if !other.chunks.is_empty() {
+            self.chunks.extend(other.chunks);
+            self.chunks.push(Chunk::default());
+        }
     }
 
     /// The writes in the order they were made.
