@@ -2,6 +2,8 @@
 //! v12 room id, auth-events structure) and the state-dependent rules (everything else), in the order
 //! of the spec's rule list. Membership rules live in [`super::membership`].
 
+use smallvec::SmallVec;
+
 use crate::pdu::server_name;
 use crate::room_version::RoomVersion;
 
@@ -129,9 +131,9 @@ pub(super) fn check_state_independent(
     }
     let a = n.auth_events;
     // Borrowed keys: this runs for every event, and owned ones cost an allocation each.
-    let mut expected: Vec<(&'static str, &str)> = Vec::with_capacity(8);
+    let mut expected: SmallVec<[(&'static str, &str); 8]> = SmallVec::new();
     for_each_auth_type(event, |t, k| expected.push((t, k)));
-    let mut seen: Vec<(&str, &str)> = Vec::with_capacity(auth_events.len());
+    let mut seen: SmallVec<[(&str, &str); 8]> = SmallVec::new();
     for auth in auth_events {
         let id = auth.event_id();
         if auth.pdu.room_id != pdu.room_id {

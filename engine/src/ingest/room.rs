@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use roaring::RoaringTreemap;
+use smallvec::SmallVec;
 
 use crate::auth::{self, AuthEvent, AuthEventsState, AuthState};
 use crate::pdu::Pdu;
@@ -116,8 +117,8 @@ pub(crate) type RoomResult<T> = Result<T, StoreError>;
 
 /// The stored event numbers of an event's `prev_events` and `auth_events`, in PDU order.
 struct Parents {
-    prev: Vec<u64>,
-    auth: Vec<u64>,
+    prev: SmallVec<[u64; 4]>,
+    auth: SmallVec<[u64; 8]>,
 }
 
 /// Where [`RoomState::key`] caches a pair's number.
@@ -342,22 +343,25 @@ impl RoomState {
         sh: &Shared<'_>,
         pdu: &Pdu<'static>,
     ) -> RoomResult<Result<Parents, String>> {
-        let mut nums =
-            |ids: &[std::borrow::Cow<'static, str>]| -> RoomResult<Result<Vec<u64>, String>> {
-                let mut out = Vec::with_capacity(ids.len());
-                for id in ids {
-                    match self.lookup(sh, id)? {
-                        Some(n) => out.push(n),
-                        None => return Ok(Err(id.to_string())),
-                    }
+        fn nums<A: smallvec::Array<Item = u64>>(
+            room: &mut RoomState,
+            sh: &Shared<'_>,
+            ids: &[std::borrow::Cow<'static, str>],
+        ) -> RoomResult<Result<SmallVec<A>, String>> {
+            let mut out = SmallVec::with_capacity(ids.len());
+            for id in ids {
+                match room.lookup(sh, id)? {
+                    Some(n) => out.push(n),
+                    None => return Ok(Err(id.to_string())),
                 }
-                Ok(Ok(out))
-            };
-        let prev = match nums(&pdu.prev_events)? {
+            }
+            Ok(Ok(out))
+        }
+        let prev = match nums(self, sh, &pdu.prev_events)? {
             Ok(p) => p,
             Err(missing) => return Ok(Err(missing)),
         };
-        Ok(nums(&pdu.auth_events)?.map(|auth| Parents { prev, auth }))
+        Ok(nums(self, sh, &pdu.auth_events)?.map(|auth| Parents { prev, auth }))
     }
 
     fn info(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<Option<(Info, bool)>> {
@@ -448,8 +452,12 @@ impl RoomState {
 
     /// The store key numbers of the state entries the state-dependent rules may read for `event`
     /// (those that exist), sorted.
-    fn check_keys(&mut self, sh: &Shared<'_>, event: &AuthEvent) -> RoomResult<Vec<u32>> {
-        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(12);
+    fn check_keys(
+        &mut self,
+        sh: &Shared<'_>,
+        event: &AuthEvent,
+    ) -> RoomResult<SmallVec<[u32; 12]>> {
+        let mut pairs: SmallVec<[(&str, &str); 12]> = SmallVec::new();
         auth::for_each_auth_type(event, |t, s| pairs.push((t, s)));
         pairs.push(("m.room.create", ""));
         pairs.push(("m.room.power_levels", ""));
@@ -458,7 +466,7 @@ impl RoomState {
         if let Some(sk) = &event.pdu.state_key {
             pairs.push(("m.room.member", sk));
         }
-        let mut keys = Vec::with_capacity(pairs.len());
+        let mut keys = SmallVec::new();
         for (t, s) in pairs {
             if let Some(k) = self.key(sh, t, s)? {
                 keys.push(k);
@@ -516,8 +524,8 @@ impl RoomState {
         sh: &Shared<'_>,
         keys: &[u32],
         view: &StateView,
-    ) -> RoomResult<Vec<Arc<AuthEvent>>> {
-        let mut events = Vec::with_capacity(keys.len());
+    ) -> RoomResult<SmallVec<[Arc<AuthEvent>; 8]>> {
+        let mut events = SmallVec::new();
         for &k in keys {
             let Some(num) = view.get(k) else { continue };
             let a = self.load_auth(sh, num)?;
@@ -743,7 +751,7 @@ impl RoomState {
         };
         // Step 5 needs the state before; compute it first (it is stored for rejected events as well).
         let mut foreign_prev = None;
-        let mut prev_views = Vec::with_capacity(prev_nums.len());
+        let mut prev_views: SmallVec<[StateView; 2]> = SmallVec::new();
         for (p, id) in prev_nums.iter().zip(&event.pdu.prev_events) {
             match self.info(sh, *p)? {
                 Some((i, true)) => prev_views.push(self.view(sh, i.after)?),
@@ -820,9 +828,9 @@ impl RoomState {
         }
 
         // Step 4: the event's own auth events.
-        let mut auth_events = Vec::with_capacity(auth_nums.len());
+        let mut auth_events: SmallVec<[Arc<AuthEvent>; 8]> = SmallVec::new();
         // At most 10 auth events: a list beats a map.
-        let mut statuses: Vec<(&str, EventStatus)> = Vec::with_capacity(auth_nums.len());
+        let mut statuses: SmallVec<[(&str, EventStatus); 8]> = SmallVec::new();
         for (a, id) in auth_nums.iter().zip(&event.pdu.auth_events) {
             let ae = self.load_auth(sh, *a)?;
             let status = match self.info(sh, *a)? {
@@ -832,7 +840,7 @@ impl RoomState {
             statuses.push((id, status));
             auth_events.push(ae);
         }
-        let refs: Vec<&AuthEvent> = auth_events.iter().map(|a| &**a).collect();
+        let refs: SmallVec<[&AuthEvent; 8]> = auth_events.iter().map(|a| &**a).collect();
         // Mostly none is rejected: then no id needs comparing.
         let any_rejected = statuses.iter().any(|(_, s)| *s == EventStatus::Rejected);
         let is_rejected = |id: &str| {
@@ -849,7 +857,7 @@ impl RoomState {
                 Some(before),
             ));
         }
-        let usable: Vec<&AuthEvent> = auth_events
+        let usable: SmallVec<[&AuthEvent; 8]> = auth_events
             .iter()
             .filter(|a| !is_rejected(a.event_id()))
             .map(|a| &**a)
