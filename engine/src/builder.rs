@@ -204,7 +204,7 @@ mod tests {
                 .build()
                 .unwrap_or_else(|e| panic!("v{}: {e}", version.id));
             assert!(pdu.content_hash_matches(), "v{}", version.id);
-            assert_eq!(pdu.prev_events, ["$p:x"]);
+            assert_eq!(pdu.prev_events[..], ["$p:x"]);
             let line = topic().build_json_line();
             let reparsed = Pdu::parse(line.as_bytes(), version).expect("line parses");
             assert!(reparsed.content_hash_matches());

@@ -8,6 +8,8 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 
+use smallvec::SmallVec;
+
 use crate::canonical_json::{
     CountingSink, EntrySpans, InputForm, JsonError, JsonObject, JsonValue, NumberPolicy,
     parse_with_spans, sha256_of, write_object, write_without_whitespace,
@@ -82,8 +84,10 @@ pub struct Pdu<'a> {
     pub state_key: Option<Cow<'a, str>>,
     pub origin_server_ts: i64,
     pub depth: i64,
-    pub prev_events: Vec<Cow<'a, str>>,
-    pub auth_events: Vec<Cow<'a, str>>,
+    /// Inline up to 2 (most events have one): no allocation.
+    pub prev_events: SmallVec<[Cow<'a, str>; 2]>,
+    /// Inline up to 4 (create, power levels, sender, and a target or the join rules).
+    pub auth_events: SmallVec<[Cow<'a, str>; 4]>,
     /// The redaction target: top-level `redacts` (v1–v10) or `content.redacts` (v11+).
     pub redacts: Option<Cow<'a, str>>,
     /// The input bytes, when they are the canonical JSON of `json` (the usual case for PDUs received over
@@ -581,12 +585,12 @@ pub fn server_name(user_id: &str) -> &str {
 }
 
 /// Parses `prev_events` / `auth_events`: ids (v3+) or `[id, {"sha256": …}]` pairs (v1/v2).
-fn event_refs<'a>(
+fn event_refs<'a, A: smallvec::Array<Item = Cow<'a, str>>>(
     value: Option<&JsonValue<'a>>,
     field: &'static str,
     version: &RoomVersion,
     max: usize,
-) -> Result<Vec<Cow<'a, str>>, PduError> {
+) -> Result<SmallVec<A>, PduError> {
     let items = match value {
         Some(JsonValue::Array(items)) => items,
         Some(other) => return Err(wrong_type(field, "an array", other)),
@@ -599,7 +603,7 @@ fn event_refs<'a>(
             max,
         });
     }
-    let mut ids = Vec::with_capacity(items.len());
+    let mut ids = SmallVec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let id = if version.reference_pairs {
             match item.as_array() {
@@ -693,8 +697,8 @@ mod tests {
         let pdu = Pdu::parse(MEMBER_V11.as_bytes(), v("11")).expect("valid");
         assert_eq!(pdu.event_type, "m.room.member");
         assert_eq!(pdu.state_key.as_deref(), Some("@u:x"));
-        assert_eq!(pdu.auth_events, ["$a", "$b"]);
-        assert_eq!(pdu.prev_events, ["$c"]);
+        assert_eq!(pdu.auth_events[..], ["$a", "$b"]);
+        assert_eq!(pdu.prev_events[..], ["$c"]);
         assert_eq!(pdu.depth, 5);
         assert!(pdu.event_id.starts_with('$') && pdu.event_id.len() == 44);
         assert!(
@@ -708,7 +712,7 @@ mod tests {
         let json = r#"{"auth_events":[["$a:x",{"sha256":"h"}]],"content":{},"depth":1,"event_id":"$e:x","hashes":{"sha256":"x"},"origin_server_ts":1,"prev_events":[],"room_id":"!r:x","sender":"@u:x","signatures":{},"type":"m.room.message","redacts":"$z:x"}"#;
         let pdu = Pdu::parse(json.as_bytes(), v("1")).expect("valid");
         assert_eq!(pdu.event_id, "$e:x");
-        assert_eq!(pdu.auth_events, ["$a:x"]);
+        assert_eq!(pdu.auth_events[..], ["$a:x"]);
         assert_eq!(pdu.redacts.as_deref(), Some("$z:x"));
         let plain = json.replace(r#"[["$a:x",{"sha256":"h"}]]"#, r#"["$a:x"]"#);
         assert!(matches!(

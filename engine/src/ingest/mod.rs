@@ -1117,10 +1117,12 @@ fn check_content_hash(
     }
     let red = redact(&parsed.json, version.redaction);
     let bytes = canonical_json::to_canonical_vec(&JsonValue::Object(red));
-    match Pdu::parse(&bytes, version) {
-        Ok(p) => Ok((AuthEvent::detached(&p), Some(bytes))),
-        Err(e) => Err(format!("redacted form after a content-hash mismatch: {e}")),
-    }
+    // The parsed form borrows `bytes`: it is dropped before `bytes` moves.
+    let event = match Pdu::parse(&bytes, version) {
+        Ok(p) => AuthEvent::detached(&p),
+        Err(e) => return Err(format!("redacted form after a content-hash mismatch: {e}")),
+    };
+    Ok((event, Some(bytes)))
 }
 
 /// The item for `input`, or its invalid outcome.
@@ -1171,11 +1173,15 @@ fn route_fast(input: Input, rooms: &FastMap<String, RoomState>) -> Result<Routed
     else {
         return Err(input);
     };
+    // The parsed form borrows the input: it is dropped before the input moves.
     let checked = match Pdu::parse(&input.bytes, version) {
         Ok(p) if *p.room_id == *room_id && p.event_type != "m.room.create" => {
-            check_content_hash(&p, version)
+            Some(check_content_hash(&p, version))
         }
-        _ => return Err(input),
+        _ => None,
+    };
+    let Some(checked) = checked else {
+        return Err(input);
     };
     let seq = input.pending_seq;
     Ok(routed_event(room_id, seq, finish_item(input, checked)))
