@@ -467,7 +467,16 @@ impl RoomState {
             pairs.push(("m.room.member", sk));
         }
         let mut keys = SmallVec::new();
-        for (t, s) in pairs {
+        for (i, &(t, s)) in pairs.iter().enumerate() {
+            // The same pair comes up twice or three times (the sender's member event, the fixed
+            // three); skipped cheaply when it is the same string, so a pair not numbered yet (a new
+            // member) is asked of the shared interner once.
+            let same = |&(t2, s2): &(&str, &str)| {
+                t2 == t && s2.as_ptr() == s.as_ptr() && s2.len() == s.len()
+            };
+            if pairs[..i].iter().any(same) {
+                continue;
+            }
             if let Some(k) = self.key(sh, t, s)? {
                 keys.push(k);
             }

@@ -200,8 +200,8 @@ impl SnapshotRecord {
 /// A materialised state: a shared full map, a shared overlay of differences from it, and a small
 /// layer of recent changes on top of the overlay. Deriving a state copies only the recent layer; the
 /// overlay (up to a sixteenth of the state) is rebuilt when a level-1 or full record is written, or when
-/// the recent layer grows past a fraction of it — so a 50 000-member room does not copy thousands of
-/// overlay entries for every membership change.
+/// the recent layer outgrows about √(2 · overlay) entries — so a 50 000-member room does not copy
+/// thousands of overlay entries for every membership change.
 #[derive(Debug, Clone)]
 pub struct StateView {
     /// The snapshot number (0 = the empty state).
@@ -549,7 +549,9 @@ impl StateDraft {
             };
             // Fold the recent layer in once it stops being small next to the overlay, so that
             // deriving the next state stays cheap (in memory only; the records are the same).
-            if recent.len() > 32 + overlay.len() / 8 {
+            // Folding costs O(overlay), the recent layer O(itself) per derived state: folding at
+            // about √(2 · overlay) entries balances the two.
+            if recent.len() > 16 + (2 * overlay.len()).isqrt() {
                 (
                     record,
                     Arc::new(fold(&full, &overlay, &recent)),
