@@ -489,6 +489,25 @@ impl RoomState {
     /// The store key number of a `(type, state_key)` pair, if it has one: from the room's own cache,
     /// which spares the shared interner's lock on the hot path.
     fn key(&mut self, sh: &Shared<'_>, t: &str, s: &str) -> RoomResult<Option<u32>> {
+        self.key_or_intern(sh, t, s, false)
+    }
+
+    /// [`RoomState::key`]; with `intern`, a pair without a number gets one (and the room's cache
+    /// remembers it), so a new state key costs one interner call.
+    fn key_or_intern(
+        &mut self,
+        sh: &Shared<'_>,
+        t: &str,
+        s: &str,
+        intern: bool,
+    ) -> RoomResult<Option<u32>> {
+        let ask = |t: &str, s: &str| {
+            if intern {
+                sh.keys.intern(sh.store, t, s).map(Some)
+            } else {
+                sh.keys.get(sh.store, t, s)
+            }
+        };
         // The pairs every check reads get a slot each, members are looked up by user id alone, the
         // rest by their encoding (too long to encode: ask the interner every time).
         let mut buf = [0u8; 2 + 255 + 255];
@@ -499,7 +518,7 @@ impl RoomState {
             ("m.room.member", _) => KeySlot::Member,
             _ => match codec::encode_state_key_into(t, s, &mut buf) {
                 Some(n) => KeySlot::Encoded(n),
-                None => return sh.keys.get(sh.store, t, s),
+                None => return ask(t, s),
             },
         };
         let hit = match slot {
@@ -510,7 +529,7 @@ impl RoomState {
         if hit.is_some() {
             return Ok(hit);
         }
-        let k = sh.keys.get(sh.store, t, s)?;
+        let k = ask(t, s)?;
         // Numbers never change once given; absence can (another room may intern the pair).
         if let Some(k) = k {
             match slot {
@@ -582,8 +601,9 @@ impl RoomState {
         if verdict.status != EventStatus::Rejected
             && let Some((t, s)) = state_key
         {
-            let k = match self.key(sh, t, s)? {
+            let k = match self.key_or_intern(sh, t, s, true)? {
                 Some(k) => k,
+                // Interning always numbers the pair; this only keeps the types honest.
                 None => sh.keys.intern(sh.store, t, s)?,
             };
             self.event_keys.insert(num, k);
@@ -1037,7 +1057,7 @@ impl RoomState {
         }
         for e in readers {
             let event = self.load_auth(sh, e)?;
-            let mut types: Vec<(&str, &str)> = Vec::with_capacity(8);
+            let mut types: SmallVec<[(&str, &str); 8]> = SmallVec::new();
             auth::for_each_auth_type(&event, |t, s| types.push((t, s)));
             for (t, s) in types {
                 let Some(k) = self.key(sh, t, s)? else {
@@ -1330,7 +1350,6 @@ pub(crate) fn pending_key(seq: u64) -> Vec<u8> {
     k
 }
 
-/// Parses a stored event back into an [`AuthEvent`].
 /// Bounds a per-room cache keyed by event number: once it reaches `limit` it drops the entries of
 /// committed batches. Entries of batches not committed yet stay (a miss could not be served from the
 /// store), so when they are most of the cache the next trim waits until it has doubled.
@@ -1341,6 +1360,7 @@ fn trim_cache<V>(cache: &mut IntMap<u64, V>, limit: &mut usize, durable_event: u
     }
 }
 
+/// Parses a stored event back into an [`AuthEvent`].
 pub(crate) fn load_auth_event(sh: &Shared<'_>, num: u64) -> RoomResult<AuthEvent> {
     let key = num.to_be_bytes();
     let rec = sh.store.event_record(num)?.ok_or_else(|| {

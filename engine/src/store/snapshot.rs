@@ -510,9 +510,8 @@ impl StateDraft {
         let len32 = u32::try_from(len).unwrap_or(u32::MAX);
         if merged > full.len() / 16 + 64 {
             let mut map: IntMap<u32, u64> = (*full).clone();
-            for (k, e) in overlay.iter().filter(|(k, _)| !recent.contains_key(k)) {
-                map.insert(*k, *e);
-            }
+            // The recent layer last: its entries override the overlay's.
+            map.extend(overlay.iter().map(|(k, e)| (*k, *e)));
             map.extend(recent);
             map.retain(|_, e| *e != TOMBSTONE);
             let mut entries: Vec<(u32, u64)> = map.iter().map(|(k, e)| (*k, *e)).collect();
