@@ -26,7 +26,12 @@ pub use codec::{EventMeta, EventRecord, EventStatus, RoomRecord, StateKey};
 pub use snapshot::{SnapshotRecord, StateHash, StateView};
 
 /// The schema this build reads and writes. Bump on any incompatible change of a key or value layout.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: snapshot delta chains of up to 128 records (schema 2 readers refuse chains over 34).
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// Older schemas whose stores this build reads as they are: opening one marks it with
+/// [`SCHEMA_VERSION`], so that older builds refuse it by its version rather than misreading it.
+const UPGRADABLE_SCHEMAS: [&[u8]; 1] = [b"2"];
 
 /// The value of the `magic` meta key: marks a directory as a roomgraph store.
 pub const MAGIC: &[u8] = b"roomgraph-store";
@@ -232,29 +237,27 @@ impl Writes {
 
     /// A put whose value `write` appends to the buffer it is given (an encoder writing in place).
     pub fn put_with(&mut self, cf: Cf, key: impl AsRef<[u8]>, write: impl FnOnce(&mut Vec<u8>)) {
-        let key = key.as_ref();
-        let chunk = self.current();
-        let start = chunk.buf.len();
-        chunk.buf.extend_from_slice(key);
-        write(&mut chunk.buf);
-        chunk.ops.push(OpRef {
-            cf,
-            start,
-            key_len: key.len(),
-            value_len: Some(chunk.buf.len() - start - key.len()),
-        });
+        self.push(cf, key.as_ref(), Some(write));
     }
 
     pub fn delete(&mut self, cf: Cf, key: impl AsRef<[u8]>) {
-        let key = key.as_ref();
+        self.push(cf, key.as_ref(), None::<fn(&mut Vec<u8>)>);
+    }
+
+    /// Appends `key`, then the value `write` appends (a put) or nothing (a delete).
+    fn push(&mut self, cf: Cf, key: &[u8], write: Option<impl FnOnce(&mut Vec<u8>)>) {
         let chunk = self.current();
         let start = chunk.buf.len();
         chunk.buf.extend_from_slice(key);
+        let value_len = write.map(|write| {
+            write(&mut chunk.buf);
+            chunk.buf.len() - start - key.len()
+        });
         chunk.ops.push(OpRef {
             cf,
             start,
             key_len: key.len(),
-            value_len: None,
+            value_len,
         });
     }
 
@@ -475,6 +478,11 @@ impl Store {
             });
         }
         let found = self.get(Cf::Meta, META_SCHEMA)?.unwrap_or_default();
+        if UPGRADABLE_SCHEMAS.contains(&found.as_slice()) {
+            let mut w = Writes::default();
+            w.put(Cf::Meta, META_SCHEMA, SCHEMA_VERSION.to_string());
+            return self.commit(w);
+        }
         if found != SCHEMA_VERSION.to_string().as_bytes() {
             return Err(StoreError::SchemaMismatch {
                 path: self.path.clone(),
@@ -894,6 +902,19 @@ mod tests {
         assert!(err.to_string().contains("schema version 999"), "{err}");
     }
 
+    /// A schema 2 store (same layout, shorter delta chains) opens and is marked schema 3.
+    #[test]
+    fn schema_2_is_upgraded_in_place() {
+        let dir = store_of_schema(b"2");
+        let store = Store::open(dir.path()).expect("schema 2 opens");
+        let marker = store.get(Cf::Meta, META_SCHEMA).expect("read");
+        assert_eq!(
+            marker.as_deref(),
+            Some(SCHEMA_VERSION.to_string().as_bytes())
+        );
+        assert_eq!(SCHEMA_VERSION, 3);
+    }
+
     /// A store of schema 1 had two more column families (`event_num_to_id`, `edges`): it is refused
     /// with the schema message, not with RocksDB's complaint about unopened column families.
     #[test]
@@ -905,10 +926,8 @@ mod tests {
             db.create_cf("edges", &Options::default()).expect("add cf");
         }
         let err = Store::open(dir.path()).expect_err("older schema");
-        assert!(
-            err.to_string()
-                .contains("schema version 1, this build reads schema version 2"),
-            "{err}"
-        );
+        let expected =
+            format!("schema version 1, this build reads schema version {SCHEMA_VERSION}");
+        assert!(err.to_string().contains(&expected), "{err}");
     }
 }
