@@ -144,6 +144,10 @@ pub struct StoreOptions {
     pub sync: SyncPolicy,
     /// RocksDB block cache size in bytes.
     pub block_cache_bytes: usize,
+    /// WAL bytes kept before the column families that pin the oldest WAL file are flushed, so that the
+    /// file can be deleted (RocksDB's `max_total_wal_size`). It bounds the WAL on disk and what the
+    /// next open replays.
+    pub max_wal_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -151,6 +155,7 @@ impl Default for StoreOptions {
         StoreOptions {
             sync: SyncPolicy::PerBatch,
             block_cache_bytes: 256 << 20,
+            max_wal_bytes: MAX_TOTAL_WAL_BYTES,
         }
     }
 }
@@ -338,9 +343,8 @@ fn sorted_order(ops: &[Op<'_>]) -> Vec<u32> {
 /// Memtable size of each column family.
 const WRITE_BUFFER_BYTES: usize = 64 << 20;
 
-/// WAL bytes kept before the column families pinning the oldest WAL file are flushed: four memtables
-/// of the busiest family.
-const MAX_TOTAL_WAL_BYTES: u64 = 4 * WRITE_BUFFER_BYTES as u64;
+/// Default of [`StoreOptions::max_wal_bytes`]: four memtables of the busiest family.
+pub const MAX_TOTAL_WAL_BYTES: u64 = 4 * WRITE_BUFFER_BYTES as u64;
 
 fn cf_options(cache: &rocksdb::Cache) -> Options {
     let mut opts = Options::default();
@@ -467,7 +471,7 @@ impl Store {
         // been flushed: the small families (snapshots, auth chains, state keys) never fill a memtable,
         // so a 1 M-event ingest left 870 MB of WAL beside 420 MB of tables, all replayed at the next
         // open. Past this size the families pinning the oldest WAL file are flushed and it is deleted.
-        db_opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
+        db_opts.set_max_total_wal_size(options.max_wal_bytes);
         let cfs = COLUMN_FAMILIES
             .iter()
             .copied()
@@ -844,6 +848,69 @@ mod tests {
         assert_eq!(get(Cf::Meta, b"k2"), None);
         assert_eq!(get(Cf::Meta, b"k3").as_deref(), Some(&b"a3"[..]));
         assert_eq!(get(Cf::Events, b"k4").as_deref(), Some(&b"a4"[..]));
+    }
+
+    /// Total size of the WAL files in `dir`.
+    fn wal_bytes(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .expect("read store dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// With a bound, WAL files pinned only by small column families (which never fill a memtable) are
+    /// flushed away; without one (RocksDB's default), the WAL keeps everything ever written.
+    #[test]
+    fn wal_stays_within_its_bound() {
+        const BOUND: u64 = 256 << 10;
+        let written = |max_wal_bytes: u64| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let options = StoreOptions {
+                max_wal_bytes,
+                sync: SyncPolicy::Never,
+                ..StoreOptions::default()
+            };
+            let store = Store::open_with(dir.path(), &options).expect("create");
+            let value = vec![7u8; 8 << 10];
+            for i in 0u64..256 {
+                let mut w = Writes::default();
+                w.put(Cf::Events, i.to_be_bytes(), &value);
+                w.put(Cf::Snapshots, i.to_be_bytes(), b"small");
+                store.commit(w).expect("commit");
+            }
+            // RocksDB checks the bound at each write and flushes in the background, one flush at a time:
+            // a few more small writes let it catch up with the burst above (a bounded wait, not a
+            // timing check).
+            if max_wal_bytes > 0 {
+                for i in 0u64..200 {
+                    if wal_bytes(dir.path()) <= 2 * BOUND {
+                        break;
+                    }
+                    let mut w = Writes::default();
+                    w.put(Cf::Meta, b"tick", i.to_be_bytes());
+                    store.commit(w).expect("commit");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+            let wal = wal_bytes(dir.path());
+            let value_0 = store.get(Cf::Events, &0u64.to_be_bytes()).expect("get");
+            assert_eq!(
+                value_0.as_deref(),
+                Some(value.as_slice()),
+                "flushed data still reads"
+            );
+            wal
+        };
+        let bounded = written(BOUND);
+        assert!(bounded <= 2 * BOUND, "bounded WAL holds {bounded} bytes");
+        let unbounded = written(0);
+        assert!(
+            unbounded >= 2 << 20,
+            "default WAL holds only {unbounded} bytes"
+        );
     }
 
     #[test]
