@@ -247,7 +247,11 @@ impl RoomState {
                 out.writes.delete(Cf::Meta, pending_key(seq));
             }
             // Taken before `apply` consumes the id; an error poisons the engine, so nothing is lost.
-            let woken = self.waiting.remove(&id);
+            let woken = if self.waiting.is_empty() {
+                None
+            } else {
+                self.waiting.remove(&id)
+            };
             let outcome = self.apply(sh, item, parents, id, &mut out.writes)?;
             out.stored += 1;
             if let Some(woken) = woken {
