@@ -121,17 +121,6 @@ struct Parents {
     auth: SmallVec<[u64; 8]>,
 }
 
-/// Where [`RoomState::key`] caches a pair's number.
-#[derive(Clone, Copy)]
-enum KeySlot {
-    /// `fixed_keys[i]`.
-    Fixed(usize),
-    /// `member_keys`, by state key.
-    Member,
-    /// `key_cache`, by the first `n` bytes of the encoding.
-    Encoded(usize),
-}
-
 /// The outcome of the checks for one event.
 struct Verdict {
     status: EventStatus,
@@ -505,46 +494,55 @@ impl RoomState {
         s: &str,
         intern: bool,
     ) -> RoomResult<Option<u32>> {
-        let ask = |t: &str, s: &str| {
-            if intern {
-                sh.keys.intern(sh.store, t, s).map(Some)
-            } else {
-                sh.keys.get(sh.store, t, s)
-            }
-        };
         // The pairs every check reads get a slot each, members are looked up by user id alone, the
-        // rest by their encoding (too long to encode: ask the interner every time).
-        let mut buf = [0u8; 2 + 255 + 255];
-        let slot = match (t, s) {
-            ("m.room.create", "") => KeySlot::Fixed(0),
-            ("m.room.power_levels", "") => KeySlot::Fixed(1),
-            ("m.room.join_rules", "") => KeySlot::Fixed(2),
-            ("m.room.member", _) => KeySlot::Member,
-            _ => match codec::encode_state_key_into(t, s, &mut buf) {
-                Some(n) => KeySlot::Encoded(n),
-                None => return ask(t, s),
-            },
-        };
-        let hit = match slot {
-            KeySlot::Fixed(i) => Some(self.fixed_keys[i]).filter(|k| *k != u32::MAX),
-            KeySlot::Member => self.member_keys.get(s).copied(),
-            KeySlot::Encoded(n) => self.key_cache.get(&buf[..n]).copied(),
-        };
-        if hit.is_some() {
-            return Ok(hit);
-        }
-        let k = ask(t, s)?;
-        // Numbers never change once given; absence can (another room may intern the pair).
-        if let Some(k) = k {
-            match slot {
-                KeySlot::Fixed(i) => self.fixed_keys[i] = k,
-                KeySlot::Member => {
+        // rest by their encoding ([`RoomState::encoded_key`]).
+        let fixed = match (t, s) {
+            ("m.room.create", "") => 0,
+            ("m.room.power_levels", "") => 1,
+            ("m.room.join_rules", "") => 2,
+            ("m.room.member", _) => {
+                if let Some(k) = self.member_keys.get(s) {
+                    return Ok(Some(*k));
+                }
+                let k = ask_interner(sh, t, s, intern)?;
+                // Numbers never change once given; absence can (another room may intern the pair).
+                if let Some(k) = k {
                     self.member_keys.insert(s.into(), k);
                 }
-                KeySlot::Encoded(n) => {
-                    self.key_cache.insert(buf[..n].into(), k);
-                }
+                return Ok(k);
             }
+            _ => return self.encoded_key(sh, t, s, intern),
+        };
+        if self.fixed_keys[fixed] != u32::MAX {
+            return Ok(Some(self.fixed_keys[fixed]));
+        }
+        let k = ask_interner(sh, t, s, intern)?;
+        if let Some(k) = k {
+            self.fixed_keys[fixed] = k;
+        }
+        Ok(k)
+    }
+
+    /// [`RoomState::key_or_intern`] for the pairs without a slot of their own: cached by their
+    /// encoding (built here only, so the common pairs do not clear a 512-byte buffer), or, when too
+    /// long to encode, asked of the interner every time.
+    fn encoded_key(
+        &mut self,
+        sh: &Shared<'_>,
+        t: &str,
+        s: &str,
+        intern: bool,
+    ) -> RoomResult<Option<u32>> {
+        let mut buf = [0u8; 2 + 255 + 255];
+        let Some(n) = codec::encode_state_key_into(t, s, &mut buf) else {
+            return ask_interner(sh, t, s, intern);
+        };
+        if let Some(k) = self.key_cache.get(&buf[..n]) {
+            return Ok(Some(*k));
+        }
+        let k = ask_interner(sh, t, s, intern)?;
+        if let Some(k) = k {
+            self.key_cache.insert(buf[..n].into(), k);
         }
         Ok(k)
     }
@@ -1380,4 +1378,13 @@ pub(crate) fn load_auth_event(sh: &Shared<'_>, num: u64) -> RoomResult<AuthEvent
         StoreError::corrupt(Cf::Events, &key, format!("stored PDU does not parse: {e}"))
     })?;
     Ok(AuthEvent::detached(&pdu))
+}
+
+/// The shared interner's number for `(t, s)`; with `intern`, one is given if the pair has none.
+fn ask_interner(sh: &Shared<'_>, t: &str, s: &str, intern: bool) -> RoomResult<Option<u32>> {
+    if intern {
+        sh.keys.intern(sh.store, t, s).map(Some)
+    } else {
+        sh.keys.get(sh.store, t, s)
+    }
 }
