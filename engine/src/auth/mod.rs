@@ -26,7 +26,7 @@ pub use facts::{
 };
 pub use power_levels::PowerLevels;
 pub(crate) use state::FastHash;
-pub use state::{AuthEventsState, Fx, StateMap};
+pub use state::{AuthEventsState, StateMap};
 
 use crate::pdu::Pdu;
 

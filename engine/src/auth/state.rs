@@ -1,7 +1,6 @@
 //! Two ready-made [`AuthState`]s: an event's own auth events, and a state map by `(type, state_key)`.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use super::{AuthEvent, AuthState};
 
@@ -33,8 +32,8 @@ impl AuthState for AuthEventsState<'_> {
 ///
 /// The keys the auth rules read are laid out for them: the three singletons (create, power levels,
 /// join rules) sit in fixed slots, member events in a map keyed by user id alone, everything else in a
-/// general map. Keys are hashed with a small multiplicative hash (the ids are not attacker-chosen
-/// hash-flooding input in a map built per check).
+/// general map. Keys are hashed with a keyed hash ([`FastHash`]): the user ids come from remote
+/// servers.
 #[derive(Debug, Clone, Default)]
 pub struct StateMap<'e> {
     create: Option<&'e AuthEvent>,
@@ -105,51 +104,10 @@ impl AuthState for StateMap<'_> {
     }
 }
 
-/// A word-at-a-time multiplicative hash (the FxHash scheme) for short identifier keys.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Fx(u64);
-
-/// A `HashMap` hasher state for [`Fx`].
-pub(crate) type FastHash = BuildHasherDefault<Fx>;
-
-impl Fx {
-    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
-    }
-}
-
-impl Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    /// The multiply leaves the low bits depending only on the inputs' low bits; hash tables index by the
-    /// low bits, so the well-mixed high half is rotated down (as rustc-hash 2 does).
-    fn finish(&self) -> u64 {
-        self.0.rotate_left(26)
-    }
-}
+/// The hasher of the maps keyed by ids and state keys. Keyed per map with random keys: user ids, state
+/// keys and (in rooms before v3) event ids are chosen by remote servers, and with an unkeyed hash a
+/// crafted room could make every insert and lookup scan one long chain of collisions.
+pub(crate) type FastHash = ahash::RandomState;
 
 #[cfg(test)]
 mod tests {

@@ -7,8 +7,7 @@
 //! event's auth events to be present already, which is how the order is kept and why cycles cannot occur.
 
 use std::collections::HashMap;
-use std::hash::Hasher;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use crate::auth::{self, AuthEvent, FastHash, Membership};
 use crate::event_id::create_event_id_from_room_id;
@@ -46,14 +45,15 @@ impl StateKeyIdx {
     }
 }
 
-/// The hash [`StateKeyInterner::name_hash`] keeps per name: Fx over the type, a separator and the key.
+/// The process's key for [`name_hash`] and the id table's hash, random at start: state keys and (in
+/// rooms before v3) event ids are chosen by remote servers, and an unkeyed hash would let a crafted room
+/// collide them on purpose.
+static KEYED: LazyLock<ahash::RandomState> = LazyLock::new(ahash::RandomState::new);
+
+/// The hash [`StateKeyInterner::name_hash`] keeps per name: keyed, over the type and the key.
 #[inline]
 pub(crate) fn name_hash(event_type: &str, state_key: &str) -> u64 {
-    let mut h = auth::Fx::default();
-    h.write(event_type.as_bytes());
-    h.write_u8(0xff);
-    h.write(state_key.as_bytes());
-    h.finish()
+    KEYED.hash_one((event_type, state_key))
 }
 
 /// State key → name number, for one type.
@@ -248,9 +248,7 @@ impl IdTable {
     }
 
     fn hash(id: &str) -> u64 {
-        let mut h = auth::Fx::default();
-        h.write(id.as_bytes());
-        h.finish()
+        KEYED.hash_one(id)
     }
 
     /// The value whose slot hash is `hash` and for which `is_match` holds.
