@@ -97,6 +97,7 @@ enum Cmd {
 }
 
 fn main() {
+    roomgraph::allocator::keep_freed_pages();
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Ingest {

@@ -5,6 +5,8 @@
 //! [`pdu::Pdu`], and [`hashes`], [`event_id`] and [`redaction`] implement the spec's hashing, id and
 //! redaction algorithms. See `ARCHITECTURE.md` for the map.
 
+#[cfg(feature = "mimalloc")]
+pub mod allocator;
 pub mod auth;
 pub mod builder;
 pub mod canonical_json;

@@ -148,6 +148,8 @@ impl<E: std::fmt::Display> From<E> for Failure {
 }
 
 fn main() -> ExitCode {
+    #[cfg(feature = "mimalloc")]
+    roomgraph::allocator::keep_freed_pages();
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
