@@ -10,9 +10,10 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 ///
 /// Ingest frees each batch's buffers (lines, write buffers, parsed events) and allocates as much again
 /// for the next batch a few hundred milliseconds later; with purging, the pages were handed back and
-/// faulted in anew each time. On the 1 M-event trace this cut page faults by about 15 % and CPU time
-/// by about 5 % (docs/BENCHMARKS.md § ingest). The cost: the process keeps its peak heap until it
-/// exits, which for a batch tool or a server sized for its peak is what it will use again.
+/// faulted in anew each time. On the 1 M-event trace this cut page faults by about 18 % and CPU time
+/// by about 5 %, for 30–50 MB more peak RSS (docs/BENCHMARKS.md § ingest). The cost: the process
+/// keeps its peak heap until it exits, which for a batch tool or a server sized for its peak is what
+/// it will use again.
 pub fn keep_freed_pages() {
     // SAFETY: `mi_option_set` stores one integer in mimalloc's option table and may be called at any
     // time; -1 is a documented value of `purge_delay` ("no purging at all").
