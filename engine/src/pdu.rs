@@ -447,23 +447,11 @@ impl<'a> Pdu<'a> {
         matches!(self.input, Input::Detached)
     }
 
-    /// Copies every borrowed string, detaching the PDU from the input buffer.
+    /// Copies every borrowed string, detaching the PDU from the input buffer (the whole JSON kept).
     pub fn into_owned(self) -> Pdu<'static> {
-        let own = |c: Cow<'a, str>| -> Cow<'static, str> { Cow::Owned(c.into_owned()) };
         Pdu {
-            version: self.version,
-            json: self.json.into_owned(),
-            event_id: own(self.event_id),
-            room_id: own(self.room_id),
-            sender: own(self.sender),
-            event_type: own(self.event_type),
-            state_key: self.state_key.map(own),
-            origin_server_ts: self.origin_server_ts,
-            depth: self.depth,
-            prev_events: self.prev_events.into_iter().map(own).collect(),
-            auth_events: self.auth_events.into_iter().map(own).collect(),
-            redacts: self.redacts.map(own),
             input: Input::Other,
+            ..self.detached(|_| true)
         }
     }
 }
@@ -779,6 +767,34 @@ mod tests {
         ));
         assert!(matches!(detached_type("m.room.membe"), Cow::Owned(t) if t == "m.room.membe"));
         assert!(matches!(detached_type("org.example.x"), Cow::Owned(t) if t == "org.example.x"));
+    }
+
+    #[test]
+    fn into_owned_is_the_same_event() {
+        let pdu = Pdu::parse(MEMBER_V11.as_bytes(), v("11")).expect("valid");
+        let canonical = pdu.canonical_json().into_owned();
+        let hash = pdu.computed_content_hash();
+        let (id, sender, t, key, prev, auth) = (
+            pdu.event_id.to_string(),
+            pdu.sender.to_string(),
+            pdu.event_type.to_string(),
+            pdu.state_key.as_ref().map(|k| k.to_string()),
+            pdu.prev_events.to_vec(),
+            pdu.auth_events.to_vec(),
+        );
+        let owned = pdu.into_owned();
+        assert!(!owned.is_detached());
+        assert_eq!(owned.canonical_json().as_ref(), canonical.as_slice());
+        assert_eq!(owned.computed_content_hash(), hash);
+        assert_eq!(
+            (&*owned.event_id, &*owned.sender, &*owned.event_type),
+            (id.as_str(), sender.as_str(), t.as_str())
+        );
+        assert_eq!(owned.state_key.as_deref(), key.as_deref());
+        assert_eq!(
+            (owned.prev_events.to_vec(), owned.auth_events.to_vec()),
+            (prev, auth)
+        );
     }
 
     #[test]
