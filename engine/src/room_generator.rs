@@ -276,14 +276,7 @@ impl Sim {
             json!({"room_version": v.id})
         };
         self.emit(0, &creator, "m.room.create", Some(""), create_content, true);
-        self.emit(
-            0,
-            &creator,
-            "m.room.member",
-            Some(&creator),
-            json!({"membership": "join"}),
-            true,
-        );
+        self.emit_member(0, &creator, &creator, "join", true);
         let mut users = serde_json::Map::new();
         if !v.privileged_creators {
             users.insert(creator.clone(), json!(100));
@@ -309,14 +302,7 @@ impl Sim {
         for s in 0..self.cfg.servers {
             for i in 0..self.cfg.users_per_server {
                 let u = user(i, s);
-                self.emit(
-                    0,
-                    &u,
-                    "m.room.member",
-                    Some(&u),
-                    json!({"membership": "join"}),
-                    false,
-                );
+                self.emit_member(0, &u, &u, "join", false);
             }
         }
         let members = self.cfg.bootstrap_members;
@@ -327,14 +313,7 @@ impl Sim {
         let mut pl_done = 0;
         for m in 0..members {
             let u = format!("@m{m}:{}", server_name(m % self.cfg.servers));
-            self.emit(
-                0,
-                &u,
-                "m.room.member",
-                Some(&u),
-                json!({"membership": "join"}),
-                false,
-            );
+            self.emit_member(0, &u, &u, "join", false);
             if m % pl_every == pl_every - 1 && pl_done < self.cfg.bootstrap_pl_changes {
                 pl_done += 1;
                 let target = format!(
@@ -502,25 +481,11 @@ impl Sim {
                     .cloned()
                     .collect();
                 if let Some(u) = self.rng.pick(&candidates).cloned() {
-                    self.emit(
-                        server,
-                        &u,
-                        "m.room.member",
-                        Some(&u),
-                        json!({"membership": "join"}),
-                        force,
-                    );
+                    self.emit_member(server, &u, &u, "join", force);
                 }
             }
             15..=21 => {
-                self.emit(
-                    server,
-                    &sender,
-                    "m.room.member",
-                    Some(&sender),
-                    json!({"membership": "leave"}),
-                    force,
-                );
+                self.emit_member(server, &sender, &sender, "leave", force);
             }
             22..=26 => {
                 let target = user(
@@ -528,26 +493,12 @@ impl Sim {
                     self.rng.below(self.cfg.servers),
                 );
                 if !joined.contains(&target) {
-                    self.emit(
-                        server,
-                        &sender,
-                        "m.room.member",
-                        Some(&target),
-                        json!({"membership": "invite"}),
-                        force,
-                    );
+                    self.emit_member(server, &sender, &target, "invite", force);
                 }
             }
             27..=33 => {
                 if let Some(target) = self.rng.pick(&joined).cloned() {
-                    self.emit(
-                        server,
-                        &privileged,
-                        "m.room.member",
-                        Some(&target),
-                        json!({"membership": "leave"}),
-                        force,
-                    );
+                    self.emit_member(server, &privileged, &target, "leave", force);
                 }
             }
             34..=39 => {
@@ -555,26 +506,12 @@ impl Sim {
                     self.rng.below(self.cfg.users_per_server),
                     self.rng.below(self.cfg.servers),
                 );
-                self.emit(
-                    server,
-                    &privileged,
-                    "m.room.member",
-                    Some(&target),
-                    json!({"membership": "ban"}),
-                    force,
-                );
+                self.emit_member(server, &privileged, &target, "ban", force);
             }
             40..=42 => {
                 let banned = self.with_membership(server, "ban");
                 if let Some(target) = self.rng.pick(&banned).cloned() {
-                    self.emit(
-                        server,
-                        &privileged,
-                        "m.room.member",
-                        Some(&target),
-                        json!({"membership": "leave"}),
-                        force,
-                    );
+                    self.emit_member(server, &privileged, &target, "leave", force);
                 }
             }
             43..=56 => {
@@ -689,6 +626,26 @@ impl Sim {
     }
 
     /// Builds an event on `server`'s view; keeps it if it passes auth there (or `force`).
+    /// A member event of `target` with content `{"membership": membership}`.
+    fn emit_member(
+        &mut self,
+        server: usize,
+        sender: &str,
+        target: &str,
+        membership: &str,
+        force: bool,
+    ) {
+        let content = json!({ "membership": membership });
+        self.emit(
+            server,
+            sender,
+            "m.room.member",
+            Some(target),
+            content,
+            force,
+        );
+    }
+
     fn emit(
         &mut self,
         server: usize,
