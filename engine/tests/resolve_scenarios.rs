@@ -20,34 +20,32 @@ fn pl(users: &[(&str, i64)]) -> String {
     format!(r#"{{"users":{{{}}}}}"#, body.join(","))
 }
 
+/// A power-levels event (state key "") giving `users` their levels.
+fn power(id: &'static str, sender: &'static str, users: &[(&str, i64)]) -> Node {
+    node(id, sender, "m.room.power_levels", Some(""), &pl(users))
+}
+
 /// The prev-graph scenarios run under v2 exactly as Synapse does (ids `$NODE:example.com`), and under v10
 /// (hash ids) where the outcome does not depend on id tie-breaks.
 const HARNESS_VERSIONS: &[&str] = &["2", "10"];
 
+/// [`do_check`] under each of [`HARNESS_VERSIONS`].
+fn check_harness_versions(events: &[Node], edges: &[&[&str]], expected: &[&str]) {
+    for v in HARNESS_VERSIONS {
+        do_check(version(v), events, edges, expected);
+    }
+}
+
 #[test]
 fn ban_vs_pl() {
     let events = vec![
-        node(
-            "PA",
-            ALICE,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 50)]),
-        ),
+        power("PA", ALICE, &[(ALICE, 100), (BOB, 50)]),
         member("MA", ALICE, ALICE, "join"),
         member("MB", ALICE, BOB, "ban"),
-        node(
-            "PB",
-            BOB,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 50)]),
-        ),
+        power("PB", BOB, &[(ALICE, 100), (BOB, 50)]),
     ];
     let edges: &[&[&str]] = &[&["END", "MB", "MA", "PA", "START"], &["END", "PB", "PA"]];
-    for v in HARNESS_VERSIONS {
-        do_check(version(v), &events, edges, &["PA", "MA", "MB"]);
-    }
+    check_harness_versions(&events, edges, &["PA", "MA", "MB"]);
 }
 
 #[test]
@@ -64,40 +62,18 @@ fn join_rule_evasion() {
         member("ME", EVELYN, EVELYN, "join"),
     ];
     let edges: &[&[&str]] = &[&["END", "JR", "START"], &["END", "ME", "START"]];
-    for v in HARNESS_VERSIONS {
-        do_check(version(v), &events, edges, &["JR"]);
-    }
+    check_harness_versions(&events, edges, &["JR"]);
 }
 
 #[test]
 fn offtopic_pl() {
     let events = vec![
-        node(
-            "PA",
-            ALICE,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 50)]),
-        ),
-        node(
-            "PB",
-            BOB,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 50), (CHARLIE, 50)]),
-        ),
-        node(
-            "PC",
-            CHARLIE,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 50), (CHARLIE, 0)]),
-        ),
+        power("PA", ALICE, &[(ALICE, 100), (BOB, 50)]),
+        power("PB", BOB, &[(ALICE, 100), (BOB, 50), (CHARLIE, 50)]),
+        power("PC", CHARLIE, &[(ALICE, 100), (BOB, 50), (CHARLIE, 0)]),
     ];
     let edges: &[&[&str]] = &[&["END", "PC", "PB", "PA", "START"], &["END", "PA"]];
-    for v in HARNESS_VERSIONS {
-        do_check(version(v), &events, edges, &["PC"]);
-    }
+    check_harness_versions(&events, edges, &["PC"]);
 }
 
 fn topic(id: &'static str, sender: &'static str) -> Node {
@@ -108,85 +84,39 @@ fn topic(id: &'static str, sender: &'static str) -> Node {
 fn topic_basic() {
     let events = vec![
         topic("T1", ALICE),
-        node(
-            "PA1",
-            ALICE,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 50)]),
-        ),
+        power("PA1", ALICE, &[(ALICE, 100), (BOB, 50)]),
         topic("T2", ALICE),
-        node(
-            "PA2",
-            ALICE,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 0)]),
-        ),
-        node(
-            "PB",
-            BOB,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 50)]),
-        ),
+        power("PA2", ALICE, &[(ALICE, 100), (BOB, 0)]),
+        power("PB", BOB, &[(ALICE, 100), (BOB, 50)]),
         topic("T3", BOB),
     ];
     let edges: &[&[&str]] = &[
         &["END", "PA2", "T2", "PA1", "T1", "START"],
         &["END", "T3", "PB", "PA1"],
     ];
-    for v in HARNESS_VERSIONS {
-        do_check(version(v), &events, edges, &["PA2", "T2"]);
-    }
+    check_harness_versions(&events, edges, &["PA2", "T2"]);
 }
 
 #[test]
 fn topic_reset() {
     let events = vec![
         topic("T1", ALICE),
-        node(
-            "PA",
-            ALICE,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 50)]),
-        ),
+        power("PA", ALICE, &[(ALICE, 100), (BOB, 50)]),
         topic("T2", BOB),
         member("MB", ALICE, BOB, "ban"),
     ];
     let edges: &[&[&str]] = &[&["END", "MB", "T2", "PA", "T1", "START"], &["END", "T1"]];
-    for v in HARNESS_VERSIONS {
-        do_check(version(v), &events, edges, &["T1", "MB", "PA"]);
-    }
+    check_harness_versions(&events, edges, &["T1", "MB", "PA"]);
 }
 
 #[test]
 fn topic_with_later_merge() {
     let events = vec![
         topic("T1", ALICE),
-        node(
-            "PA1",
-            ALICE,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 50)]),
-        ),
+        power("PA1", ALICE, &[(ALICE, 100), (BOB, 50)]),
         topic("T2", ALICE),
-        node(
-            "PA2",
-            ALICE,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 0)]),
-        ),
-        node(
-            "PB",
-            BOB,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 50)]),
-        ),
+        power("PA2", ALICE, &[(ALICE, 100), (BOB, 0)]),
+        power("PB", BOB, &[(ALICE, 100), (BOB, 50)]),
         topic("T3", BOB),
         node("MZ1", ZARA, "m.room.message", None, "{}"),
         topic("T4", ALICE),
@@ -195,22 +125,14 @@ fn topic_with_later_merge() {
         &["END", "T4", "MZ1", "PA2", "T2", "PA1", "T1", "START"],
         &["END", "MZ1", "T3", "PB", "PA1"],
     ];
-    for v in HARNESS_VERSIONS {
-        do_check(version(v), &events, edges, &["T4", "PA2"]);
-    }
+    check_harness_versions(&events, edges, &["T4", "PA2"]);
 }
 
 #[test]
 fn mainline_sort() {
     let events = vec![
         topic("T1", ALICE),
-        node(
-            "PA1",
-            ALICE,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 50)]),
-        ),
+        power("PA1", ALICE, &[(ALICE, 100), (BOB, 50)]),
         topic("T2", ALICE),
         node(
             "PA2",
@@ -221,13 +143,7 @@ fn mainline_sort() {
                 r#"{{"users":{{"{ALICE}":100,"{BOB}":50}},"events":{{"m.room.power_levels":100}}}}"#
             ),
         ),
-        node(
-            "PB",
-            BOB,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 50)]),
-        ),
+        power("PB", BOB, &[(ALICE, 100), (BOB, 50)]),
         topic("T3", BOB),
         topic("T4", ALICE),
     ];
@@ -235,9 +151,7 @@ fn mainline_sort() {
         &["END", "T3", "PA2", "T2", "PA1", "T1", "START"],
         &["END", "T4", "PB", "PA1"],
     ];
-    for v in HARNESS_VERSIONS {
-        do_check(version(v), &events, edges, &["T3", "PA2"]);
-    }
+    check_harness_versions(&events, edges, &["T3", "PA2"]);
 }
 
 /// Synapse `SimpleParamStateTestCase.test_event_map_none`: concurrent joins of Bob and Charlie.
@@ -720,28 +634,10 @@ fn msc1442_mainline_example() {
     let events = vec![
         node("M1", ALICE, "m.room.message", None, "{}"),
         topic("TOPIC1", ALICE),
-        node(
-            "P1",
-            ALICE,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 50)]),
-        ),
+        power("P1", ALICE, &[(ALICE, 100), (BOB, 50)]),
         topic("TOPIC2", ALICE),
-        node(
-            "P2",
-            ALICE,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 0)]),
-        ),
-        node(
-            "P3",
-            BOB,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 50), (CHARLIE, 50)]),
-        ),
+        power("P2", ALICE, &[(ALICE, 100), (BOB, 0)]),
+        power("P3", BOB, &[(ALICE, 100), (BOB, 50), (CHARLIE, 50)]),
         topic("TOPIC3", BOB),
         node("M2", ALICE, "m.room.message", None, "{}"),
         topic("TOPIC4", ALICE),
@@ -774,13 +670,7 @@ fn rejected_event_never_enters_resolved_state() {
         ),
         (member("MA", ALICE, ALICE, "join"), &["CREATE"][..]),
         (
-            node(
-                "PA",
-                ALICE,
-                "m.room.power_levels",
-                Some(""),
-                &pl(&[(ALICE, 100), (BOB, 50)]),
-            ),
+            power("PA", ALICE, &[(ALICE, 100), (BOB, 50)]),
             &["CREATE", "MA"][..],
         ),
         (
@@ -827,13 +717,7 @@ fn rejected_event_never_enters_resolved_state() {
 #[test]
 fn ban_evasion() {
     let events = vec![
-        node(
-            "PA",
-            ALICE,
-            "m.room.power_levels",
-            Some(""),
-            &pl(&[(ALICE, 100), (BOB, 50)]),
-        ),
+        power("PA", ALICE, &[(ALICE, 100), (BOB, 50)]),
         member("BAN", ALICE, BOB, "ban"),
         topic("TB", BOB),
         node(
