@@ -25,6 +25,23 @@ fn power(id: &'static str, sender: &'static str, users: &[(&str, i64)]) -> Node 
     node(id, sender, "m.room.power_levels", Some(""), &pl(users))
 }
 
+/// The create event `CREATE` of a room created by Alice.
+fn create_by_alice() -> Node {
+    node(
+        "CREATE",
+        ALICE,
+        "m.room.create",
+        Some(""),
+        &format!(r#"{{"creator":"{ALICE}"}}"#),
+    )
+}
+
+/// A join-rules event setting `join_rule`.
+fn join_rule(id: &'static str, sender: &'static str, join_rule: &str) -> Node {
+    let content = format!(r#"{{"join_rule":"{join_rule}"}}"#);
+    node(id, sender, "m.room.join_rules", Some(""), &content)
+}
+
 /// The prev-graph scenarios run under v2 exactly as Synapse does (ids `$NODE:example.com`), and under v10
 /// (hash ids) where the outcome does not depend on id tie-breaks.
 const HARNESS_VERSIONS: &[&str] = &["2", "10"];
@@ -159,27 +176,9 @@ fn mainline_sort() {
 fn concurrent_joins() {
     let v = version("2");
     let nodes = [
-        (
-            node(
-                "CREATE",
-                ALICE,
-                "m.room.create",
-                Some(""),
-                &format!(r#"{{"creator":"{ALICE}"}}"#),
-            ),
-            &[][..],
-        ),
+        (create_by_alice(), &[][..]),
         (member("IMA", ALICE, ALICE, "join"), &["CREATE"][..]),
-        (
-            node(
-                "IJR",
-                ALICE,
-                "m.room.join_rules",
-                Some(""),
-                r#"{"join_rule":"public"}"#,
-            ),
-            &["CREATE", "IMA"][..],
-        ),
+        (join_rule("IJR", ALICE, "public"), &["CREATE", "IMA"][..]),
         (member("IMB", BOB, BOB, "join"), &["CREATE", "IJR"][..]),
         (
             member("IMC", CHARLIE, CHARLIE, "join"),
@@ -231,31 +230,13 @@ fn problem_b(
         pl(&[(ALICE, 100), (BOB, 50), (CHARLIE, 50)])
     };
     let nodes: Vec<(Node, Vec<&str>)> = vec![
-        (
-            node(
-                "CREATE",
-                ALICE,
-                "m.room.create",
-                Some(""),
-                &format!(r#"{{"creator":"{ALICE}"}}"#),
-            ),
-            vec![],
-        ),
+        (create_by_alice(), vec![]),
         (member("MA", ALICE, ALICE, "join"), c(&[])),
         (
             node("PL1", ALICE, "m.room.power_levels", Some(""), &pl1),
             c(&["MA"]),
         ),
-        (
-            node(
-                "JR",
-                ALICE,
-                "m.room.join_rules",
-                Some(""),
-                r#"{"join_rule":"public"}"#,
-            ),
-            c(&["MA", "PL1"]),
-        ),
+        (join_rule("JR", ALICE, "public"), c(&["MA", "PL1"])),
         (member("MB", BOB, BOB, "join"), c(&["PL1", "JR"])),
         (member("MC", CHARLIE, CHARLIE, "join"), c(&["PL1", "JR"])),
         (
@@ -372,42 +353,15 @@ fn problem_a(v: &'static roomgraph::room_version::RoomVersion) -> Option<String>
         pl(&[(ALICE, 100), (BOB, 100)])
     };
     let nodes: Vec<(Node, Vec<&str>)> = vec![
-        (
-            node(
-                "CREATE",
-                ALICE,
-                "m.room.create",
-                Some(""),
-                &format!(r#"{{"creator":"{ALICE}"}}"#),
-            ),
-            vec![],
-        ),
+        (create_by_alice(), vec![]),
         (member("MA1", ALICE, ALICE, "join"), c(&[])),
         (
             node("PL", ALICE, "m.room.power_levels", Some(""), &power),
             c(&["MA1"]),
         ),
-        (
-            node(
-                "JR1",
-                ALICE,
-                "m.room.join_rules",
-                Some(""),
-                r#"{"join_rule":"public"}"#,
-            ),
-            c(&["MA1", "PL"]),
-        ),
+        (join_rule("JR1", ALICE, "public"), c(&["MA1", "PL"])),
         (member("MB", BOB, BOB, "join"), c(&["PL", "JR1"])),
-        (
-            node(
-                "JR2",
-                ALICE,
-                "m.room.join_rules",
-                Some(""),
-                r#"{"join_rule":"invite"}"#,
-            ),
-            c(&["MA1", "PL"]),
-        ),
+        (join_rule("JR2", ALICE, "invite"), c(&["MA1", "PL"])),
         (member("MA2", ALICE, ALICE, "leave"), c(&["PL", "MA1"])),
     ];
     let refs: Vec<(Node, &[&str])> = nodes
@@ -674,13 +628,7 @@ fn rejected_event_never_enters_resolved_state() {
             &["CREATE", "MA"][..],
         ),
         (
-            node(
-                "JR",
-                ALICE,
-                "m.room.join_rules",
-                Some(""),
-                r#"{"join_rule":"public"}"#,
-            ),
+            join_rule("JR", ALICE, "public"),
             &["CREATE", "MA", "PA"][..],
         ),
         (member("MB", BOB, BOB, "join"), &["CREATE", "PA", "JR"][..]),
@@ -720,13 +668,7 @@ fn ban_evasion() {
         power("PA", ALICE, &[(ALICE, 100), (BOB, 50)]),
         member("BAN", ALICE, BOB, "ban"),
         topic("TB", BOB),
-        node(
-            "JRB",
-            BOB,
-            "m.room.join_rules",
-            Some(""),
-            r#"{"join_rule":"public"}"#,
-        ),
+        join_rule("JRB", BOB, "public"),
         member("MB2", BOB, BOB, "join"),
     ];
     let edges: &[&[&str]] = &[
@@ -764,16 +706,7 @@ fn auth_chain_bomb() {
             }
             a
         };
-        nodes.push((
-            node(
-                "CREATE",
-                ALICE,
-                "m.room.create",
-                Some(""),
-                &format!(r#"{{"creator":"{ALICE}"}}"#),
-            ),
-            vec![],
-        ));
+        nodes.push((create_by_alice(), vec![]));
         nodes.push((member("MA", ALICE, ALICE, "join"), c(vec![])));
         let alice_pl = if v12 {
             String::new()
@@ -795,16 +728,7 @@ fn auth_chain_bomb() {
             prev_pl = Some(name);
         }
         let last_pl = prev_pl.expect("some");
-        nodes.push((
-            node(
-                "JR",
-                ALICE,
-                "m.room.join_rules",
-                Some(""),
-                r#"{"join_rule":"public"}"#,
-            ),
-            c(vec!["MA", last_pl]),
-        ));
+        nodes.push((join_rule("JR", ALICE, "public"), c(vec!["MA", last_pl])));
         // 600 users join; each then renames itself citing its previous membership (depth and width).
         for u in 0..600 {
             let user = leak(format!("@u{u}:example.com"));
