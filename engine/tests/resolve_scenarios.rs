@@ -25,17 +25,6 @@ fn power(id: &'static str, sender: &'static str, users: &[(&str, i64)]) -> Node 
     node(id, sender, "m.room.power_levels", Some(""), &pl(users))
 }
 
-/// The create event `CREATE` of a room created by Alice.
-fn create_by_alice() -> Node {
-    node(
-        "CREATE",
-        ALICE,
-        "m.room.create",
-        Some(""),
-        &format!(r#"{{"creator":"{ALICE}"}}"#),
-    )
-}
-
 /// A join-rules event setting `join_rule`.
 fn join_rule(id: &'static str, sender: &'static str, join_rule: &str) -> Node {
     let content = format!(r#"{{"join_rule":"{join_rule}"}}"#);

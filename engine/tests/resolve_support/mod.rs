@@ -91,16 +91,21 @@ pub fn build_pdu(
         .unwrap_or_else(|e| panic!("fixture {} is a valid PDU: {e}", n.id))
 }
 
+/// The create event `CREATE` of a room created by Alice.
+pub fn create_by_alice() -> Node {
+    node(
+        "CREATE",
+        ALICE,
+        "m.room.create",
+        Some(""),
+        &format!(r#"{{"creator":"{ALICE}"}}"#),
+    )
+}
+
 /// Synapse `test_v2.py`'s initial events and chain.
 pub fn initial_events() -> Vec<Node> {
     vec![
-        node(
-            "CREATE",
-            ALICE,
-            "m.room.create",
-            Some(""),
-            &format!(r#"{{"creator":"{ALICE}"}}"#),
-        ),
+        create_by_alice(),
         member("IMA", ALICE, ALICE, "join"),
         node(
             "IPOWER",
