@@ -494,55 +494,29 @@ impl RoomState {
         s: &str,
         intern: bool,
     ) -> RoomResult<Option<u32>> {
+        let ask = || ask_interner(sh, t, s, intern);
         // The pairs every check reads get a slot each, members are looked up by user id alone, the
-        // rest by their encoding ([`RoomState::encoded_key`]).
+        // rest by their encoding (built in that arm only: the common pairs clear no 512-byte buffer;
+        // too long to encode: ask the interner every time).
         let fixed = match (t, s) {
             ("m.room.create", "") => 0,
             ("m.room.power_levels", "") => 1,
             ("m.room.join_rules", "") => 2,
-            ("m.room.member", _) => {
-                if let Some(k) = self.member_keys.get(s) {
-                    return Ok(Some(*k));
-                }
-                let k = ask_interner(sh, t, s, intern)?;
-                // Numbers never change once given; absence can (another room may intern the pair).
-                if let Some(k) = k {
-                    self.member_keys.insert(s.into(), k);
-                }
-                return Ok(k);
+            ("m.room.member", _) => return cached_number(&mut self.member_keys, s, ask),
+            _ => {
+                let mut buf = [0u8; 2 + 255 + 255];
+                return match codec::encode_state_key_into(t, s, &mut buf) {
+                    Some(n) => cached_number(&mut self.key_cache, &buf[..n], ask),
+                    None => ask(),
+                };
             }
-            _ => return self.encoded_key(sh, t, s, intern),
         };
         if self.fixed_keys[fixed] != u32::MAX {
             return Ok(Some(self.fixed_keys[fixed]));
         }
-        let k = ask_interner(sh, t, s, intern)?;
+        let k = ask()?;
         if let Some(k) = k {
             self.fixed_keys[fixed] = k;
-        }
-        Ok(k)
-    }
-
-    /// [`RoomState::key_or_intern`] for the pairs without a slot of their own: cached by their
-    /// encoding (built here only, so the common pairs do not clear a 512-byte buffer), or, when too
-    /// long to encode, asked of the interner every time.
-    fn encoded_key(
-        &mut self,
-        sh: &Shared<'_>,
-        t: &str,
-        s: &str,
-        intern: bool,
-    ) -> RoomResult<Option<u32>> {
-        let mut buf = [0u8; 2 + 255 + 255];
-        let Some(n) = codec::encode_state_key_into(t, s, &mut buf) else {
-            return ask_interner(sh, t, s, intern);
-        };
-        if let Some(k) = self.key_cache.get(&buf[..n]) {
-            return Ok(Some(*k));
-        }
-        let k = ask_interner(sh, t, s, intern)?;
-        if let Some(k) = k {
-            self.key_cache.insert(buf[..n].into(), k);
         }
         Ok(k)
     }
@@ -1378,6 +1352,27 @@ pub(crate) fn load_auth_event(sh: &Shared<'_>, num: u64) -> RoomResult<AuthEvent
         StoreError::corrupt(Cf::Events, &key, format!("stored PDU does not parse: {e}"))
     })?;
     Ok(AuthEvent::detached(&pdu))
+}
+
+/// `cache[key]`, or else `ask`'s number, remembered when there is one: numbers never change once
+/// given, absence can (another room may intern the pair).
+fn cached_number<K, Q>(
+    cache: &mut FastMap<K, u32>,
+    key: &Q,
+    ask: impl FnOnce() -> RoomResult<Option<u32>>,
+) -> RoomResult<Option<u32>>
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq + for<'q> From<&'q Q>,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    if let Some(k) = cache.get(key) {
+        return Ok(Some(*k));
+    }
+    let k = ask()?;
+    if let Some(k) = k {
+        cache.insert(K::from(key), k);
+    }
+    Ok(k)
 }
 
 /// The shared interner's number for `(t, s)`; with `intern`, one is given if the pair has none.
