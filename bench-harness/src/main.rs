@@ -94,6 +94,18 @@ enum Cmd {
         #[arg(long)]
         check_resolutions: bool,
     },
+    /// Ingest one file once per batch size, each into a fresh store, and check that every run decides
+    /// the same: per-line outcomes, and each room's forward extremities and current state (blake3
+    /// digests). Exits non-zero on any difference.
+    Batches {
+        file: PathBuf,
+        /// Batch sizes in lines, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 64, 8192])]
+        sizes: Vec<usize>,
+        /// Working directory for the stores; a temporary one under /tmp by default.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() {
@@ -114,6 +126,7 @@ fn main() {
             no_sync,
             check_resolutions,
         } => ingest_file(&db, &file, batch_lines, no_sync, check_resolutions),
+        Cmd::Batches { file, sizes, dir } => batches(&file, &sizes, dir),
     };
     if let Err(e) = result {
         eprintln!("roomgraph-bench: {e}");
@@ -267,6 +280,97 @@ fn ingest_file(
     );
     engine.close_for_exit();
     Ok(())
+}
+
+/// What one run decided, as digests: the outcome lines in order, and the rooms' extremities and
+/// current states.
+fn decisions(db: &Path, file: &Path, batch_lines: usize) -> Result<serde_json::Value, String> {
+    let options = EngineOptions {
+        store: StoreOptions {
+            // Each batch still goes through its own commit; durability is not what is compared.
+            sync: SyncPolicy::Never,
+            ..StoreOptions::default()
+        },
+        ..EngineOptions::default()
+    };
+    let start = Instant::now();
+    let mut engine = Engine::open_with(db, options).map_err(|e| e.to_string())?;
+    let mut outcomes = blake3::Hasher::new();
+    let mut summary = Summary::default();
+    let mut digest = |o: &[roomgraph::ingest::EventOutcome]| {
+        summary.add(o);
+        for o in o {
+            let line = serde_json::json!([
+                o.line,
+                o.event_id,
+                o.outcome.as_str(),
+                o.reason,
+                o.deoutliered
+            ]);
+            outcomes.update(line.to_string().as_bytes());
+            outcomes.update(b"\n");
+        }
+    };
+    let mut input = line_batches(file, batch_lines)?.read_ahead();
+    engine
+        .ingest_stream(input.by_ref(), |o| {
+            digest(&o);
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    if let Some(e) = input.take_error() {
+        return Err(format!("{}: {e}", file.display()));
+    }
+    digest(&engine.finish().map_err(|e| e.to_string())?);
+    let secs = start.elapsed().as_secs_f64();
+    let mut rooms = blake3::Hasher::new();
+    let room_rows = engine
+        .store()
+        .scan_prefix(roomgraph::store::Cf::Rooms, &[])
+        .map_err(|e| e.to_string())?;
+    for (room, _) in &room_rows {
+        let room = String::from_utf8_lossy(room);
+        let ext = engine.extremities(&room).map_err(|e| e.to_string())?;
+        let state = engine.current_state(&room).map_err(|e| e.to_string())?;
+        let state: Vec<_> = state.into_iter().collect();
+        rooms.update(serde_json::json!([room, ext, state]).to_string().as_bytes());
+    }
+    engine.close_for_exit();
+    Ok(serde_json::json!({
+        "batch_lines": batch_lines, "seconds": secs, "rooms": room_rows.len(),
+        "accepted": summary.accepted, "rejected": summary.rejected, "soft_failed": summary.soft_failed,
+        "outliers": summary.outliers, "deoutliered": summary.deoutliered, "pending": summary.pending,
+        "outcomes_blake3": outcomes.finalize().to_hex().to_string(),
+        "rooms_blake3": rooms.finalize().to_hex().to_string(),
+    }))
+}
+
+fn batches(file: &Path, sizes: &[usize], dir: Option<PathBuf>) -> Result<(), String> {
+    let dir = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("roomgraph-batches-{}", std::process::id()))
+    });
+    let mut runs = Vec::new();
+    for &size in sizes {
+        let db = dir.join(format!("store-{size}"));
+        if db.exists() {
+            std::fs::remove_dir_all(&db).map_err(|e| e.to_string())?;
+        }
+        let run = decisions(&db, file, size.max(1))?;
+        eprintln!("batches of {size}: {run}");
+        std::fs::remove_dir_all(&db).map_err(|e| e.to_string())?;
+        runs.push(run);
+    }
+    let key = |r: &serde_json::Value| (r["outcomes_blake3"].clone(), r["rooms_blake3"].clone());
+    let identical = runs.windows(2).all(|w| key(&w[0]) == key(&w[1]));
+    println!(
+        "{}",
+        serde_json::json!({"identical": identical, "runs": runs})
+    );
+    if identical {
+        Ok(())
+    } else {
+        Err("the batch sizes decided differently".into())
+    }
 }
 
 fn child(args: &[&str]) -> Result<serde_json::Value, String> {

@@ -149,7 +149,7 @@ fn sample_room_ingests_and_answers_queries() {
     let (s, outcomes) = ingest(&db, &sample, &[]);
     assert_eq!(
         s,
-        serde_json::json!({"accepted": 13, "rejected": 0, "soft_failed": 0, "pending": 0, "duplicates": 0, "invalid": 0})
+        serde_json::json!({"accepted": 13, "rejected": 0, "soft_failed": 0, "pending": 0, "duplicates": 0, "invalid": 0, "outliers": 0, "deoutliered": 0})
     );
     assert_eq!(outcomes.len(), 13);
     let ids = std::fs::read_to_string(
@@ -552,4 +552,114 @@ fn waits_for_parents_across_runs_and_reports_pending() {
     let total = s["accepted"].as_u64().unwrap_or(0) + s["rejected"].as_u64().unwrap_or(0);
     assert_eq!(total, trace.lines.len() as u64, "{s}");
     let _ = Duration::from_secs(0);
+}
+
+/// An event whose prev event is missing becomes an outlier (and everything after it, which cites an
+/// outlier); the missing event de-outliers them. With the state after the missing event as a hint,
+/// the same input is placed in the timeline at once, with the states a full ingest gives.
+#[test]
+fn state_hints_and_outliers_through_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sample_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/sample-room-v11.ndjson");
+    let sample: Vec<String> = std::fs::read_to_string(&sample_path)
+        .expect("sample")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let ids: Vec<String> = sample.iter().map(|l| event_id(l)).collect();
+    let room = "!sample:example.org";
+    // Line 8 (index 7) is a message; every later event descends from it.
+    let mut gapped = sample.clone();
+    let missing = gapped.remove(7);
+    let gapped_path = write_lines(dir.path(), "gapped.ndjson", &gapped);
+
+    let reference = dir.path().join("reference");
+    let (s, _) = ingest(&reference, &sample_path, &[]);
+    assert_eq!(s["accepted"], 13, "{s}");
+    let full_state = state_cli(&reference, &["--room", room]);
+    let after_missing = state_cli(&reference, &["--event", &ids[7]]);
+
+    // Without a hint: outliers, then de-outliered by the missing event.
+    let db = dir.path().join("a");
+    let (s, o) = ingest(&db, &gapped_path, &[]);
+    assert_eq!(s["accepted"], 7, "{s}");
+    assert_eq!(s["outliers"], 5, "{s}");
+    assert_eq!(s["pending"], 0, "{s}");
+    assert!(o.iter().skip(7).all(|o| o["outcome"] == "outlier"), "{o:?}");
+    let ev = run(&["event", "--db", db.to_str().expect("utf8"), &ids[8]]);
+    let ev: serde_json::Value = serde_json::from_slice(&ev.stdout).expect("event JSON");
+    assert_eq!(ev["outcome"], "outlier");
+    let no_state = run(&[
+        "state",
+        "--db",
+        db.to_str().expect("utf8"),
+        "--event",
+        &ids[8],
+    ]);
+    assert_eq!(no_state.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_state.stderr).contains("is an outlier"));
+    let missing_path = write_lines(dir.path(), "missing.ndjson", &[missing]);
+    let (s, o) = ingest(&db, &missing_path, &[]);
+    assert_eq!(s["accepted"], 6, "{s}");
+    assert_eq!(s["deoutliered"], 5, "{s}");
+    assert_eq!(
+        o.iter().filter(|o| o["deoutliered"] == true).count(),
+        5,
+        "{o:?}"
+    );
+    assert_eq!(state_cli(&db, &["--room", room]), full_state);
+    assert_eq!(
+        Engine::open(&db)
+            .expect("open")
+            .extremities(room)
+            .expect("ext"),
+        vec![ids[12].clone()]
+    );
+
+    // With the state after the missing event as a hint: timeline events at once.
+    let mut state_ids: Vec<String> = Vec::new();
+    for keys in after_missing.as_object().expect("state map").values() {
+        for id in keys.as_object().expect("keys").values() {
+            state_ids.push(id.as_str().expect("id").to_owned());
+        }
+    }
+    let hint = serde_json::json!({"event_id": ids[7], "state_after": state_ids}).to_string();
+    let hints = write_lines(dir.path(), "hints.ndjson", &[hint]);
+    let db = dir.path().join("b");
+    let (s, _) = ingest(
+        &db,
+        &gapped_path,
+        &["--state-hints", hints.to_str().expect("utf8")],
+    );
+    assert_eq!(s["accepted"], 12, "{s}");
+    assert_eq!(s["outliers"], 0, "{s}");
+    assert_eq!(state_cli(&db, &["--room", room]), full_state);
+    for i in 8..13 {
+        assert_eq!(
+            state_cli(&db, &["--event", &ids[i], "--before"]),
+            state_cli(&reference, &["--event", &ids[i], "--before"]),
+            "state before line {}",
+            i + 1
+        );
+    }
+
+    // A malformed hints file is refused before the store is touched.
+    let bad = write_lines(
+        dir.path(),
+        "bad.ndjson",
+        &["{\"event_id\":\"$x\"}".to_owned()],
+    );
+    let db = dir.path().join("c");
+    let out = run(&[
+        "ingest",
+        "--db",
+        db.to_str().expect("utf8"),
+        gapped_path.to_str().expect("utf8"),
+        "--state-hints",
+        bad.to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.ndjson line 1"));
+    assert!(!db.exists());
 }

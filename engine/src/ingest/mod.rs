@@ -15,10 +15,12 @@
 //! The room version comes from the room's create event (v12: the room id is derived from it). Signatures
 //! are not verified (step 2 is out of scope for roomgraph).
 
+pub mod hints;
 pub mod lines;
 pub mod room;
 pub mod trace;
 
+pub use hints::{HintError, StateHint, StateHints};
 pub use lines::{LineBatches, ReadAhead};
 pub use room::ResolutionStats;
 
@@ -53,6 +55,9 @@ pub enum Outcome {
     Pending,
     Duplicate,
     Invalid,
+    /// Stored outside the timeline: its auth events are known but some prev events are not (and no
+    /// state was supplied for them). See `docs/ingest.md`.
+    Outlier,
 }
 
 impl Outcome {
@@ -64,6 +69,7 @@ impl Outcome {
             Outcome::Pending => "pending",
             Outcome::Duplicate => "duplicate",
             Outcome::Invalid => "invalid",
+            Outcome::Outlier => "outlier",
         }
     }
 
@@ -71,22 +77,28 @@ impl Outcome {
     pub fn is_stored(self) -> bool {
         matches!(
             self,
-            Outcome::Accepted | Outcome::Rejected | Outcome::SoftFailed
+            Outcome::Accepted | Outcome::Rejected | Outcome::SoftFailed | Outcome::Outlier
         )
     }
 }
 
 /// The outcome of one input event. `line` is the 1-based input line (None for events replayed from the
 /// persisted pending set); `event_id` is None when the line could not be parsed.
+///
+/// An event stored as an outlier has a second outcome when it is later processed as a timeline event
+/// (its prev events arrived): that one has `deoutliered` set, and its line if this engine still knows
+/// it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventOutcome {
     pub line: Option<u64>,
     pub event_id: Option<String>,
     pub outcome: Outcome,
     pub reason: Option<String>,
+    pub deoutliered: bool,
 }
 
-/// Counts of outcomes.
+/// Counts of outcomes. A de-outliered event counts twice: as an outlier when it was stored, and under
+/// its timeline outcome (and in `deoutliered`) when its prev events arrived.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
     pub accepted: u64,
@@ -95,11 +107,16 @@ pub struct Summary {
     pub pending: u64,
     pub duplicates: u64,
     pub invalid: u64,
+    pub outliers: u64,
+    pub deoutliered: u64,
 }
 
 impl Summary {
     pub fn add(&mut self, outcomes: &[EventOutcome]) {
         for o in outcomes {
+            if o.deoutliered {
+                self.deoutliered += 1;
+            }
             match o.outcome {
                 Outcome::Accepted => self.accepted += 1,
                 Outcome::Rejected => self.rejected += 1,
@@ -107,6 +124,7 @@ impl Summary {
                 Outcome::Pending => self.pending += 1,
                 Outcome::Duplicate => self.duplicates += 1,
                 Outcome::Invalid => self.invalid += 1,
+                Outcome::Outlier => self.outliers += 1,
             }
         }
     }
@@ -146,6 +164,9 @@ pub enum IngestError {
     UnknownRoom(String),
     #[error("unknown event {0}")]
     UnknownEvent(String),
+    /// The event is stored as an outlier (its prev events are missing): it has no state.
+    #[error("event {0} is an outlier: it has no state before or after it")]
+    Outlier(String),
     #[error("resolve: {0}")]
     Resolve(String),
     /// The caller's outcome handler of [`Engine::ingest_stream`] failed. Its batch is committed; when
@@ -252,6 +273,7 @@ pub(crate) struct Shared<'a> {
     pub max_pending: usize,
     pub check_resolutions: bool,
     pub durable: Durable,
+    pub hints: &'a StateHints,
 }
 
 /// A processed batch ready to commit, and what it makes durable.
@@ -281,6 +303,7 @@ macro_rules! shared {
             max_pending: $e.max_pending,
             check_resolutions: $e.check_resolutions,
             durable: $e.durable,
+            hints: &$e.hints,
         }
     };
 }
@@ -318,6 +341,8 @@ pub struct Engine {
     orphans: Vec<Orphan>,
     /// Pending rows found at open, replayed by the next ingest call.
     replay: Vec<Input>,
+    /// State supplied by the host for events at gaps in the DAG.
+    hints: StateHints,
     poisoned: bool,
 }
 
@@ -417,12 +442,21 @@ impl Engine {
             rooms: FastMap::default(),
             orphans: Vec::new(),
             replay,
+            hints: StateHints::default(),
             poisoned: false,
         })
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Adds state supplied by the host for events at gaps in the DAG (see [`hints`]). They serve the
+    /// events ingested by this engine from now on; they are not persisted.
+    pub fn add_state_hints(&mut self, hints: impl IntoIterator<Item = StateHint>) {
+        for h in hints {
+            self.hints.insert(h);
+        }
     }
 
     /// Ingests a batch of federation-format PDUs (any rooms, any order), numbering lines from 1.
@@ -566,11 +600,13 @@ impl Engine {
                 break;
             }
         }
-        let mut pending: Vec<EventOutcome> = self
-            .rooms
-            .values()
-            .flat_map(RoomState::pending_outcomes)
-            .collect();
+        let mut pending: Vec<EventOutcome> = Vec::new();
+        {
+            let sh = shared!(self);
+            for room in self.rooms.values_mut() {
+                pending.extend(room.pending_outcomes(&sh)?);
+            }
+        }
         for o in &self.orphans {
             let id = Pdu::parse(
                 &o.input.bytes,
@@ -586,6 +622,7 @@ impl Engine {
                     "unknown room {}: its create event has not been stored",
                     o.room_id
                 )),
+                deoutliered: false,
             });
         }
         pending.sort_by(|a, b| {
@@ -724,6 +761,7 @@ impl Engine {
                             "pending set full ({} events): not kept; unknown room {room_id}",
                             self.max_pending
                         )),
+                        deoutliered: false,
                     });
                     continue;
                 }
@@ -798,6 +836,7 @@ impl Engine {
                             event_id: Some(item.event.pdu.event_id.to_string()),
                             outcome: Outcome::Pending,
                             reason: Some(format!("unknown room {room_id}")),
+                            deoutliered: false,
                         });
                     }
                 }
@@ -886,6 +925,9 @@ impl Engine {
                 "stored event without state record",
             )
         })?;
+        if meta.status.is_outlier() {
+            return Err(IngestError::Outlier(event_id.to_owned()));
+        }
         let snap = match position {
             Position::Before => meta.before,
             Position::After => meta.after,
@@ -1035,6 +1077,7 @@ fn route(input: Input, rooms: &FastMap<String, RoomState>) -> Routed {
             event_id: None,
             outcome: Outcome::Invalid,
             reason: Some(reason),
+            deoutliered: false,
         },
         pending_seq: input.pending_seq,
     };
@@ -1143,6 +1186,7 @@ fn finish_item(
             event_id: None,
             outcome: Outcome::Invalid,
             reason: Some(format!("{}{reason}", line_prefix(input.line))),
+            deoutliered: false,
         }),
     }
 }

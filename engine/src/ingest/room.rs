@@ -2,8 +2,7 @@
 //! and after each event, forward extremities and current state. One [`RoomState`] is touched by one
 //! thread at a time; rooms run in parallel.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -17,8 +16,8 @@ use crate::room_version::{RoomVersion, StateResAlgorithm};
 use crate::store::codec;
 use crate::store::snapshot::{IntMap, StateDraft};
 use crate::store::{
-    Cf, EMPTY_SNAPSHOT, EventStatus, META_PENDING_PREFIX, RoomRecord, SnapshotRecord, StateHash,
-    StateView, StoreError, Writes,
+    Cf, EMPTY_SNAPSHOT, EventStatus, META_CITED_PREFIX, META_OUTLIER_WAIT_PREFIX,
+    META_PENDING_PREFIX, RoomRecord, SnapshotRecord, StateHash, StateView, StoreError, Writes,
 };
 
 use super::{EventOutcome, FastMap, Outcome, Shared};
@@ -99,6 +98,16 @@ pub(crate) struct RoomState {
     pub stats: ResolutionStats,
     /// Events waiting for a missing event id.
     pub waiting: FastMap<String, Vec<Item>>,
+    /// Outliers by the missing or outlier prev event they wait for (persisted: `outlier_wait_key`).
+    outlier_wait: FastMap<Box<str>, SmallVec<[u64; 2]>>,
+    /// Outliers stored by this process, by number.
+    outlier_bytes: IntMap<u64, OutlierBytes>,
+    /// Missing or outlier events that an accepted timeline event cites as a prev event (persisted:
+    /// `cited_key`): when they join the timeline they are not forward extremities.
+    cited: ahash::HashSet<Box<str>>,
+    /// The prev events of the soft-failed and rejected timeline events applied by this process (for
+    /// [`RoomState::prevs_before_rejected`]; older ones are read from the store).
+    bad_prevs: IntMap<u64, SmallVec<[u64; 2]>>,
     /// Created in this process: every event and snapshot of the room is in the maps above, so misses
     /// need no store lookup (event ids of v3+ rooms hash the room id, so no other room has them).
     fresh: bool,
@@ -115,10 +124,41 @@ pub(crate) struct RoomOutput {
 /// An error that stops the batch (nothing of it is committed).
 pub(crate) type RoomResult<T> = Result<T, StoreError>;
 
-/// The stored event numbers of an event's `prev_events` and `auth_events`, in PDU order.
+/// The stored event numbers of an event's `prev_events` and `auth_events`, in PDU order, and the ids
+/// of its prev events that are not stored.
 struct Parents {
     prev: SmallVec<[u64; 4]>,
     auth: SmallVec<[u64; 8]>,
+    missing: SmallVec<[Box<str>; 1]>,
+}
+
+/// An event to process: new, or an outlier whose gap has closed (with its event number).
+enum Work {
+    New(Item),
+    Deoutlier(Item, u64),
+}
+
+/// Where an event whose auth events are stored goes ([`RoomState::place`]).
+enum Placement {
+    /// Every prev event is a timeline event: the state before comes from them.
+    Timeline,
+    /// Some prev events are missing or outliers, and hints give the state before (or the reason it
+    /// cannot be resolved).
+    Hinted(Result<StateView, String>),
+    /// A hint names this event, which is not stored yet: wait for it.
+    Wait(String),
+    /// A hint cannot be used (two events for one key): the event is reported invalid.
+    BadHint(String),
+    /// No state for the gap: an outlier, waiting for these prev events.
+    Outlier(SmallVec<[Box<str>; 2]>),
+}
+
+/// The bytes of an outlier stored by this process, kept to rewrite its record when it is
+/// de-outliered (older outliers are read back from the store).
+struct OutlierBytes {
+    raw: Vec<u8>,
+    redacted: Option<Vec<u8>>,
+    line: Option<u64>,
 }
 
 /// The outcome of the checks for one event.
@@ -161,6 +201,10 @@ impl RoomState {
             log_from: 0,
             stats: ResolutionStats::default(),
             waiting: FastMap::default(),
+            outlier_wait: FastMap::default(),
+            outlier_bytes: IntMap::default(),
+            cited: ahash::HashSet::default(),
+            bad_prevs: IntMap::default(),
             fresh: true,
         }
     }
@@ -178,12 +222,30 @@ impl RoomState {
             room.current = room.view(sh, current)?;
             room.extremities = extremities;
         }
+        let corrupt = |k: &[u8], what: &str| StoreError::corrupt(Cf::Meta, k, what.to_owned());
+        let prefix = room_meta_prefix(META_OUTLIER_WAIT_PREFIX, room_id);
+        for (k, _) in sh.store.scan_prefix(Cf::Meta, &prefix)? {
+            let rest = &k[prefix.len()..];
+            let (id, num) = rest
+                .split_last_chunk::<8>()
+                .and_then(|(id, n)| Some((std::str::from_utf8(id).ok()?, u64::from_be_bytes(*n))))
+                .ok_or_else(|| corrupt(&k, "outlier-wait key is not prefix + id + 8 bytes"))?;
+            room.outlier_wait.entry(id.into()).or_default().push(num);
+        }
+        let prefix = room_meta_prefix(META_CITED_PREFIX, room_id);
+        for (k, _) in sh.store.scan_prefix(Cf::Meta, &prefix)? {
+            let id = std::str::from_utf8(&k[prefix.len()..])
+                .map_err(|_| corrupt(&k, "cited key: event id is not UTF-8"))?;
+            room.cited.insert(id.into());
+        }
         Ok(room)
     }
 
-    /// Applies `items` (and whatever they unblock) in `(depth, event id)` order once their parents are
-    /// known — a topological order that does not depend on arrival order within a batch; events with unknown parents join the waiting set.
-    pub fn run(&mut self, sh: &Shared<'_>, items: Vec<Item>) -> RoomResult<RoomOutput> {
+    /// Applies `items` in input order (replayed pending events first), each once its auth events are
+    /// known, and whatever each one unblocks right after it. Synapse decides soft-failure against the
+    /// room's current state when an event arrives, so the order of application is the order of
+    /// arrival: the same input gives the same outcomes however it is split into batches.
+    pub fn run(&mut self, sh: &Shared<'_>, mut items: Vec<Item>) -> RoomResult<RoomOutput> {
         if !self.unsynced.is_empty() {
             self.unsynced.retain(|snap, _| *snap >= sh.durable.snapshot);
         }
@@ -194,69 +256,139 @@ impl RoomState {
             writes: Writes::with_capacity(items.len() * 5, bytes),
             ..RoomOutput::default()
         };
-        let mut slots: Vec<Option<Item>> = Vec::with_capacity(items.len());
-        let mut heap = BinaryHeap::with_capacity(items.len());
-        for item in items {
-            heap.push(Reverse((
-                item.event.pdu.depth,
-                item.event.pdu.event_id.to_string(),
-                slots.len(),
-            )));
-            slots.push(Some(item));
-        }
-        while let Some(Reverse((_, id, slot))) = heap.pop() {
-            let Some(item) = slots.get_mut(slot).and_then(Option::take) else {
-                continue;
-            };
-            let known = if self.fresh && !self.version.reference_pairs {
-                self.ids.contains_key(id.as_str())
-            } else {
-                self.lookup(sh, &id)?.is_some()
-            };
-            if known {
-                if let Some(seq) = item.pending_seq {
-                    out.writes.delete(Cf::Meta, pending_key(seq));
-                }
-                out.outcomes.push(EventOutcome {
-                    line: item.line,
-                    event_id: Some(id),
-                    outcome: Outcome::Duplicate,
-                    reason: None,
-                });
-                continue;
-            }
-            let parents = match self.parent_nums(sh, &item.event.pdu)? {
-                Ok(parents) => parents,
-                Err(missing) => {
-                    self.park(sh, item, missing, &mut out);
-                    continue;
-                }
-            };
-            if let Some(seq) = item.pending_seq {
-                out.writes.delete(Cf::Meta, pending_key(seq));
-            }
-            // Taken before `apply` consumes the id; an error poisons the engine, so nothing is lost.
-            let woken = if self.waiting.is_empty() {
-                None
-            } else {
-                self.waiting.remove(&id)
-            };
-            let outcome = self.apply(sh, item, parents, id, &mut out.writes)?;
-            out.stored += 1;
-            if let Some(woken) = woken {
-                sh.pending_count.fetch_sub(woken.len(), Ordering::Relaxed);
-                for w in woken {
-                    heap.push(Reverse((
-                        w.event.pdu.depth,
-                        w.event.pdu.event_id.to_string(),
-                        slots.len(),
-                    )));
-                    slots.push(Some(w));
+        items.sort_by_key(|i| i.line);
+        let mut queue: VecDeque<Work> = items.into_iter().map(Work::New).collect();
+        while let Some(work) = queue.pop_front() {
+            match work {
+                Work::New(item) => self.step(sh, item, None, &mut queue, &mut out)?,
+                Work::Deoutlier(item, num) => {
+                    self.step(sh, item, Some(num), &mut queue, &mut out)?
                 }
             }
-            out.outcomes.push(outcome);
         }
         Ok(out)
+    }
+
+    /// One event: a duplicate, parked until its auth events arrive, stored as an outlier, or applied
+    /// to the timeline (`deoutlier`: the number of an outlier whose gap may have closed).
+    fn step(
+        &mut self,
+        sh: &Shared<'_>,
+        item: Item,
+        deoutlier: Option<u64>,
+        queue: &mut VecDeque<Work>,
+        out: &mut RoomOutput,
+    ) -> RoomResult<()> {
+        let id = item.event.pdu.event_id.to_string();
+        let mut existing = deoutlier;
+        if existing.is_none() {
+            let known = if self.fresh && !self.version.reference_pairs {
+                self.ids.get(id.as_str()).copied()
+            } else {
+                self.lookup(sh, &id)?
+            };
+            if let Some(num) = known {
+                // An outlier received again is processed as a timeline event if it now can be.
+                let outlier =
+                    matches!(self.info(sh, num)?, Some((i, true)) if i.status.is_outlier());
+                if !outlier {
+                    if let Some(seq) = item.pending_seq {
+                        out.writes.delete(Cf::Meta, pending_key(seq));
+                    }
+                    out.outcomes.push(EventOutcome {
+                        line: item.line,
+                        event_id: Some(id),
+                        outcome: Outcome::Duplicate,
+                        reason: None,
+                        deoutliered: false,
+                    });
+                    return Ok(());
+                }
+                existing = Some(num);
+            }
+        }
+        let parents = match self.parent_nums(sh, &item.event.pdu)? {
+            Ok(parents) => parents,
+            Err(missing) => {
+                self.park(sh, item, missing, out);
+                return Ok(());
+            }
+        };
+        let placement = self.place(sh, &item.event, &parents, &mut out.writes)?;
+        if let Placement::Wait(missing) = placement {
+            if existing.is_none() {
+                self.park(sh, item, missing, out);
+            }
+            return Ok(());
+        }
+        if let Some(seq) = item.pending_seq {
+            out.writes.delete(Cf::Meta, pending_key(seq));
+        }
+        if existing.is_some() && matches!(placement, Placement::Outlier(_)) {
+            // Still at a gap: it stays an outlier (received again, it is a duplicate).
+            if deoutlier.is_some() {
+                return Ok(());
+            }
+            out.outcomes.push(EventOutcome {
+                line: item.line,
+                event_id: Some(id),
+                outcome: Outcome::Duplicate,
+                reason: None,
+                deoutliered: false,
+            });
+            return Ok(());
+        }
+        // Taken before `apply` consumes the id; an error poisons the engine, so nothing is lost.
+        let woken = if self.waiting.is_empty() {
+            None
+        } else {
+            self.waiting.remove(&id)
+        };
+        let timeline = matches!(placement, Placement::Timeline | Placement::Hinted(_));
+        let outcome = match placement {
+            Placement::Outlier(gaps) => self.store_outlier(sh, item, parents, gaps, id, out)?,
+            Placement::BadHint(reason) => EventOutcome {
+                line: item.line,
+                event_id: Some(id),
+                outcome: Outcome::Invalid,
+                reason: Some(reason),
+                deoutliered: false,
+            },
+            Placement::Timeline => {
+                self.apply(sh, item, parents, None, id, existing, &mut out.writes)?
+            }
+            Placement::Hinted(before) => self.apply(
+                sh,
+                item,
+                parents,
+                Some(before),
+                id,
+                existing,
+                &mut out.writes,
+            )?,
+            Placement::Wait(_) => return Ok(()),
+        };
+        if outcome.outcome != Outcome::Invalid {
+            out.stored += 1;
+        }
+        // A new timeline event may close the gap of outliers waiting for it.
+        if timeline
+            && !self.outlier_wait.is_empty()
+            && let Some(event_id) = &outcome.event_id
+        {
+            let ready = self.outliers_waiting_for(sh, event_id, &mut out.writes)?;
+            for (item, num) in ready.into_iter().rev() {
+                queue.push_front(Work::Deoutlier(item, num));
+            }
+        }
+        if let Some(woken) = woken {
+            sh.pending_count.fetch_sub(woken.len(), Ordering::Relaxed);
+            for w in woken.into_iter().rev() {
+                queue.push_front(Work::New(w));
+            }
+        }
+        out.outcomes.push(outcome);
+        Ok(())
     }
 
     /// Puts an event into the waiting set (persisted), or reports it when the set is full.
@@ -271,6 +403,7 @@ impl RoomState {
                         "pending set full ({} events): not kept; waiting for {missing}, submit it again later",
                         sh.max_pending
                     )),
+                    deoutliered: false,
                 });
                 return;
             }
@@ -297,26 +430,75 @@ impl RoomState {
         Ok(ready)
     }
 
-    /// The waiting events, as pending outcomes.
-    pub fn pending_outcomes(&self) -> Vec<EventOutcome> {
-        let mut out: Vec<EventOutcome> = self
+    /// The waiting events, as pending outcomes naming the missing events that block them: the root
+    /// missing ancestors (an event that is itself waiting is followed to what it waits for).
+    pub fn pending_outcomes(&mut self, sh: &Shared<'_>) -> RoomResult<Vec<EventOutcome>> {
+        // What each waiting event waits for: the key it is parked under, and any other auth event
+        // not stored.
+        let mut blockers: FastMap<String, SmallVec<[String; 2]>> = FastMap::default();
+        let waiting: Vec<(String, Vec<(Option<u64>, String, Arc<AuthEvent>)>)> = self
             .waiting
             .iter()
-            .flat_map(|(missing, items)| {
-                items.iter().map(move |i| EventOutcome {
-                    line: i.line,
-                    event_id: Some(i.event.pdu.event_id.to_string()),
-                    outcome: Outcome::Pending,
-                    reason: Some(format!("waiting for {missing}")),
-                })
+            .map(|(missing, items)| {
+                let items = items
+                    .iter()
+                    .map(|i| {
+                        (
+                            i.line,
+                            i.event.pdu.event_id.to_string(),
+                            Arc::clone(&i.event),
+                        )
+                    })
+                    .collect();
+                (missing.clone(), items)
             })
             .collect();
+        for (missing, items) in &waiting {
+            for (_, id, event) in items {
+                let mut b: SmallVec<[String; 2]> = SmallVec::new();
+                b.push(missing.clone());
+                for a in &event.pdu.auth_events {
+                    if **a != **missing && self.lookup(sh, a)?.is_none() {
+                        b.push(a.to_string());
+                    }
+                }
+                blockers.insert(id.clone(), b);
+            }
+        }
+        let mut out = Vec::new();
+        for (_, items) in &waiting {
+            for (line, id, _) in items {
+                let mut roots: Vec<&str> = Vec::new();
+                let mut seen: ahash::HashSet<&str> = ahash::HashSet::default();
+                let mut stack: Vec<&str> = vec![id.as_str()];
+                while let Some(e) = stack.pop() {
+                    for m in blockers.get(e).map(|b| b.as_slice()).unwrap_or_default() {
+                        if !seen.insert(m.as_str()) {
+                            continue;
+                        }
+                        if blockers.contains_key(m.as_str()) {
+                            stack.push(m.as_str());
+                        } else {
+                            roots.push(m.as_str());
+                        }
+                    }
+                }
+                roots.sort_unstable();
+                out.push(EventOutcome {
+                    line: *line,
+                    event_id: Some(id.clone()),
+                    outcome: Outcome::Pending,
+                    reason: Some(format!("waiting for {}", roots.join(", "))),
+                    deoutliered: false,
+                });
+            }
+        }
         out.sort_by(|a, b| {
             a.line
                 .cmp(&b.line)
                 .then_with(|| a.event_id.cmp(&b.event_id))
         });
-        out
+        Ok(out)
     }
 
     fn lookup(&mut self, sh: &Shared<'_>, id: &str) -> RoomResult<Option<u64>> {
@@ -330,31 +512,387 @@ impl RoomState {
         Ok(n)
     }
 
-    /// The event numbers of `prev_events` and `auth_events`, or the first id that is not stored yet.
+    /// The event numbers of `auth_events` and of the stored `prev_events`, or the first auth event
+    /// that is not stored yet (the event waits for it; missing prev events make a gap instead).
     fn parent_nums(
         &mut self,
         sh: &Shared<'_>,
         pdu: &Pdu<'static>,
     ) -> RoomResult<Result<Parents, String>> {
-        fn nums<A: smallvec::Array<Item = u64>>(
-            room: &mut RoomState,
-            sh: &Shared<'_>,
-            ids: &[std::borrow::Cow<'static, str>],
-        ) -> RoomResult<Result<SmallVec<A>, String>> {
-            let mut out = SmallVec::with_capacity(ids.len());
-            for id in ids {
-                match room.lookup(sh, id)? {
-                    Some(n) => out.push(n),
-                    None => return Ok(Err(id.to_string())),
+        let mut auth = SmallVec::with_capacity(pdu.auth_events.len());
+        for id in &pdu.auth_events {
+            match self.lookup(sh, id)? {
+                Some(n) => auth.push(n),
+                None => return Ok(Err(id.to_string())),
+            }
+        }
+        let mut prev = SmallVec::with_capacity(pdu.prev_events.len());
+        let mut missing = SmallVec::new();
+        for id in &pdu.prev_events {
+            match self.lookup(sh, id)? {
+                Some(n) => prev.push(n),
+                None => missing.push(Box::from(&**id)),
+            }
+        }
+        Ok(Ok(Parents {
+            prev,
+            auth,
+            missing,
+        }))
+    }
+
+    /// Where an event whose auth events are stored goes: into the timeline (its prev events are all
+    /// timeline events, or hints give the state at the gap), or out of it as an outlier.
+    fn place(
+        &mut self,
+        sh: &Shared<'_>,
+        event: &AuthEvent,
+        parents: &Parents,
+        writes: &mut Writes,
+    ) -> RoomResult<Placement> {
+        let mut gaps: SmallVec<[Box<str>; 2]> = parents.missing.iter().cloned().collect();
+        for (p, id) in parents.prev.iter().zip(
+            event
+                .pdu
+                .prev_events
+                .iter()
+                .filter(|id| !parents.missing.iter().any(|m| **m == ***id)),
+        ) {
+            if matches!(self.info(sh, *p)?, Some((i, true)) if i.status.is_outlier()) {
+                gaps.push(Box::from(&**id));
+            }
+        }
+        if gaps.is_empty() {
+            return Ok(Placement::Timeline);
+        }
+        let event_id = &*event.pdu.event_id;
+        if let Some(ids) = sh.hints.before(event_id) {
+            return self.hinted_view(sh, event_id, ids, None, writes);
+        }
+        let mut views: SmallVec<[StateView; 2]> = SmallVec::new();
+        for id in &event.pdu.prev_events {
+            if gaps.iter().any(|g| **g == **id) {
+                let Some(ids) = sh.hints.after(id) else {
+                    return Ok(Placement::Outlier(gaps));
+                };
+                // The prev event itself, when stored as a state event that was not rejected (Synapse
+                // adds it to what `/state_ids` returned).
+                let mut own = None;
+                if let Some(p) = self.lookup(sh, id)?
+                    && matches!(self.info(sh, p)?, Some((i, true)) if !i.status.is_rejected())
+                {
+                    own = Some(p);
+                }
+                match self.hinted_view(sh, id, ids, own, writes)? {
+                    Placement::Hinted(Ok(v)) => views.push(v),
+                    other => return Ok(other),
+                }
+            } else if let Some(p) = self.lookup(sh, id)?
+                && let Some((i, true)) = self.info(sh, p)?
+            {
+                views.push(self.view(sh, i.after)?);
+            }
+        }
+        let before = self.resolve_views(sh, &views, writes);
+        Ok(Placement::Hinted(before))
+    }
+
+    /// The state named by a hint about `about`, plus `own` (the hinted prev event itself) at its key.
+    fn hinted_view(
+        &mut self,
+        sh: &Shared<'_>,
+        about: &str,
+        ids: &[Box<str>],
+        own: Option<u64>,
+        writes: &mut Writes,
+    ) -> RoomResult<Placement> {
+        let mut changes: Vec<(u32, Option<u64>)> = Vec::with_capacity(ids.len() + 1);
+        // Key → (its entry in `changes`, the id that named it).
+        let mut named: FastMap<u32, (usize, &str)> = FastMap::default();
+        for id in ids {
+            let Some(num) = self.lookup(sh, id)? else {
+                return Ok(Placement::Wait(id.to_string()));
+            };
+            // Events of other rooms and non-state events are left out, as Synapse does with what
+            // `/state_ids` returns.
+            if !matches!(self.info(sh, num)?, Some((_, true))) {
+                continue;
+            }
+            let Some(k) = self.key_of_interned(sh, num)? else {
+                continue;
+            };
+            if let Some(&(_, other)) = named.get(&k) {
+                if other == &**id {
+                    continue;
+                }
+                return Ok(Placement::BadHint(format!(
+                    "state hint for {about}: {other} and {id} are both given for one (type, state_key)"
+                )));
+            }
+            named.insert(k, (changes.len(), id));
+            changes.push((k, Some(num)));
+        }
+        if let Some(p) = own
+            && let Some(k) = self.key_of_interned(sh, p)?
+        {
+            match named.get(&k) {
+                Some(&(i, _)) => changes[i] = (k, Some(p)),
+                None => changes.push((k, Some(p))),
+            }
+        }
+        let view = match StateView::empty().apply(&changes) {
+            None => StateView::empty(),
+            Some(draft) => self.commit_draft(sh, draft, writes)?,
+        };
+        Ok(Placement::Hinted(Ok(view)))
+    }
+
+    /// The outliers waiting for `event_id` whose gap it closes, as work to de-outlier them.
+    fn outliers_waiting_for(
+        &mut self,
+        sh: &Shared<'_>,
+        event_id: &str,
+        writes: &mut Writes,
+    ) -> RoomResult<Vec<(Item, u64)>> {
+        let Some(nums) = self.outlier_wait.remove(event_id) else {
+            return Ok(Vec::new());
+        };
+        let mut ready = Vec::with_capacity(nums.len());
+        for num in nums {
+            writes.delete(Cf::Meta, outlier_wait_key(&self.room_id, event_id, num));
+            let event = self.load_auth(sh, num)?;
+            let (raw, redacted, line) = match self.outlier_bytes.get(&num) {
+                Some(b) => (b.raw.clone(), b.redacted.clone(), b.line),
+                None => {
+                    // An outlier of an earlier process: durable, so the store has it.
+                    let rec = sh.store.event_record(num)?.ok_or_else(|| {
+                        StoreError::corrupt(
+                            Cf::Events,
+                            &num.to_be_bytes(),
+                            "outlier waiting for its prev events is missing",
+                        )
+                    })?;
+                    let redacted = rec.redacted.then(|| rec.pdu.clone());
+                    (rec.pdu, redacted, None)
+                }
+            };
+            ready.push((
+                Item {
+                    line,
+                    event,
+                    raw,
+                    redacted,
+                    pending_seq: None,
+                },
+                num,
+            ));
+        }
+        Ok(ready)
+    }
+
+    /// Stores an event whose prev events are missing or outliers, and for which no state was supplied,
+    /// as an outlier: checked against its auth events only (spec: step 4), no state of its own, never
+    /// an extremity. It waits to be de-outliered when its gap closes.
+    fn store_outlier(
+        &mut self,
+        sh: &Shared<'_>,
+        item: Item,
+        parents: Parents,
+        gaps: SmallVec<[Box<str>; 2]>,
+        event_id: String,
+        out: &mut RoomOutput,
+    ) -> RoomResult<EventOutcome> {
+        let Item {
+            line,
+            event,
+            raw,
+            redacted,
+            ..
+        } = item;
+        let num = sh.next_event.fetch_add(1, Ordering::Relaxed);
+        self.log_from = self.log_from.min(num);
+        let verdict = match self.create.clone() {
+            None => Err("the room has no accepted create event".to_owned()),
+            Some((_, create)) => self.check_auth_events(sh, &event, &parents.auth, &create)?,
+        };
+        let status = match verdict {
+            Ok(()) => EventStatus::Outlier,
+            Err(_) => EventStatus::RejectedOutlier,
+        };
+        let reason = verdict.err().unwrap_or_default();
+        let writes = &mut out.writes;
+        if let Some(sk) = event.pdu.state_key.as_deref() {
+            self.index_auth_chain(sh, num, &parents.auth, &event, writes)?;
+            if !status.is_rejected() {
+                let k = self.intern_key(sh, &event.pdu.event_type, sk)?;
+                self.event_keys.insert(num, k);
+                self.state_log.push(num);
+            }
+        }
+        self.ids.insert(event_id.as_str().into(), num);
+        self.info.insert(
+            num,
+            Info {
+                status,
+                after: EMPTY_SNAPSHOT,
+            },
+        );
+        self.write_event(
+            writes,
+            num,
+            &event_id,
+            status,
+            &reason,
+            redacted.as_deref().unwrap_or(&raw),
+            redacted.is_some(),
+            (EMPTY_SNAPSHOT, EMPTY_SNAPSHOT),
+            &parents,
+        );
+        for g in &gaps {
+            writes.put(Cf::Meta, outlier_wait_key(&self.room_id, g, num), []);
+            self.outlier_wait.entry(g.clone()).or_default().push(num);
+        }
+        let was_redacted = redacted.is_some();
+        self.outlier_bytes.insert(
+            num,
+            OutlierBytes {
+                raw,
+                redacted,
+                line,
+            },
+        );
+        let (outcome, mut reason) = match status {
+            EventStatus::Outlier => (Outcome::Outlier, String::new()),
+            _ => (Outcome::Rejected, format!("outlier: {reason}")),
+        };
+        if was_redacted {
+            reason = redacted_reason(reason);
+        }
+        Ok(EventOutcome {
+            line,
+            event_id: Some(event_id),
+            outcome,
+            reason: (!reason.is_empty()).then_some(reason),
+            deoutliered: false,
+        })
+    }
+
+    /// The event's rows: id, record and state row.
+    #[allow(clippy::too_many_arguments)]
+    fn write_event(
+        &self,
+        writes: &mut Writes,
+        num: u64,
+        event_id: &str,
+        status: EventStatus,
+        reason: &str,
+        pdu: &[u8],
+        redacted: bool,
+        (before, after): (u64, u64),
+        parents: &Parents,
+    ) {
+        writes.put(Cf::EventIdToNum, event_id.as_bytes(), num.to_be_bytes());
+        writes.put_with(Cf::Events, num.to_be_bytes(), |buf| {
+            codec::encode_event_record_into(buf, status, redacted, self.version.id, reason, pdu)
+        });
+        writes.put_with(Cf::EventState, num.to_be_bytes(), |buf| {
+            codec::encode_event_meta(
+                buf,
+                before,
+                after,
+                status,
+                &self.room_id,
+                event_id,
+                &parents.prev,
+                &parents.auth,
+            )
+        });
+    }
+
+    /// Indexes the auth chain of a state event (the persisted index used to assemble resolutions) and
+    /// caches the event for auth lookups.
+    fn index_auth_chain(
+        &mut self,
+        sh: &Shared<'_>,
+        num: u64,
+        auth_nums: &[u64],
+        event: &Arc<AuthEvent>,
+        writes: &mut Writes,
+    ) -> RoomResult<()> {
+        let mut chain = RoaringTreemap::new();
+        for a in auth_nums {
+            if *a == 0 {
+                continue;
+            }
+            chain.insert(*a);
+            if let Some(c) = self.chain(sh, *a)? {
+                chain |= &*c;
+            }
+        }
+        let mut bytes = Vec::with_capacity(chain.serialized_size());
+        if chain.serialize_into(&mut bytes).is_ok() {
+            writes.put(Cf::AuthChains, num.to_be_bytes(), bytes);
+        }
+        self.chains.insert(num, Arc::new(chain));
+        trim_cache(&mut self.chains, &mut self.chain_limit, sh.durable.event);
+        self.auth_cache.insert(num, Arc::clone(event));
+        Ok(())
+    }
+
+    /// The store key number of a pair, numbering it if it has none.
+    fn intern_key(&mut self, sh: &Shared<'_>, t: &str, s: &str) -> RoomResult<u32> {
+        match self.key_or_intern(sh, t, s, true)? {
+            Some(k) => Ok(k),
+            // Interning always numbers the pair; this only keeps the types honest.
+            None => sh.keys.intern(sh.store, t, s),
+        }
+    }
+
+    /// The prev events of a stored soft-failed or rejected timeline event.
+    fn prevs_of(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<SmallVec<[u64; 2]>> {
+        if let Some(p) = self.bad_prevs.get(&num) {
+            return Ok(p.clone());
+        }
+        // Not applied by this process: durable.
+        Ok(sh
+            .store
+            .event_state(num)?
+            .map(|m| m.prev.into_iter().collect())
+            .unwrap_or_default())
+    }
+
+    /// Synapse's `_get_prevs_before_rejected`: starting from `prevs`, every soft-failed or rejected
+    /// timeline event adds its prev events to `out`, and the walk goes on through them. An extremity
+    /// reached this way is stale once an accepted event cites the soft-failed or rejected event.
+    fn prevs_before_rejected(
+        &mut self,
+        sh: &Shared<'_>,
+        prevs: &[u64],
+        out: &mut SmallVec<[u64; 8]>,
+    ) -> RoomResult<()> {
+        let bad = |s: EventStatus| matches!(s, EventStatus::SoftFailed | EventStatus::Rejected);
+        let mut stack: SmallVec<[u64; 8]> = SmallVec::new();
+        for p in prevs {
+            if matches!(self.info(sh, *p)?, Some((i, true)) if bad(i.status)) {
+                stack.push(*p);
+            }
+        }
+        if stack.is_empty() {
+            return Ok(());
+        }
+        let mut seen: ahash::HashSet<u64> = ahash::HashSet::default();
+        while let Some(p) = stack.pop() {
+            for q in self.prevs_of(sh, p)? {
+                if !seen.insert(q) {
+                    continue;
+                }
+                out.push(q);
+                if matches!(self.info(sh, q)?, Some((i, true)) if bad(i.status)) {
+                    stack.push(q);
                 }
             }
-            Ok(Ok(out))
         }
-        let prev = match nums(self, sh, &pdu.prev_events)? {
-            Ok(p) => p,
-            Err(missing) => return Ok(Err(missing)),
-        };
-        Ok(nums(self, sh, &pdu.auth_events)?.map(|auth| Parents { prev, auth }))
+        Ok(())
     }
 
     fn info(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<Option<(Info, bool)>> {
@@ -540,14 +1078,18 @@ impl RoomState {
         Ok(events)
     }
 
-    /// Steps 4–6 of the receipt checks, state before/after, extremities and current state for one event
-    /// whose parents are all stored.
+    /// Steps 4–6 of the receipt checks, state before/after, extremities and current state for one
+    /// timeline event whose auth events are stored: `hinted`, the state before it from hints when it
+    /// sits at a gap (else its prev events give it); `existing`, the number of the outlier it was.
+    #[allow(clippy::too_many_arguments)]
     fn apply(
         &mut self,
         sh: &Shared<'_>,
         item: Item,
         parents: Parents,
+        hinted: Option<Result<StateView, String>>,
         event_id: String,
+        existing: Option<u64>,
         writes: &mut Writes,
     ) -> RoomResult<EventOutcome> {
         let Item {
@@ -558,17 +1100,34 @@ impl RoomState {
             ..
         } = item;
         let pdu = &event.pdu;
-        let num = sh.next_event.fetch_add(1, Ordering::Relaxed);
-        self.log_from = self.log_from.min(num);
+        let was = existing.and_then(|n| self.info.get(&n).map(|i| i.status));
+        let num = match existing {
+            Some(n) => n,
+            None => {
+                let n = sh.next_event.fetch_add(1, Ordering::Relaxed);
+                self.log_from = self.log_from.min(n);
+                n
+            }
+        };
         let is_create = pdu.event_type == "m.room.create" && pdu.state_key.as_deref() == Some("");
         let state_key = pdu.state_key.as_deref().map(|sk| (&*pdu.event_type, sk));
-        let Parents {
-            prev: prev_nums,
-            auth: auth_nums,
-        } = parents;
+        let gap = hinted.is_some();
 
-        let (verdict, before) =
-            self.check(sh, &event, is_create, &prev_nums, &auth_nums, writes)?;
+        let (before, foreign_prev) = match hinted {
+            Some(before) => (before, None),
+            None if is_create => (Ok(StateView::empty()), None),
+            None => self.state_from_prevs(sh, &event, &parents.prev, writes)?,
+        };
+        let (verdict, before) = self.check(
+            sh,
+            &event,
+            is_create,
+            before,
+            foreign_prev,
+            gap,
+            &parents,
+            writes,
+        )?;
         let mut verdict = verdict;
         let before = before.unwrap_or_else(StateView::empty);
 
@@ -577,77 +1136,36 @@ impl RoomState {
         if verdict.status != EventStatus::Rejected
             && let Some((t, s)) = state_key
         {
-            let k = match self.key_or_intern(sh, t, s, true)? {
-                Some(k) => k,
-                // Interning always numbers the pair; this only keeps the types honest.
-                None => sh.keys.intern(sh.store, t, s)?,
-            };
-            self.event_keys.insert(num, k);
-            self.state_log.push(num);
+            let k = self.intern_key(sh, t, s)?;
+            if self.event_keys.insert(num, k).is_none() || was.is_some_and(EventStatus::is_rejected)
+            {
+                // A de-outliered event that was a rejected outlier enters the log at its place.
+                let at = self.state_log.partition_point(|&n| n < num);
+                if self.state_log.get(at) != Some(&num) {
+                    self.state_log.insert(at, num);
+                }
+            }
             if let Some(draft) = before.apply(&[(k, Some(num))]) {
                 after = self.commit_draft(sh, draft, writes)?;
             }
         }
 
-        // Auth chain of state events (the persisted index used to assemble resolutions).
-        if state_key.is_some() {
-            let mut chain = RoaringTreemap::new();
-            for a in &auth_nums {
-                if *a == 0 {
-                    continue;
-                }
-                chain.insert(*a);
-                if let Some(c) = self.chain(sh, *a)? {
-                    chain |= &*c;
-                }
-            }
-            let mut bytes = Vec::with_capacity(chain.serialized_size());
-            if chain.serialize_into(&mut bytes).is_ok() {
-                writes.put(Cf::AuthChains, num.to_be_bytes(), bytes);
-            }
-            self.chains.insert(num, Arc::new(chain));
-            trim_cache(&mut self.chains, &mut self.chain_limit, sh.durable.event);
-            self.auth_cache.insert(num, Arc::clone(&event));
+        // Auth chain of state events (an outlier's is indexed already).
+        if state_key.is_some() && existing.is_none() {
+            self.index_auth_chain(sh, num, &parents.auth, &event, writes)?;
         }
 
         // Visible to the resolutions below (the new current state may include this event).
         self.ids.insert(event_id.as_str().into(), num);
-        self.info.insert(
-            num,
-            Info {
-                status: verdict.status,
-                after: after.snap,
-            },
-        );
+        self.set_info(num, verdict.status, after.snap, was);
 
         // Forward extremities and current state: only accepted events move them.
         if verdict.status == EventStatus::Accepted {
-            let mut ext: Vec<u64> = self
-                .extremities
-                .iter()
-                .copied()
-                .filter(|e| !prev_nums.contains(e))
-                .collect();
-            ext.push(num);
-            let new_current = if ext.len() == 1 {
-                Ok(after.clone())
-            } else {
-                let mut views = Vec::with_capacity(ext.len());
-                for e in &ext {
-                    if *e == num {
-                        views.push(after.clone());
-                    } else {
-                        let snap = self.info(sh, *e)?.map_or(EMPTY_SNAPSHOT, |(i, _)| i.after);
-                        views.push(self.view(sh, snap)?);
+            match self.advance_extremities(sh, num, &event_id, &parents, &after, writes)? {
+                Ok(()) => {
+                    if gap {
+                        self.cite_gaps(&event, &parents, writes);
                     }
-                }
-                self.resolve_views(sh, &views, writes)
-            };
-            match new_current {
-                Ok(current) => {
-                    self.current = current;
-                    self.extremities = ext;
-                    self.dirty = true;
                 }
                 Err(reason) => {
                     verdict = Verdict {
@@ -657,15 +1175,21 @@ impl RoomState {
                         ),
                     };
                     after = before.clone();
-                    self.info.insert(
+                    self.set_info(
                         num,
-                        Info {
-                            status: EventStatus::Rejected,
-                            after: after.snap,
-                        },
+                        EventStatus::Rejected,
+                        after.snap,
+                        Some(EventStatus::Accepted),
                     );
                 }
             }
+        }
+        if matches!(
+            verdict.status,
+            EventStatus::SoftFailed | EventStatus::Rejected
+        ) {
+            self.bad_prevs
+                .insert(num, parents.prev.iter().copied().collect());
         }
         if is_create && verdict.status == EventStatus::Accepted {
             self.create = Some((num, Arc::clone(&event)));
@@ -681,51 +1205,132 @@ impl RoomState {
         }
 
         let status = verdict.status;
-        writes.put(Cf::EventIdToNum, event_id.as_bytes(), num.to_be_bytes());
         let was_redacted = redacted.is_some();
-        writes.put_with(Cf::Events, num.to_be_bytes(), |buf| {
-            codec::encode_event_record_into(
-                buf,
-                status,
-                was_redacted,
-                self.version.id,
-                &verdict.reason,
-                redacted.as_deref().unwrap_or(&raw),
-            )
-        });
-        writes.put_with(Cf::EventState, num.to_be_bytes(), |buf| {
-            codec::encode_event_meta(
-                buf,
-                before.snap,
-                after.snap,
-                status,
-                &self.room_id,
-                &event_id,
-                &prev_nums,
-                &auth_nums,
-            )
-        });
+        self.write_event(
+            writes,
+            num,
+            &event_id,
+            status,
+            &verdict.reason,
+            redacted.as_deref().unwrap_or(&raw),
+            was_redacted,
+            (before.snap, after.snap),
+            &parents,
+        );
+        if existing.is_some() {
+            self.forget_outlier(num, &event, writes);
+        }
         self.remember(after);
 
         let outcome = match status {
             EventStatus::Accepted => Outcome::Accepted,
-            EventStatus::Rejected => Outcome::Rejected,
             EventStatus::SoftFailed => Outcome::SoftFailed,
+            _ => Outcome::Rejected,
         };
         let mut reason = verdict.reason;
         if was_redacted {
-            reason = if reason.is_empty() {
-                "content hash mismatch: stored redacted".to_owned()
-            } else {
-                format!("content hash mismatch: stored redacted; {reason}")
-            };
+            reason = redacted_reason(reason);
         }
         Ok(EventOutcome {
             line,
             event_id: Some(event_id),
             outcome,
             reason: (!reason.is_empty()).then_some(reason),
+            deoutliered: existing.is_some(),
         })
+    }
+
+    /// Records an event's status and state after. When a de-outliered event changes between rejected
+    /// and not, the resolution graph (which holds rejection flags) and the memoised resolutions are
+    /// dropped: rare, and rebuilt on demand.
+    fn set_info(&mut self, num: u64, status: EventStatus, after: u64, was: Option<EventStatus>) {
+        self.info.insert(num, Info { status, after });
+        if was.is_some_and(|w| w.is_rejected() != status.is_rejected()) {
+            self.graph = None;
+            self.graph_idx.clear();
+            self.graph_nums.clear();
+            self.graph_keys.clear();
+            self.memo.clear();
+        }
+    }
+
+    /// The forward extremities after accepting `num`, as Synapse computes them
+    /// (`_calculate_new_extremities`): its prev events leave, and so do the events reached from them
+    /// through soft-failed or rejected events; `num` joins unless an accepted timeline event already
+    /// cites it (it arrived after its child, which was stored at a gap). The current state is the
+    /// resolution of the states after the new extremities. `Err` when that cannot be resolved.
+    fn advance_extremities(
+        &mut self,
+        sh: &Shared<'_>,
+        num: u64,
+        event_id: &str,
+        parents: &Parents,
+        after: &StateView,
+        writes: &mut Writes,
+    ) -> RoomResult<Result<(), String>> {
+        let mut gone: SmallVec<[u64; 8]> = parents.prev.iter().copied().collect();
+        self.prevs_before_rejected(sh, &parents.prev, &mut gone)?;
+        let mut ext: Vec<u64> = self
+            .extremities
+            .iter()
+            .copied()
+            .filter(|e| !gone.contains(e))
+            .collect();
+        if !self.cited.contains(event_id) {
+            ext.push(num);
+        }
+        if ext.is_empty() || ext == self.extremities {
+            return Ok(Ok(()));
+        }
+        let new_current = if ext == [num] {
+            Ok(after.clone())
+        } else {
+            let mut views = Vec::with_capacity(ext.len());
+            for e in &ext {
+                if *e == num {
+                    views.push(after.clone());
+                } else {
+                    let snap = self.info(sh, *e)?.map_or(EMPTY_SNAPSHOT, |(i, _)| i.after);
+                    views.push(self.view(sh, snap)?);
+                }
+            }
+            self.resolve_views(sh, &views, writes)
+        };
+        Ok(new_current.map(|current| {
+            self.current = current;
+            self.extremities = ext;
+            self.dirty = true;
+        }))
+    }
+
+    /// Remembers (and persists) that an accepted timeline event cites these missing or outlier prev
+    /// events: when one of them later joins the timeline, it is not a forward extremity.
+    fn cite_gaps(&mut self, event: &AuthEvent, parents: &Parents, writes: &mut Writes) {
+        for id in &event.pdu.prev_events {
+            let gap = parents.missing.iter().any(|m| **m == **id)
+                || self
+                    .ids
+                    .get(&**id)
+                    .and_then(|n| self.info.get(n))
+                    .is_some_and(|i| i.status.is_outlier());
+            if gap && self.cited.insert(Box::from(&**id)) {
+                writes.put(Cf::Meta, cited_key(&self.room_id, id), []);
+            }
+        }
+    }
+
+    /// Drops what was kept for an outlier that is now a timeline event.
+    fn forget_outlier(&mut self, num: u64, event: &AuthEvent, writes: &mut Writes) {
+        self.outlier_bytes.remove(&num);
+        for id in &event.pdu.prev_events {
+            if let Some(list) = self.outlier_wait.get_mut(&**id) {
+                list.retain(|n| *n != num);
+                if list.is_empty() {
+                    self.outlier_wait.remove(&**id);
+                }
+            }
+            writes.delete(Cf::Meta, outlier_wait_key(&self.room_id, id, num));
+        }
     }
 
     /// Queues the room's extremities record if they changed.
@@ -740,21 +1345,15 @@ impl RoomState {
         }
     }
 
-    /// Checks against the event's own auth events, the state before it and the current state.
-    fn check(
+    /// The state before an event whose prev events are all timeline events: the resolution of the
+    /// states after them. Also names a prev event of another room, if any.
+    fn state_from_prevs(
         &mut self,
         sh: &Shared<'_>,
-        event: &Arc<AuthEvent>,
-        is_create: bool,
+        event: &AuthEvent,
         prev_nums: &[u64],
-        auth_nums: &[u64],
         writes: &mut Writes,
-    ) -> RoomResult<(Verdict, Option<StateView>)> {
-        let reject = |reason: String| Verdict {
-            status: EventStatus::Rejected,
-            reason,
-        };
-        // Step 5 needs the state before; compute it first (it is stored for rejected events as well).
+    ) -> RoomResult<(Result<StateView, String>, Option<String>)> {
         let mut foreign_prev = None;
         let mut prev_views: SmallVec<[StateView; 2]> = SmallVec::new();
         for (p, id) in prev_nums.iter().zip(&event.pdu.prev_events) {
@@ -763,10 +1362,77 @@ impl RoomState {
                 _ => foreign_prev = Some(id.to_string()),
             }
         }
-        let before = if is_create || prev_views.is_empty() {
+        let before = if prev_views.is_empty() {
             Ok(StateView::empty())
         } else {
             self.resolve_views(sh, &prev_views, writes)
+        };
+        Ok((before, foreign_prev))
+    }
+
+    /// Step 4 of the receipt checks: the event against its own auth events (rejected ones left out).
+    fn check_auth_events(
+        &mut self,
+        sh: &Shared<'_>,
+        event: &Arc<AuthEvent>,
+        auth_nums: &[u64],
+        create: &Arc<AuthEvent>,
+    ) -> RoomResult<Result<(), String>> {
+        let mut auth_events: SmallVec<[Arc<AuthEvent>; 8]> = SmallVec::new();
+        // At most 10 auth events: a list beats a map.
+        let mut statuses: SmallVec<[(&str, EventStatus); 8]> = SmallVec::new();
+        for (a, id) in auth_nums.iter().zip(&event.pdu.auth_events) {
+            let ae = self.load_auth(sh, *a)?;
+            let status = match self.info(sh, *a)? {
+                Some((i, _)) => i.status,
+                None => EventStatus::Rejected,
+            };
+            statuses.push((id, status));
+            auth_events.push(ae);
+        }
+        let refs: SmallVec<[&AuthEvent; 8]> = auth_events.iter().map(|a| &**a).collect();
+        // Mostly none is rejected: then no id needs comparing.
+        let any_rejected = statuses.iter().any(|(_, s)| s.is_rejected());
+        let is_rejected = |id: &str| {
+            any_rejected
+                && statuses
+                    .iter()
+                    .rev()
+                    .find(|(i, _)| *i == id)
+                    .is_some_and(|(_, s)| s.is_rejected())
+        };
+        if let Err(e) = auth::check_state_independent(event, &refs, Some(create), &is_rejected) {
+            return Ok(Err(format!("auth against its auth_events: {e}")));
+        }
+        let usable: SmallVec<[&AuthEvent; 8]> = auth_events
+            .iter()
+            .filter(|a| !is_rejected(a.event_id()))
+            .map(|a| &**a)
+            .collect();
+        if let Err(e) = auth::check_state_dependent(event, &AuthEventsState::new(&usable), create) {
+            return Ok(Err(format!("auth against its auth_events: {e}")));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Checks against the event's own auth events, the state before it and the current state (for an
+    /// event at a gap, `gap`: the resolution of the current extremities' states with the state before
+    /// it, as Synapse's `_check_for_soft_fail` does when prev events are missing).
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        &mut self,
+        sh: &Shared<'_>,
+        event: &Arc<AuthEvent>,
+        is_create: bool,
+        before: Result<StateView, String>,
+        foreign_prev: Option<String>,
+        gap: bool,
+        parents: &Parents,
+        writes: &mut Writes,
+    ) -> RoomResult<(Verdict, Option<StateView>)> {
+        let reject = |reason: String| Verdict {
+            status: EventStatus::Rejected,
+            reason,
         };
         let before = match before {
             Ok(v) => v,
@@ -793,16 +1459,6 @@ impl RoomState {
                     Some(before),
                 ));
             }
-            if !prev_nums.is_empty() {
-                // The create rules reject this; say so even if they were lenient.
-                let r = auth::check_state_independent(event, &[], None, &|_| false);
-                if let Err(e) = r {
-                    return Ok((
-                        reject(format!("auth against its auth_events: {e}")),
-                        Some(before),
-                    ));
-                }
-            }
             return Ok(
                 match auth::check_state_independent(event, &[], None, &|_| false) {
                     Ok(()) => (
@@ -825,7 +1481,7 @@ impl RoomState {
                 Some(before),
             ));
         };
-        if prev_views.is_empty() {
+        if event.pdu.prev_events.is_empty() {
             return Ok((
                 reject("an event other than the create event has no prev_events".into()),
                 Some(before),
@@ -833,46 +1489,8 @@ impl RoomState {
         }
 
         // Step 4: the event's own auth events.
-        let mut auth_events: SmallVec<[Arc<AuthEvent>; 8]> = SmallVec::new();
-        // At most 10 auth events: a list beats a map.
-        let mut statuses: SmallVec<[(&str, EventStatus); 8]> = SmallVec::new();
-        for (a, id) in auth_nums.iter().zip(&event.pdu.auth_events) {
-            let ae = self.load_auth(sh, *a)?;
-            let status = match self.info(sh, *a)? {
-                Some((i, _)) => i.status,
-                None => EventStatus::Rejected,
-            };
-            statuses.push((id, status));
-            auth_events.push(ae);
-        }
-        let refs: SmallVec<[&AuthEvent; 8]> = auth_events.iter().map(|a| &**a).collect();
-        // Mostly none is rejected: then no id needs comparing.
-        let any_rejected = statuses.iter().any(|(_, s)| *s == EventStatus::Rejected);
-        let is_rejected = |id: &str| {
-            any_rejected
-                && statuses
-                    .iter()
-                    .rev()
-                    .find(|(i, _)| *i == id)
-                    .is_some_and(|(_, s)| *s == EventStatus::Rejected)
-        };
-        if let Err(e) = auth::check_state_independent(event, &refs, Some(&create), &is_rejected) {
-            return Ok((
-                reject(format!("auth against its auth_events: {e}")),
-                Some(before),
-            ));
-        }
-        let usable: SmallVec<[&AuthEvent; 8]> = auth_events
-            .iter()
-            .filter(|a| !is_rejected(a.event_id()))
-            .map(|a| &**a)
-            .collect();
-        if let Err(e) = auth::check_state_dependent(event, &AuthEventsState::new(&usable), &create)
-        {
-            return Ok((
-                reject(format!("auth against its auth_events: {e}")),
-                Some(before),
-            ));
+        if let Err(reason) = self.check_auth_events(sh, event, &parents.auth, &create)? {
+            return Ok((reject(reason), Some(before)));
         }
 
         // Step 5: the state before the event.
@@ -886,8 +1504,29 @@ impl RoomState {
         }
 
         // Step 6: the current state (soft fail).
-        if self.current.snap != before.snap {
-            let current = self.current.clone();
+        let current = if gap {
+            let mut views: Vec<StateView> = Vec::with_capacity(self.extremities.len() + 1);
+            for e in self.extremities.clone() {
+                let snap = self.info(sh, e)?.map_or(EMPTY_SNAPSHOT, |(i, _)| i.after);
+                views.push(self.view(sh, snap)?);
+            }
+            views.push(before.clone());
+            match self.resolve_views(sh, &views, writes) {
+                Ok(v) => v,
+                Err(reason) => {
+                    return Ok((
+                        Verdict {
+                            status: EventStatus::SoftFailed,
+                            reason: format!("the current state cannot be resolved: {reason}"),
+                        },
+                        Some(before),
+                    ));
+                }
+            }
+        } else {
+            self.current.clone()
+        };
+        if current.snap != before.snap {
             let state = self.state_for_check(sh, &keys, &current)?;
             if let Err(e) = auth::check_state_dependent(event, &ArcState(&state), &create) {
                 return Ok((
@@ -907,7 +1546,6 @@ impl RoomState {
             Some(before),
         ))
     }
-
     fn chain(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<Option<Arc<RoaringTreemap>>> {
         if let Some(c) = self.chains.get(&num) {
             return Ok(Some(Arc::clone(c)));
@@ -917,6 +1555,20 @@ impl RoomState {
             self.chains.insert(num, Arc::clone(c));
         }
         Ok(c)
+    }
+
+    /// [`RoomState::key_of`], numbering the pair if it has none.
+    fn key_of_interned(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<Option<u32>> {
+        if let Some(k) = self.event_keys.get(&num) {
+            return Ok(Some(*k));
+        }
+        let event = self.load_auth(sh, num)?;
+        let Some(state_key) = event.pdu.state_key.as_deref() else {
+            return Ok(None);
+        };
+        let k = self.intern_key(sh, &event.pdu.event_type, state_key)?;
+        self.event_keys.insert(num, k);
+        Ok(Some(k))
     }
 
     /// The store key number of one of this room's state events (`None`: not a state event).
@@ -1204,7 +1856,7 @@ impl RoomState {
             }
             let ae = self.load_auth(sh, n).map_err(|e| e.to_string())?;
             let rejected = match self.info(sh, n).map_err(|e| e.to_string())? {
-                Some((i, true)) => i.status == EventStatus::Rejected,
+                Some((i, true)) => i.status.is_rejected(),
                 _ => continue,
             };
             let Some(graph) = self.graph.as_mut() else {
@@ -1320,6 +1972,39 @@ impl AuthState for ArcState<'_> {
     }
 }
 
+/// `prefix ‖ room id length (u16 BE) ‖ room id`: the start of a room's rows of a `meta` row family.
+fn room_meta_prefix(prefix: &[u8], room_id: &str) -> Vec<u8> {
+    let room = &room_id.as_bytes()[..room_id.len().min(u16::MAX as usize)];
+    let mut k = Vec::with_capacity(prefix.len() + 2 + room.len() + 64);
+    k.extend_from_slice(prefix);
+    k.extend_from_slice(&(room.len() as u16).to_be_bytes());
+    k.extend_from_slice(room);
+    k
+}
+
+/// The row saying that outlier `num` waits for `prev` to join the timeline.
+fn outlier_wait_key(room_id: &str, prev: &str, num: u64) -> Vec<u8> {
+    let mut k = room_meta_prefix(META_OUTLIER_WAIT_PREFIX, room_id);
+    k.extend_from_slice(prev.as_bytes());
+    k.extend_from_slice(&num.to_be_bytes());
+    k
+}
+
+/// The row saying that an accepted timeline event cites `event_id` while it was missing or an outlier.
+fn cited_key(room_id: &str, event_id: &str) -> Vec<u8> {
+    let mut k = room_meta_prefix(META_CITED_PREFIX, room_id);
+    k.extend_from_slice(event_id.as_bytes());
+    k
+}
+
+fn redacted_reason(reason: String) -> String {
+    if reason.is_empty() {
+        "content hash mismatch: stored redacted".to_owned()
+    } else {
+        format!("content hash mismatch: stored redacted; {reason}")
+    }
+}
+
 pub(crate) fn pending_key(seq: u64) -> Vec<u8> {
     let mut k = META_PENDING_PREFIX.to_vec();
     k.extend_from_slice(&seq.to_be_bytes());
@@ -1383,3 +2068,6 @@ fn ask_interner(sh: &Shared<'_>, t: &str, s: &str, intern: bool) -> RoomResult<O
         sh.keys.get(sh.store, t, s)
     }
 }
+
+#[cfg(test)]
+mod tests;

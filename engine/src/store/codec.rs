@@ -8,6 +8,11 @@ pub enum EventStatus {
     Accepted = 0,
     Rejected = 1,
     SoftFailed = 2,
+    /// Stored outside the timeline (its prev events are missing): passed the checks against its auth
+    /// events; no state of its own, never a forward extremity.
+    Outlier = 3,
+    /// An outlier that failed the checks against its auth events.
+    RejectedOutlier = 4,
 }
 
 impl EventStatus {
@@ -16,7 +21,19 @@ impl EventStatus {
             EventStatus::Accepted => "accepted",
             EventStatus::Rejected => "rejected",
             EventStatus::SoftFailed => "soft_failed",
+            EventStatus::Outlier => "outlier",
+            EventStatus::RejectedOutlier => "rejected_outlier",
         }
+    }
+
+    /// Rejected, in the timeline or as an outlier: never part of any state.
+    pub fn is_rejected(self) -> bool {
+        matches!(self, EventStatus::Rejected | EventStatus::RejectedOutlier)
+    }
+
+    /// Stored outside the timeline.
+    pub fn is_outlier(self) -> bool {
+        matches!(self, EventStatus::Outlier | EventStatus::RejectedOutlier)
     }
 
     fn from_u8(b: u8) -> Option<EventStatus> {
@@ -24,6 +41,8 @@ impl EventStatus {
             0 => Some(EventStatus::Accepted),
             1 => Some(EventStatus::Rejected),
             2 => Some(EventStatus::SoftFailed),
+            3 => Some(EventStatus::Outlier),
+            4 => Some(EventStatus::RejectedOutlier),
             _ => None,
         }
     }

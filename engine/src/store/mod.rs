@@ -27,11 +27,12 @@ pub use snapshot::{SnapshotRecord, StateHash, StateView};
 
 /// The schema this build reads and writes. Bump on any incompatible change of a key or value layout.
 /// 3: snapshot delta chains of up to 128 records (schema 2 readers refuse chains over 34).
-pub const SCHEMA_VERSION: u32 = 3;
+/// 4: outlier statuses (3, 4) and the `outlier_wait/` and `cited/` meta rows.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Older schemas whose stores this build reads as they are: opening one marks it with
 /// [`SCHEMA_VERSION`], so that older builds refuse it by its version rather than misreading it.
-const UPGRADABLE_SCHEMAS: [&[u8]; 1] = [b"2"];
+const UPGRADABLE_SCHEMAS: [&[u8]; 2] = [b"2", b"3"];
 
 /// The value of the `magic` meta key: marks a directory as a roomgraph store.
 pub const MAGIC: &[u8] = b"roomgraph-store";
@@ -91,6 +92,12 @@ pub const META_NEXT_KEY: &[u8] = b"next_state_key_num";
 pub const META_NEXT_SNAPSHOT: &[u8] = b"next_snapshot_num";
 /// Prefix of persisted pending events: `pending/` ‖ u64 BE sequence → raw PDU bytes.
 pub const META_PENDING_PREFIX: &[u8] = b"pending/";
+/// `outlier_wait/ ‖ room id length u16 ‖ room id ‖ prev event id ‖ outlier number u64`: an outlier
+/// waiting for a missing or outlier prev event to join the timeline.
+pub const META_OUTLIER_WAIT_PREFIX: &[u8] = b"outlier_wait/";
+/// `cited/ ‖ room id length u16 ‖ room id ‖ event id`: a missing or outlier event cited as a prev event
+/// by an accepted timeline event.
+pub const META_CITED_PREFIX: &[u8] = b"cited/";
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]

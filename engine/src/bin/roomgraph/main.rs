@@ -78,6 +78,10 @@ enum Command {
         /// Input lines per atomic, fsynced commit.
         #[arg(long, value_name = "N", default_value_t = 8192)]
         batch_lines: usize,
+        /// State for events at gaps in the DAG (NDJSON): `{"event_id": P, "state_after": [ids]}` for a
+        /// missing or outlier prev event P, or `{"event_id": E, "state_before": [ids]}`.
+        #[arg(long, value_name = "FILE")]
+        state_hints: Option<std::path::PathBuf>,
     },
     /// Print a state map `{"<type>": {"<state_key>": "<event_id>"}}`: a room's current state, or the
     /// state after (or `--before`) an event.
@@ -182,8 +186,16 @@ fn run(command: Command) -> Result<(), Failure> {
             file,
             outcomes,
             batch_lines,
-        } => store_cmds::ingest(&db, &file, outcomes.as_deref(), batch_lines, &mut stdout)
-            .map_err(Failure)?,
+            state_hints,
+        } => store_cmds::ingest(
+            &db,
+            &file,
+            outcomes.as_deref(),
+            state_hints.as_deref(),
+            batch_lines,
+            &mut stdout,
+        )
+        .map_err(Failure)?,
         #[cfg(feature = "store")]
         Command::State {
             db,

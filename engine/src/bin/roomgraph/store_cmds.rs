@@ -5,16 +5,25 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::Path;
 
-use roomgraph::ingest::{Engine, EventOutcome, LineBatches, Position, StateMap, Summary};
+use roomgraph::ingest::{
+    Engine, EventOutcome, LineBatches, Position, StateHint, StateMap, Summary,
+};
 
 pub fn ingest(
     db: &Path,
     file: &str,
     outcomes_path: Option<&Path>,
+    hints_path: Option<&Path>,
     batch_lines: usize,
     out: &mut dyn Write,
 ) -> Result<(), String> {
+    // Read before the store is opened: a bad hints file changes nothing.
+    let hints = match hints_path {
+        Some(p) => read_hints(p)?,
+        None => Vec::new(),
+    };
     let mut engine = Engine::open(db).map_err(|e| e.to_string())?;
+    engine.add_state_hints(hints);
     let (reader, total_bytes): (Box<dyn Read + Send>, Option<u64>) = if file == "-" {
         (Box::new(std::io::stdin()), None)
     } else {
@@ -78,9 +87,26 @@ pub fn ingest(
         "pending": summary.pending,
         "duplicates": summary.duplicates,
         "invalid": summary.invalid,
+        "outliers": summary.outliers,
+        "deoutliered": summary.deoutliered,
     });
     engine.close_for_exit();
     writeln!(out, "{json}").map_err(|e| e.to_string())
+}
+
+/// The state hints of an NDJSON file (blank lines skipped); a bad line is an error naming it.
+fn read_hints(path: &Path) -> Result<Vec<StateHint>, String> {
+    let text = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let mut hints = Vec::new();
+    for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let hint = StateHint::from_json(line)
+            .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
+        hints.push(hint);
+    }
+    Ok(hints)
 }
 
 /// Counts outcomes, reports invalid lines on stderr and appends them to the outcomes file (flushed, so
@@ -101,11 +127,14 @@ fn report(
     }
     if let Some(f) = file {
         for o in outcomes {
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "event_id": o.event_id,
                 "outcome": o.outcome.as_str(),
                 "reason": o.reason.as_deref().unwrap_or(""),
             });
+            if o.deoutliered {
+                line["deoutliered"] = true.into();
+            }
             writeln!(f, "{line}").map_err(|e| format!("writing outcomes: {e}"))?;
         }
         f.flush().map_err(|e| format!("writing outcomes: {e}"))?;
