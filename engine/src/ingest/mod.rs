@@ -1495,8 +1495,10 @@ mod tests {
         let by_id = outcomes_by_id(&outcomes);
         assert_eq!(by_id[&elsewhere_id], Outcome::Accepted, "{outcomes:?}");
         assert_eq!(by_id[&citing_id], Outcome::Rejected, "{outcomes:?}");
+        // Stored as an outlier first (its prev event was not durable yet), then rejected.
         let reason = outcomes
             .iter()
+            .rev()
             .find(|o| o.event_id.as_deref() == Some(citing_id.as_str()))
             .and_then(|o| o.reason.clone())
             .unwrap_or_default();

@@ -307,6 +307,19 @@ impl RoomState {
                 existing = Some(num);
             }
         }
+        // A room whose create event is not applied yet: in v12 no event cites the create event, so
+        // wait for it explicitly (its id is the room id's), as an event of an unknown room does.
+        if self.create.is_none()
+            && self.version.room_id_from_create
+            && item.event.pdu.event_type != "m.room.create"
+            && let Some(local) = self.room_id.strip_prefix('!')
+        {
+            let create_id = format!("${local}");
+            if self.lookup(sh, &create_id)?.is_none() {
+                self.park(sh, item, create_id, out);
+                return Ok(());
+            }
+        }
         let parents = match self.parent_nums(sh, &item.event.pdu)? {
             Ok(parents) => parents,
             Err(missing) => {
@@ -415,9 +428,19 @@ impl RoomState {
         self.waiting.entry(missing).or_default().push(item);
     }
 
-    /// Moves waiting events whose missing parent is now stored (e.g. in another room) back into play.
+    /// Moves waiting events whose missing parent is now stored (e.g. in another room) back into play,
+    /// and outliers whose missing prev event is now stored in another room (they are then rejected).
     pub fn take_unblocked(&mut self, sh: &Shared<'_>) -> RoomResult<Vec<Item>> {
         let mut ready = Vec::new();
+        let gaps: Vec<Box<str>> = self.outlier_wait.keys().cloned().collect();
+        for g in gaps {
+            if !self.ids.contains_key(&*g) && sh.store.event_num(&g)?.is_some() {
+                let mut writes = Writes::default();
+                for (item, _) in self.outliers_waiting_for(sh, &g, &mut writes)? {
+                    ready.push(item);
+                }
+            }
+        }
         let keys: Vec<String> = self.waiting.keys().cloned().collect();
         for k in keys {
             if (sh.store.event_num(&k)?.is_some() || self.ids.contains_key(k.as_str()))
@@ -729,6 +752,8 @@ impl RoomState {
                 self.state_log.push(num);
             }
         }
+        // Kept until durable: de-outliering reads it back before its batch may be committed.
+        self.auth_cache.insert(num, Arc::clone(&event));
         self.ids.insert(event_id.as_str().into(), num);
         self.info.insert(
             num,

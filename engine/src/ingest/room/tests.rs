@@ -352,7 +352,10 @@ fn a_generated_trace_gives_identical_results_in_every_batching() {
     for batch in [1, 64, 8192] {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut engine = open(dir.path());
-        let outcomes = ingest_batched(&mut engine, &lines, batch);
+        let mut outcomes = ingest_batched(&mut engine, &lines, batch);
+        // Each batch reports in line order, so where an event is reported depends on the batching;
+        // what is reported does not.
+        outcomes.sort_by_key(|o| (o.line, o.deoutliered));
         assert!(outcomes.iter().any(|o| o.outcome == Outcome::Outlier));
         assert!(outcomes.iter().any(|o| o.deoutliered));
         assert!(outcomes.iter().all(|o| o.outcome != Outcome::Pending));
@@ -368,7 +371,14 @@ fn a_generated_trace_gives_identical_results_in_every_batching() {
         }
         results.push((outcomes, rooms, states));
     }
-    assert!(results.windows(2).all(|w| w[0] == w[1]));
+    for w in results.windows(2) {
+        for (a, b) in w[0].0.iter().zip(&w[1].0) {
+            assert_eq!(a, b, "outcomes");
+        }
+        assert_eq!(w[0].0.len(), w[1].0.len());
+        assert_eq!(w[0].1, w[1].1, "rooms");
+        assert_eq!(w[0].2, w[1].2, "states");
+    }
 }
 
 /// An event whose prev event is missing, without a hint, is an outlier: checked against its auth
