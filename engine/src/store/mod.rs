@@ -988,17 +988,20 @@ mod tests {
         assert!(err.to_string().contains("schema version 999"), "{err}");
     }
 
-    /// A schema 2 store (same layout, shorter delta chains) opens and is marked schema 3.
+    /// Schema 2 and 3 stores (same layout; shorter delta chains, no outliers) open and are marked
+    /// schema 4.
     #[test]
-    fn schema_2_is_upgraded_in_place() {
-        let dir = store_of_schema(b"2");
-        let store = Store::open(dir.path()).expect("schema 2 opens");
-        let marker = store.get(Cf::Meta, META_SCHEMA).expect("read");
-        assert_eq!(
-            marker.as_deref(),
-            Some(SCHEMA_VERSION.to_string().as_bytes())
-        );
-        assert_eq!(SCHEMA_VERSION, 3);
+    fn schemas_2_and_3_are_upgraded_in_place() {
+        for old in [b"2", b"3"] {
+            let dir = store_of_schema(old);
+            let store = Store::open(dir.path()).expect("old schema opens");
+            let marker = store.get(Cf::Meta, META_SCHEMA).expect("read");
+            assert_eq!(
+                marker.as_deref(),
+                Some(SCHEMA_VERSION.to_string().as_bytes())
+            );
+        }
+        assert_eq!(SCHEMA_VERSION, 4);
     }
 
     /// A store of schema 1 had two more column families (`event_num_to_id`, `edges`): it is refused
