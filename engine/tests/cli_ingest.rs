@@ -637,10 +637,10 @@ fn state_hints_and_outliers_through_the_command_line() {
     assert_eq!(s["accepted"], 12, "{s}");
     assert_eq!(s["outliers"], 0, "{s}");
     assert_eq!(state_cli(&db, &["--room", room]), full_state);
-    for i in 8..13 {
+    for (i, id) in ids.iter().enumerate().skip(8) {
         assert_eq!(
-            state_cli(&db, &["--event", &ids[i], "--before"]),
-            state_cli(&reference, &["--event", &ids[i], "--before"]),
+            state_cli(&db, &["--event", id, "--before"]),
+            state_cli(&reference, &["--event", id, "--before"]),
             "state before line {}",
             i + 1
         );

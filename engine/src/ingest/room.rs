@@ -138,6 +138,9 @@ enum Work {
     Deoutlier(Item, u64),
 }
 
+/// A waiting event as [`RoomState::pending_outcomes`] reads it: line, id, event.
+type WaitingEvent = (Option<u64>, String, Arc<AuthEvent>);
+
 /// Where an event whose auth events are stored goes ([`RoomState::place`]).
 enum Placement {
     /// Every prev event is a timeline event: the state before comes from them.
@@ -459,7 +462,7 @@ impl RoomState {
         // What each waiting event waits for: the key it is parked under, and any other auth event
         // not stored.
         let mut blockers: FastMap<String, SmallVec<[String; 2]>> = FastMap::default();
-        let waiting: Vec<(String, Vec<(Option<u64>, String, Arc<AuthEvent>)>)> = self
+        let waiting: Vec<(String, Vec<WaitingEvent>)> = self
             .waiting
             .iter()
             .map(|(missing, items)| {
