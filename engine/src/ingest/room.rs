@@ -1587,20 +1587,16 @@ impl RoomState {
 
     /// [`RoomState::key_of`], numbering the pair if it has none.
     fn key_of_interned(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<Option<u32>> {
-        if let Some(k) = self.event_keys.get(&num) {
-            return Ok(Some(*k));
-        }
-        let event = self.load_auth(sh, num)?;
-        let Some(state_key) = event.pdu.state_key.as_deref() else {
-            return Ok(None);
-        };
-        let k = self.intern_key(sh, &event.pdu.event_type, state_key)?;
-        self.event_keys.insert(num, k);
-        Ok(Some(k))
+        self.event_key(sh, num, true)
     }
 
     /// The store key number of one of this room's state events (`None`: not a state event).
     fn key_of(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<Option<u32>> {
+        self.event_key(sh, num, false)
+    }
+
+    /// [`RoomState::key_of`]; with `intern`, a pair without a number gets one.
+    fn event_key(&mut self, sh: &Shared<'_>, num: u64, intern: bool) -> RoomResult<Option<u32>> {
         if let Some(k) = self.event_keys.get(&num) {
             return Ok(Some(*k));
         }
@@ -1608,7 +1604,7 @@ impl RoomState {
         let Some(state_key) = event.pdu.state_key.as_deref() else {
             return Ok(None);
         };
-        let k = self.key(sh, &event.pdu.event_type, state_key)?;
+        let k = self.key_or_intern(sh, &event.pdu.event_type, state_key, intern)?;
         if let Some(k) = k {
             self.event_keys.insert(num, k);
         }

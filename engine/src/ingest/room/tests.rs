@@ -134,6 +134,24 @@ impl Fixture {
         id
     }
 
+    /// Carol's join (after `prev`) and her message citing it as auth and prev event.
+    fn carol(&mut self, prev: &'static str) {
+        self.member(
+            "carol",
+            "@carol:c.org",
+            "join",
+            &[prev],
+            &["create", "power", "rules"],
+        );
+        let b = EventBuilder::with_json_content(
+            self.version,
+            "m.room.message",
+            "@carol:c.org",
+            r#"{"body":"hi"}"#,
+        );
+        self.add("carol_msg", b, &["carol"], &["create", "power", "carol"]);
+    }
+
     fn lines(&self, names: &[&str]) -> Vec<String> {
         names.iter().map(|n| self.lines[n].clone()).collect()
     }
@@ -431,21 +449,8 @@ fn an_outlier_is_stored_without_state_and_de_outliered_when_its_prev_arrives() {
 fn outliers_serve_as_auth_events_and_a_chain_of_them_de_outliers_in_order() {
     let mut f = Fixture::new();
     f.message("m1", ALICE, &["bob"]);
-    f.member(
-        "carol",
-        "@carol:c.org",
-        "join",
-        &["m1"],
-        &["create", "power", "rules"],
-    );
     // Carol's message cites her outlier join as an auth event and as its prev event.
-    let b = EventBuilder::with_json_content(
-        f.version,
-        "m.room.message",
-        "@carol:c.org",
-        r#"{"body":"hi"}"#,
-    );
-    f.add("carol_msg", b, &["carol"], &["create", "power", "carol"]);
+    f.carol("m1");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut engine = open(dir.path());
     let mut order: Vec<&str> = SETUP.to_vec();
@@ -615,20 +620,7 @@ fn state_before_hints_wait_for_their_events_and_must_be_one_per_key() {
 #[test]
 fn pending_events_name_their_root_missing_ancestors() {
     let mut f = Fixture::new();
-    f.member(
-        "carol",
-        "@carol:c.org",
-        "join",
-        &["bob"],
-        &["create", "power", "rules"],
-    );
-    let b = EventBuilder::with_json_content(
-        f.version,
-        "m.room.message",
-        "@carol:c.org",
-        r#"{"body":"hi"}"#,
-    );
-    f.add("carol_msg", b, &["carol"], &["create", "power", "carol"]);
+    f.carol("bob");
     // `power` is withheld: carol's join waits for it, her message for her join.
     let dir = tempfile::tempdir().expect("tempdir");
     let mut engine = open(dir.path());
