@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use roaring::RoaringTreemap;
 use smallvec::SmallVec;
 
-use crate::auth::{self, AuthEvent, AuthEventsState, AuthState};
+use crate::auth::{self, AuthEvent, AuthEventsState, AuthFailure, AuthState};
 use crate::pdu::Pdu;
 use crate::resolve::{EventGraph, EventIdx, Resolver};
 use crate::room_version::{RoomVersion, StateResAlgorithm};
@@ -40,6 +40,9 @@ pub(crate) struct Item {
     pub raw: Vec<u8>,
     /// The redacted canonical form, when the content hash did not match.
     pub redacted: Option<Vec<u8>>,
+    /// The failed signature-presence check, when a server that must sign the event did not: the event
+    /// is rejected (Synapse's `validate_event_for_room_version`).
+    pub unsigned: Option<Box<AuthFailure>>,
     /// Sequence number of the persisted pending row, if this event was pending before.
     pub pending_seq: Option<u64>,
 }
@@ -555,6 +558,7 @@ impl RoomState {
             event,
             raw,
             redacted,
+            unsigned,
             ..
         } = item;
         let pdu = &event.pdu;
@@ -569,7 +573,15 @@ impl RoomState {
 
         let (verdict, before) =
             self.check(sh, &event, is_create, &prev_nums, &auth_nums, writes)?;
-        let mut verdict = verdict;
+        // Receipt: a server that must sign the event did not (found in the parse stage). Synapse
+        // checks this before the auth rules, so its reason is the one reported.
+        let mut verdict = match unsigned {
+            Some(failure) => Verdict {
+                status: EventStatus::Rejected,
+                reason: format!("signature check on receipt: {failure}"),
+            },
+            None => verdict,
+        };
         let before = before.unwrap_or_else(StateView::empty);
 
         // State after: a rejected event never updates state.

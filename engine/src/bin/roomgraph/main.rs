@@ -78,6 +78,11 @@ enum Command {
         /// Input lines per atomic, fsynced commit.
         #[arg(long, value_name = "N", default_value_t = 8192)]
         batch_lines: usize,
+        /// Verify event signatures with these server keys:
+        /// `{"<server>": {"<key_id>": {"key": "<base64>", "valid_until_ts": <ms>}}}`. Without it
+        /// signatures are not verified (only their presence is checked).
+        #[arg(long, value_name = "FILE")]
+        keys: Option<std::path::PathBuf>,
     },
     /// Print a state map `{"<type>": {"<state_key>": "<event_id>"}}`: a room's current state, or the
     /// state after (or `--before`) an event.
@@ -182,8 +187,18 @@ fn run(command: Command) -> Result<(), Failure> {
             file,
             outcomes,
             batch_lines,
-        } => store_cmds::ingest(&db, &file, outcomes.as_deref(), batch_lines, &mut stdout)
-            .map_err(Failure)?,
+            keys,
+        } => store_cmds::ingest(
+            store_cmds::IngestArgs {
+                db: &db,
+                file: &file,
+                outcomes: outcomes.as_deref(),
+                batch_lines,
+                keys: keys.as_deref(),
+            },
+            &mut stdout,
+        )
+        .map_err(Failure)?,
         #[cfg(feature = "store")]
         Command::State {
             db,
