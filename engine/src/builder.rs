@@ -1,8 +1,10 @@
 //! Building well-formed PDUs: for tests, fixtures, the room generator and the benchmark harness.
 //!
 //! [`EventBuilder`] fills in the federation-format fields of a room version, computes the content hash,
-//! adds a placeholder signature (roomgraph does not verify signatures) and yields the event's JSON and
-//! id. v1/v2 ids are chosen as `$<n>:<server>` from a caller-given counter.
+//! signs and yields the event's JSON and id. The sender's server and, for v1/v2, the event id's server
+//! always sign, so the signature-presence check on receipt passes: with the key given to
+//! [`EventBuilder::sign`], else with a placeholder (64 zero bytes, which verifies against no key).
+//! v1/v2 ids are chosen as `$<n>:<server>` from a caller-given counter.
 
 use std::borrow::Cow;
 
@@ -17,6 +19,8 @@ pub struct EventBuilder {
     version: &'static RoomVersion,
     json: JsonObject<'static>,
     local_id: Option<String>,
+    /// `(server, key id, secret key)` to sign with.
+    keys: Vec<(String, String, [u8; 32])>,
 }
 
 impl EventBuilder {
@@ -39,6 +43,7 @@ impl EventBuilder {
             version,
             json,
             local_id: None,
+            keys: Vec::new(),
         }
     }
 
@@ -112,7 +117,15 @@ impl EventBuilder {
         self
     }
 
-    /// Finishes the event: event id (v1/v2), content hash and a placeholder signature.
+    /// Signs the event as `server` under `key_id` with the ed25519 key whose secret is `seed` (see
+    /// [`crate::signatures::public_key`]); may be given for several servers.
+    pub fn sign(mut self, server: &str, key_id: &str, seed: &[u8; 32]) -> Self {
+        self.keys
+            .push((server.to_owned(), key_id.to_owned(), *seed));
+        self
+    }
+
+    /// Finishes the event: event id (v1/v2), content hash and signatures.
     pub fn build(self) -> Result<Pdu<'static>, PduError> {
         let version = self.version;
         Pdu::from_json(self.finish_json(), version)
@@ -128,6 +141,7 @@ impl EventBuilder {
             version,
             mut json,
             local_id,
+            keys,
         } = self;
         let sender = json
             .get("sender")
@@ -150,11 +164,28 @@ impl EventBuilder {
         let mut hashes = JsonObject::new();
         hashes.insert("sha256".into(), str_value(&hash));
         json.insert("hashes".into(), JsonValue::Object(hashes));
-        let mut key = JsonObject::new();
-        key.insert("ed25519:1".into(), str_value(&base64_standard(&[0u8; 64])));
+        let mut placeholders = vec![origin];
+        if let Some(domain) = json
+            .get("event_id")
+            .and_then(JsonValue::as_str)
+            .and_then(|id| id.split_once(':'))
+            .map(|(_, domain)| domain.to_owned())
+        {
+            placeholders.push(domain);
+        }
         let mut sigs = JsonObject::new();
-        sigs.insert(Cow::Owned(origin), JsonValue::Object(key));
+        for server in placeholders {
+            if keys.iter().any(|(s, _, _)| *s == server) {
+                continue;
+            }
+            let mut key = JsonObject::new();
+            key.insert("ed25519:1".into(), str_value(&base64_standard(&[0u8; 64])));
+            sigs.insert(Cow::Owned(server), JsonValue::Object(key));
+        }
         json.insert("signatures".into(), JsonValue::Object(sigs));
+        for (server, key_id, seed) in &keys {
+            crate::signatures::sign_event(&mut json, version, server, key_id, seed);
+        }
         json
     }
 

@@ -1,7 +1,7 @@
 //! Content hash and reference hash of a PDU (spec server-server API, "Calculating the content hash for an
 //! event" and "Calculating the reference hash for an event").
 
-use crate::canonical_json::{JsonObject, sha256_of, write_object_filtered};
+use crate::canonical_json::{JsonObject, Sink, sha256_of, write_object_filtered};
 use crate::redaction::{RawEntries, write_redacted_for_hash};
 use crate::room_version::{EventIdFormat, RoomVersion};
 use base64::Engine as _;
@@ -35,11 +35,22 @@ pub(crate) fn reference_hash_raw(
     version: &RoomVersion,
     raw: Option<RawEntries<'_>>,
 ) -> Sha256Digest {
+    sha256_of(|out| write_reference_input(event, version, raw, out))
+}
+
+/// The canonical JSON the reference hash covers — the redacted event without `signatures`, `unsigned`
+/// and (from v3) a stray `event_id` — which is also what a server signs (spec appendix "Signing events").
+pub(crate) fn write_reference_input(
+    event: &JsonObject<'_>,
+    version: &RoomVersion,
+    raw: Option<RawEntries<'_>>,
+    out: &mut impl Sink,
+) {
     let also_drop: &[&str] = match version.event_id_format {
         EventIdFormat::ServerChosen => &[],
         _ => &["event_id"],
     };
-    sha256_of(|out| write_redacted_for_hash(event, version.redaction, also_drop, raw, out))
+    write_redacted_for_hash(event, version.redaction, also_drop, raw, out)
 }
 
 /// Unpadded standard base64, the encoding of `hashes.sha256` and of v3 event ids.

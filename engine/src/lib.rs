@@ -3,7 +3,8 @@
 //! The core is pure (no I/O): [`room_version`] holds every per-version rule as data, [`canonical_json`]
 //! parses and serialises JSON the way the spec's appendix demands, [`pdu`] turns bytes into a checked
 //! [`pdu::Pdu`], and [`hashes`], [`event_id`] and [`redaction`] implement the spec's hashing, id and
-//! redaction algorithms. See `ARCHITECTURE.md` for the map.
+//! redaction algorithms; [`signatures`] checks an event's signatures on receipt (never during state
+//! resolution). See `ARCHITECTURE.md` for the map.
 
 #[cfg(feature = "mimalloc")]
 pub mod allocator;
@@ -21,6 +22,7 @@ pub mod resolve;
 pub mod room_generator;
 pub mod room_version;
 mod scan;
+pub mod signatures;
 #[cfg(feature = "store")]
 pub mod store;
 

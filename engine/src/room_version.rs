@@ -81,6 +81,8 @@ pub struct RoomVersion {
     pub knock_restricted_join: bool,
     /// The room creator is `content.creator` (v1–v10) rather than the create event's `sender` (v11+).
     pub creator_in_content: bool,
+    /// A signing key must still be valid (`valid_until_ts`) at the event's `origin_server_ts` (v5+).
+    pub enforce_key_validity: bool,
     /// Creators have infinite power, `additional_creators` exists, create is never an auth event (v12).
     pub privileged_creators: bool,
     pub state_res: StateResAlgorithm,
@@ -140,6 +142,7 @@ const V1: RoomVersion = RoomVersion {
     restricted_join: false,
     knock_restricted_join: false,
     creator_in_content: true,
+    enforce_key_validity: false,
     privileged_creators: false,
     state_res: StateResAlgorithm::V1,
 };
@@ -164,7 +167,11 @@ const V4: RoomVersion = RoomVersion {
     ..V3
 };
 
-const V5: RoomVersion = RoomVersion { id: "5", ..V4 };
+const V5: RoomVersion = RoomVersion {
+    id: "5",
+    enforce_key_validity: true,
+    ..V4
+};
 
 const V6: RoomVersion = RoomVersion {
     id: "6",
@@ -261,5 +268,7 @@ mod tests {
         assert!(v("12").room_id_from_create && !v("12").create_in_auth_events());
         assert!(v("2").special_case_redaction_auth && !v("3").special_case_redaction_auth);
         assert!(v("5").special_case_aliases_auth && !v("6").special_case_aliases_auth);
+        assert!(!v("4").enforce_key_validity && v("5").enforce_key_validity);
+        assert!(v("12").enforce_key_validity);
     }
 }

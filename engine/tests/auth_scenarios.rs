@@ -785,6 +785,10 @@ fn msc3083_restricted_joins() {
             format!("{m}.2"),
             "v{v} unsigned"
         );
+        // That is a receipt check (Synapse's `validate_event_for_room_version`): the auth rules proper,
+        // which state resolution runs, accept the join.
+        let unsigned = carol_joined.build(join_via(CAROL));
+        assert_eq!(outcome(carol_joined.check(&unsigned)), "ok", "v{v} rules");
         assert_eq!(
             full(&mut carol_joined, join_via(CAROL).signed_by("b.org")),
             "ok",

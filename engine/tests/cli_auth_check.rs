@@ -237,3 +237,56 @@ fn malformed_input_exits_2() {
         assert!(stderr.starts_with("roomgraph: "), "{name}: {stderr}");
     }
 }
+
+/// Synapse's `validate_event_for_room_version`: a restricted join its authorising server did not sign,
+/// and an event its sender's server did not sign, fail on receipt — stage `format`, before the rules.
+#[test]
+fn missing_required_signatures_fail_on_receipt() {
+    for (v, m) in [("8", 4), ("11", 4), ("12", 5)] {
+        let pl = r#"{"invite":0,"users":{"@carol:b.org":50}}"#;
+        let mut room = Room::standard(v, "restricted", pl);
+        room.send(member(ALICE, CAROL, "invite"));
+        room.send(member(CAROL, CAROL, "join"));
+        let via_carol = || {
+            spec(
+                "m.room.member",
+                BOB,
+                Some(BOB),
+                &format!(r#"{{"membership":"join","join_authorised_via_users_server":"{CAROL}"}}"#),
+            )
+        };
+        let unsigned = room.build(via_carol());
+        let verdict_unsigned = verdict(&room.request(&unsigned));
+        rejected(&verdict_unsigned, "format", &format!("{m}.2"));
+        assert!(
+            verdict_unsigned["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("not signed by b.org")),
+            "{verdict_unsigned}"
+        );
+        let signed = room.build(via_carol().signed_by("b.org"));
+        assert_eq!(
+            verdict(&room.request(&signed)),
+            serde_json::json!({"allowed": true}),
+            "v{v}"
+        );
+    }
+    // The sender's server, in any version.
+    let mut room = Room::standard("11", "public", "{}");
+    let join = room.build(member(BOB, BOB, "join"));
+    let mut json = join.pdu.json.clone();
+    json.insert(
+        "signatures".into(),
+        roomgraph::JsonValue::Object(roomgraph::JsonObject::new()),
+    );
+    let stripped = roomgraph::auth::AuthEvent::new(
+        roomgraph::Pdu::from_json(json, join.pdu.version)
+            .expect("valid")
+            .into_owned(),
+    );
+    rejected(
+        &verdict(&room.request(&stripped)),
+        "format",
+        "signatures.sender",
+    );
+}

@@ -149,7 +149,7 @@ fn sample_room_ingests_and_answers_queries() {
     let (s, outcomes) = ingest(&db, &sample, &[]);
     assert_eq!(
         s,
-        serde_json::json!({"accepted": 13, "rejected": 0, "soft_failed": 0, "pending": 0, "duplicates": 0, "invalid": 0, "outliers": 0, "deoutliered": 0})
+        serde_json::json!({"accepted": 13, "rejected": 0, "soft_failed": 0, "pending": 0, "duplicates": 0, "invalid": 0, "outliers": 0, "deoutliered": 0, "signatures": "not_checked"})
     );
     assert_eq!(outcomes.len(), 13);
     let ids = std::fs::read_to_string(
@@ -664,4 +664,359 @@ fn state_hints_and_outliers_through_the_command_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.ndjson line 1"));
     assert!(!db.exists());
+}
+
+/// One room's events under construction for the signature tests: each built event is recorded with
+/// its id, and its line is returned.
+struct Chain {
+    version: &'static RoomVersion,
+    room_id: String,
+    ts: i64,
+    ids: BTreeMap<&'static str, String>,
+}
+
+impl Chain {
+    fn new(version: &str, room_id: &str) -> Chain {
+        Chain {
+            version: RoomVersion::from_id(version).expect("known"),
+            room_id: room_id.to_owned(),
+            ts: 1_000,
+            ids: BTreeMap::new(),
+        }
+    }
+
+    /// An event named `name` citing the named `auth` and `prev` events; `finish` signs it.
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &mut self,
+        name: &'static str,
+        event_type: &str,
+        sender: &str,
+        state_key: Option<&str>,
+        content: &str,
+        auth: &[&str],
+        prev: &[&str],
+        finish: impl FnOnce(EventBuilder) -> EventBuilder,
+    ) -> String {
+        self.ts += 1;
+        let ids =
+            |names: &[&str]| -> Vec<String> { names.iter().map(|n| self.ids[n].clone()).collect() };
+        let mut b = EventBuilder::with_json_content(self.version, event_type, sender, content)
+            .room_id(&self.room_id)
+            .origin_server_ts(self.ts)
+            .depth(self.ts - 1_000)
+            .auth_events(&ids(auth))
+            .prev_events(&ids(prev));
+        if let Some(k) = state_key {
+            b = b.state_key(k);
+        }
+        let line = finish(b).build_json_line();
+        let id = roomgraph::pdu::Pdu::parse(line.as_bytes(), self.version)
+            .expect("valid PDU")
+            .event_id
+            .to_string();
+        self.ids.insert(name, id);
+        line
+    }
+}
+
+/// A test key: the secret is derived from a label.
+fn test_seed(label: &str) -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    for (i, b) in label.bytes().enumerate() {
+        seed[i % 32] ^= b.wrapping_mul(31).wrapping_add(i as u8);
+    }
+    seed
+}
+
+fn b64(bytes: &[u8]) -> String {
+    roomgraph::hashes::base64_standard(bytes)
+}
+
+/// `roomgraph ingest --keys FILE`: each signature failure is `invalid` with the server and key id, and
+/// nothing is stored; without `--keys` only presence is checked (a restricted join its authorising
+/// server did not sign is rejected, as Synapse's `validate_event_for_room_version` rejects it).
+#[test]
+fn signatures_are_verified_with_keys_and_their_presence_without() {
+    use roomgraph::signatures::public_key;
+    const ALICE: &str = "@alice:a.org";
+    const BOB: &str = "@bob:a.org";
+    const DAVE: &str = "@dave:a.org";
+    const CAROL: &str = "@carol:b.org";
+    const EVE: &str = "@eve:c.org";
+    let (a, b, c) = (test_seed("a.org"), test_seed("b.org"), test_seed("c.org"));
+    let wrong = test_seed("not a.org");
+    let by_a = |e: EventBuilder| e.sign("a.org", "ed25519:1", &a);
+
+    let mut r = Chain::new("11", "!r:a.org");
+    let mut lines = vec![
+        r.event(
+            "CREATE",
+            "m.room.create",
+            ALICE,
+            Some(""),
+            r#"{"room_version":"11"}"#,
+            &[],
+            &[],
+            by_a,
+        ),
+        r.event(
+            "MA",
+            "m.room.member",
+            ALICE,
+            Some(ALICE),
+            r#"{"membership":"join"}"#,
+            &["CREATE"],
+            &["CREATE"],
+            by_a,
+        ),
+        r.event(
+            "PL",
+            "m.room.power_levels",
+            ALICE,
+            Some(""),
+            r#"{"invite":0,"users":{"@alice:a.org":100,"@carol:b.org":50}}"#,
+            &["CREATE", "MA"],
+            &["MA"],
+            by_a,
+        ),
+        r.event(
+            "JR",
+            "m.room.join_rules",
+            ALICE,
+            Some(""),
+            r#"{"allow":[],"join_rule":"restricted"}"#,
+            &["CREATE", "PL", "MA"],
+            &["PL"],
+            by_a,
+        ),
+        r.event(
+            "IC",
+            "m.room.member",
+            ALICE,
+            Some(CAROL),
+            r#"{"membership":"invite"}"#,
+            &["CREATE", "PL", "MA", "JR"],
+            &["JR"],
+            by_a,
+        ),
+        r.event(
+            "MC",
+            "m.room.member",
+            CAROL,
+            Some(CAROL),
+            r#"{"membership":"join"}"#,
+            &["CREATE", "PL", "JR", "IC"],
+            &["IC"],
+            |e| e.sign("b.org", "ed25519:1", &b),
+        ),
+    ];
+    let via_carol = r#"{"join_authorised_via_users_server":"@carol:b.org","membership":"join"}"#;
+    let join_auth = ["CREATE", "PL", "JR", "MC"];
+    // Valid: signed by the sender's server and the authorising server.
+    lines.push(r.event(
+        "MB",
+        "m.room.member",
+        BOB,
+        Some(BOB),
+        via_carol,
+        &join_auth,
+        &["MC"],
+        |e| by_a(e).sign("b.org", "ed25519:1", &b),
+    ));
+    // The authorising server's signature is missing.
+    lines.push(r.event(
+        "MD",
+        "m.room.member",
+        DAVE,
+        Some(DAVE),
+        via_carol,
+        &join_auth,
+        &["MB"],
+        by_a,
+    ));
+    let msg_auth = ["CREATE", "PL", "MA"];
+    // Signed with a key that is not a.org's.
+    lines.push(r.event(
+        "WRONG",
+        "m.room.message",
+        ALICE,
+        None,
+        r#"{"body":"w"}"#,
+        &msg_auth,
+        &["MB"],
+        |e| e.sign("a.org", "ed25519:1", &wrong),
+    ));
+    // Content changed after signing: in a key the signature does not cover (stored redacted)…
+    let renamed = r
+        .event(
+            "BODY",
+            "m.room.message",
+            ALICE,
+            None,
+            r#"{"body":"original"}"#,
+            &msg_auth,
+            &["MB"],
+            by_a,
+        )
+        .replace("original", "tampered");
+    r.ids.insert("BODY", event_id(&renamed));
+    lines.push(renamed);
+    // …and in one it covers.
+    let opened = r
+        .event(
+            "JR2",
+            "m.room.join_rules",
+            ALICE,
+            Some(""),
+            r#"{"join_rule":"restricted"}"#,
+            &msg_auth,
+            &["MB"],
+            by_a,
+        )
+        .replace("restricted", "public");
+    r.ids.insert("JR2", event_id(&opened));
+    lines.push(opened);
+    // Key validity: c.org's key expired before these events were sent; v5 enforces it, v4 does not.
+    let mut five = Chain::new("5", "!five:c.org");
+    lines.push(five.event(
+        "CREATE",
+        "m.room.create",
+        EVE,
+        Some(""),
+        r#"{"creator":"@eve:c.org","room_version":"5"}"#,
+        &[],
+        &[],
+        |e| e.sign("c.org", "ed25519:1", &c),
+    ));
+    let mut four = Chain::new("4", "!four:c.org");
+    lines.push(four.event(
+        "CREATE",
+        "m.room.create",
+        EVE,
+        Some(""),
+        r#"{"creator":"@eve:c.org","room_version":"4"}"#,
+        &[],
+        &[],
+        |e| e.sign("c.org", "ed25519:1", &c),
+    ));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = write_lines(dir.path(), "signed.ndjson", &lines);
+    let keys = dir.path().join("keys.json");
+    std::fs::write(
+        &keys,
+        serde_json::json!({
+            "a.org": {"ed25519:1": {"key": b64(&public_key(&a))}},
+            "b.org": {"ed25519:1": {"key": b64(&public_key(&b)), "valid_until_ts": 9_999_999}},
+            "c.org": {"ed25519:1": {"key": b64(&public_key(&c)), "valid_until_ts": 500}},
+        })
+        .to_string(),
+    )
+    .expect("write keys");
+    let by_id = |outcomes: &[serde_json::Value]| -> BTreeMap<String, (String, String)> {
+        outcomes
+            .iter()
+            .filter_map(|o| {
+                let reason = o["reason"].as_str().unwrap_or_default().to_owned();
+                let outcome = o["outcome"].as_str().unwrap_or_default().to_owned();
+                o["event_id"]
+                    .as_str()
+                    .map(|id| (id.to_owned(), (outcome, reason)))
+            })
+            .collect()
+    };
+
+    // With keys.
+    let db = dir.path().join("checked");
+    let out = run(&[
+        "ingest",
+        "--db",
+        db.to_str().expect("utf8"),
+        input.to_str().expect("utf8"),
+        "--outcomes",
+        db.with_extension("outcomes").to_str().expect("utf8"),
+        "--keys",
+        keys.to_str().expect("utf8"),
+    ]);
+    let s = summary(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"{"accepted":9,"deoutliered":0,"duplicates":0,"invalid":4,"outliers":0,"pending":0,"rejected":0,"soft_failed":0,"signatures":"checked"}"#,
+        "{s}; stderr: {stderr}"
+    );
+    let outcomes = std::fs::read_to_string(db.with_extension("outcomes")).expect("outcomes");
+    let lines_out: Vec<serde_json::Value> = outcomes
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let decided = by_id(&lines_out);
+    for name in ["CREATE", "MA", "PL", "JR", "IC", "MC", "MB"] {
+        assert_eq!(decided[&r.ids[name]].0, "accepted", "{name}: {decided:?}");
+    }
+    let body = &decided[&r.ids["BODY"]];
+    assert_eq!(body.0, "accepted");
+    assert!(body.1.contains("content hash mismatch"), "{body:?}");
+    assert_eq!(
+        decided[&four.ids["CREATE"]].0, "accepted",
+        "v4 does not enforce key validity"
+    );
+    // Invalid lines carry no event id; stderr names each with its line, server and key id.
+    for (line, needle) in [
+        (
+            8,
+            "line 8: signature check: not signed by b.org (the server of join_authorised_via_users_server)",
+        ),
+        (
+            9,
+            "line 9: signature check: signature of a.org (the sender's server) with key ed25519:1 does not verify",
+        ),
+        (
+            11,
+            "line 11: signature check: signature of a.org (the sender's server) with key ed25519:1 does not verify",
+        ),
+        (
+            12,
+            "line 12: signature check: key ed25519:1 of c.org (the sender's server) is valid until 500, before the event's origin_server_ts 1001",
+        ),
+    ] {
+        assert!(stderr.contains(needle), "line {line}: {stderr}");
+    }
+    // Nothing of them is stored.
+    for id in [
+        &r.ids["MD"],
+        &r.ids["WRONG"],
+        &r.ids["JR2"],
+        &five.ids["CREATE"],
+    ] {
+        let out = run(&["event", "--db", db.to_str().expect("utf8"), id]);
+        assert!(!out.status.success(), "{id} is not stored");
+    }
+
+    // Without keys: presence only.
+    let db = dir.path().join("unchecked");
+    let (s, outcomes) = ingest(&db, &input, &[]);
+    assert_eq!(s["signatures"], "not_checked", "{s}");
+    assert_eq!(
+        (
+            s["accepted"].as_u64(),
+            s["rejected"].as_u64(),
+            s["invalid"].as_u64()
+        ),
+        (Some(12), Some(1), Some(0)),
+        "{s}"
+    );
+    let decided = by_id(&outcomes);
+    let (outcome, reason) = &decided[&r.ids["MD"]];
+    assert_eq!(outcome, "rejected");
+    assert_eq!(
+        reason,
+        "signature check on receipt: rule 4.2 (v11): not signed by b.org (the server of join_authorised_via_users_server)"
+    );
+    let ev: serde_json::Value = serde_json::from_slice(
+        &run(&["event", "--db", db.to_str().expect("utf8"), &r.ids["MD"]]).stdout,
+    )
+    .expect("event");
+    assert_eq!(ev["outcome"], "rejected", "{ev}");
 }

@@ -379,3 +379,89 @@ fn join_without_join_rules_follows_synapse_not_ruma() {
         ));
     }
 }
+
+/// A restricted join that its authorising server did not sign, unrejected in a state set: the
+/// signature is a receipt check (Synapse's `validate_event_for_room_version`), not an auth rule, so
+/// state resolution keeps the join — as Synapse's resolver (`_iterative_auth_checks` runs
+/// `check_state_dependent_auth_rules` alone) and ruma's do.
+#[test]
+fn unsigned_restricted_join_is_kept_by_resolution() {
+    use resolve_support::{ALICE, build_explicit, member, node};
+    const DAN: &str = "@dan:other.org";
+    for version_id in ["8", "10", "11", "12"] {
+        let v = RoomVersion::from_id(version_id).expect("known");
+        let pl = format!(r#"{{"users":{{"{ALICE}":100}},"invite":0}}"#);
+        let mut join = member("MD", DAN, DAN, "join");
+        join.content =
+            format!(r#"{{"membership":"join","join_authorised_via_users_server":"{ALICE}"}}"#);
+        let create = format!(r#"{{"creator":"{ALICE}","room_version":"{version_id}"}}"#);
+        let create = if v.creator_in_content {
+            create
+        } else {
+            format!(r#"{{"room_version":"{version_id}"}}"#)
+        };
+        let nodes = [
+            (
+                node("CREATE", ALICE, "m.room.create", Some(""), &create),
+                &[][..],
+            ),
+            (member("MA", ALICE, ALICE, "join"), &["CREATE"][..]),
+            (
+                node("PA", ALICE, "m.room.power_levels", Some(""), &pl),
+                &["CREATE", "MA"][..],
+            ),
+            (
+                node(
+                    "JR",
+                    ALICE,
+                    "m.room.join_rules",
+                    Some(""),
+                    r#"{"join_rule":"restricted","allow":[]}"#,
+                ),
+                &["CREATE", "MA", "PA"][..],
+            ),
+            (join, &["CREATE", "PA", "JR", "MA"][..]),
+        ];
+        // v12: the create event is never an auth event.
+        let nodes: Vec<_> = nodes
+            .into_iter()
+            .map(|(n, auth)| {
+                let auth: Vec<&str> = auth
+                    .iter()
+                    .copied()
+                    .filter(|a| version_id != "12" || *a != "CREATE")
+                    .collect();
+                (n, auth)
+            })
+            .collect();
+        let nodes: Vec<_> = nodes.iter().map(|(n, a)| (n.clone(), &a[..])).collect();
+        let (graph, ids, pdus) = build_explicit(v, &nodes);
+        let unsigned = pdus.last().expect("the join");
+        // On receipt the join would be rejected: example.com, Alice's server, did not sign it.
+        let failure = roomgraph::auth::check_signature_presence(unsigned).expect_err("unsigned");
+        assert_eq!(
+            failure.rule,
+            if version_id == "12" { "5.2" } else { "4.2" },
+            "v{version_id}"
+        );
+        let set = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| ids[n].clone())
+                .collect::<Vec<String>>()
+        };
+        let sets = [
+            set(&["CREATE", "MA", "PA", "JR"]),
+            set(&["CREATE", "MA", "PA", "JR", "MD"]),
+        ];
+        let dan = ("m.room.member".to_owned(), DAN.to_owned());
+        let mine = ours(&graph, &mut Resolver::new(), &sets);
+        let theirs = RumaRoom::from_pdus(v, &pdus, &[]).resolve(&sets);
+        assert_eq!(
+            mine.get(&dan),
+            Some(&ids["MD"]),
+            "v{version_id}: roomgraph keeps the join"
+        );
+        assert_eq!(mine, theirs, "v{version_id}: ruma keeps it too");
+    }
+}

@@ -6,6 +6,7 @@
 use crate::canonical_json::{JsonObject, JsonValue, to_canonical_vec};
 use crate::pdu::{Pdu, check_user_id};
 use crate::room_version::RoomVersion;
+use crate::signatures::decode_base64_any;
 
 /// `content.membership` of an `m.room.member` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -256,33 +257,6 @@ pub fn third_party_public_keys(content: &JsonObject<'_>) -> Vec<Vec<u8>> {
         }
     }
     keys
-}
-
-/// Unpadded (or padded) base64 in the standard or the URL-safe alphabet.
-fn decode_base64_any(text: &str) -> Option<Vec<u8>> {
-    use base64::Engine;
-    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-    let trimmed = text.trim_end_matches('=');
-    STANDARD_NO_PAD
-        .decode(trimmed)
-        .or_else(|_| URL_SAFE_NO_PAD.decode(trimmed))
-        .ok()
-}
-
-/// Verifies an ed25519 `signature` over `message` with `public_key` (spec appendix "Checking for a
-/// signature"; strict verification as libsodium does it).
-pub fn verify_ed25519(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
-    let Ok(key_bytes) = <&[u8; 32]>::try_from(public_key) else {
-        return false;
-    };
-    let Ok(sig_bytes) = <&[u8; 64]>::try_from(signature) else {
-        return false;
-    };
-    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(key_bytes) else {
-        return false;
-    };
-    let sig = ed25519_dalek::Signature::from_bytes(sig_bytes);
-    key.verify_strict(message, &sig).is_ok()
 }
 
 fn describe(value: &JsonValue<'_>) -> String {

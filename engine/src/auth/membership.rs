@@ -2,8 +2,9 @@
 //! invites), leave, ban and knock, with the version's sub-rule numbering ([`MemberRules`]).
 
 use crate::pdu::{check_user_id, server_name};
+use crate::signatures::verify_ed25519;
 
-use super::facts::{Authoriser, CreateFacts, JoinRule, Membership, verify_ed25519};
+use super::facts::{Authoriser, CreateFacts, JoinRule, Membership};
 use super::numbering::{MemberRules, Rules};
 use super::power_levels::IntField;
 use super::rules::{
@@ -49,21 +50,9 @@ pub(super) fn check(
         .as_deref()
         .map_or(&Authoriser::Absent, |f| &f.authoriser);
 
-    // The authorising server must have signed the join (Synapse checks joins only, before auth).
-    if let Some(sub) = r.authoriser_signature
-        && membership == Membership::Join
-        && let Authoriser::User(user) = authoriser
-        && !signed_by(event, server_name(user))
-    {
-        return Err(fail(
-            version,
-            format!("{m}.{sub}"),
-            format!(
-                "join is not signed by {}, the server of join_authorised_via_users_server",
-                server_name(user)
-            ),
-        ));
-    }
+    // The authorising server's signature (spec rule M.2, v8+) is a receipt check, not an auth rule
+    // here: Synapse checks it in `validate_event_for_room_version` before the rules and its resolver
+    // never does (`crate::signatures`, docs/auth-rules.md).
 
     let j = r.join;
     if membership == Membership::Join
@@ -371,18 +360,6 @@ pub(super) fn check(
             "unknown membership",
         )),
     }
-}
-
-/// Whether the PDU carries a signature from `server` (its validity is checked before the auth rules).
-fn signed_by(event: &AuthEvent, server: &str) -> bool {
-    event
-        .pdu
-        .json
-        .get("signatures")
-        .and_then(|s| s.as_object())
-        .and_then(|s| s.get(server))
-        .and_then(|k| k.as_object())
-        .is_some_and(|keys| !keys.is_empty())
 }
 
 fn join_rule_name(rule: JoinRule) -> &'static str {

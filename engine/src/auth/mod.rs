@@ -8,6 +8,9 @@
 //!   current state, or the partial state of an iterative auth check), looked up by `(type, state_key)`.
 //! - [`check_state_independent`] and [`check_state_dependent`]: the spec's rules split the way Synapse and
 //!   ruma split them; each failure says which rule failed.
+//! - [`check_signature_presence`]: the receipt-time signature check Synapse runs before the rules
+//!   (including the v8+ authorising server's signature, which the spec lists as rule `M.2`); never
+//!   part of [`check_state_dependent`], so state resolution does not run it.
 //!
 //! Where Synapse, ruma and the spec text disagree, these rules follow Synapse; `docs/auth-rules.md`
 //! lists every such choice. Rule numbers follow the numbering of the event's room version
@@ -29,6 +32,8 @@ pub(crate) use state::FastHash;
 pub use state::{AuthEventsState, StateMap};
 
 use crate::pdu::Pdu;
+use crate::room_version::RoomVersion;
+use crate::signatures::{self, SignatureError, Signer};
 
 /// A PDU with its auth-relevant facts extracted once.
 #[derive(Debug, Clone)]
@@ -58,17 +63,13 @@ impl AuthEvent {
 
     /// Like [`AuthEvent::new`], keeping a [`Pdu::detached`] header instead of the whole PDU: the facts,
     /// the header fields and of the JSON only what the rules read besides the facts — everything of a
-    /// create event (rule 1 reads its top level), and `signatures` of a member event naming a
-    /// `join_authorised_via_users_server` (the restricted-join rule checks that server's signature).
-    /// Ingest holds its events this way: a fraction of the memory, no JSON tree to copy or drop.
+    /// create event (rule 1 reads its top level). Signatures are checked on receipt, before the rules
+    /// ([`crate::signatures`]). Ingest holds its events this way: a fraction of the memory, no JSON
+    /// tree to copy or drop.
     pub fn detached(pdu: &Pdu<'_>) -> AuthEvent {
         let facts = facts::extract(pdu);
         let is_create = pdu.event_type == "m.room.create";
-        let keep_signatures = facts
-            .member
-            .as_ref()
-            .is_some_and(|m| m.authoriser != Authoriser::Absent);
-        let header = pdu.detached(|key| is_create || (keep_signatures && key == "signatures"));
+        let header = pdu.detached(|_| is_create);
         AuthEvent::assemble(header, facts)
     }
 
@@ -161,6 +162,35 @@ pub fn check_state_dependent(
     create: &AuthEvent,
 ) -> Result<(), AuthFailure> {
     rules::check_state_dependent(event, state, create)
+}
+
+/// Synapse's receipt-time signature check (`validate_event_for_room_version`): the servers that must
+/// sign `pdu` appear in its `signatures` ([`signatures::check_present`]). Runs before the auth rules on
+/// receipt only — never in state resolution, where Synapse and ruma run the state-dependent rules
+/// alone. The failure names its rule as [`signature_failure`] does.
+pub fn check_signature_presence(pdu: &Pdu<'_>) -> Result<(), AuthFailure> {
+    signatures::check_present(pdu).map_err(|e| signature_failure(&e, pdu.version))
+}
+
+/// A signature failure as an [`AuthFailure`]: the authorising server's signature is the spec's member
+/// sub-rule `M.2` (`4.2` in v8–v11, `5.2` in v12); the others, which the spec lists among the receipt
+/// checks rather than the auth rules, are `signatures.sender` and `signatures.event_id`.
+pub fn signature_failure(error: &SignatureError, version: &'static RoomVersion) -> AuthFailure {
+    let rule = match error.signer() {
+        Signer::Sender => "signatures.sender".to_owned(),
+        Signer::EventIdDomain => "signatures.event_id".to_owned(),
+        Signer::Authoriser => {
+            let sub = numbering::MemberRules::of(version)
+                .authoriser_signature
+                .unwrap_or(2);
+            format!("{}.{sub}", numbering::Rules::of(version).member)
+        }
+    };
+    AuthFailure {
+        rule,
+        version: version.id,
+        reason: error.to_string(),
+    }
 }
 
 /// The power level of `event`'s sender according to the power-levels event `power_levels` (the one among

@@ -69,7 +69,8 @@ impl Rules {
 /// Sub-rule numbers inside the `m.room.member` rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemberRules {
-    /// The `join_authorised_via_users_server` signature rule (v8+).
+    /// The `join_authorised_via_users_server` signature rule (v8+). Checked on receipt only, as Synapse
+    /// does ([`crate::signatures::check_present`]); the number names it in failures.
     pub authoriser_signature: Option<u8>,
     pub join: u8,
     /// Inside `join`: the restricted branch (v8+), the public rule and the final reject.

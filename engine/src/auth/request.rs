@@ -1,7 +1,8 @@
 //! One `auth-check` request: the events of a room fragment, the event to check, the state before it and
-//! the ids known to be rejected. Decides whether the event passes the spec's receipt checks 4 and 5
-//! (server-server API "Checks performed on receipt of a PDU"): the auth rules against its own
-//! `auth_events`, then the state-dependent rules against the state before it.
+//! the ids known to be rejected. Decides whether the event passes the spec's receipt checks 1, 4 and 5
+//! (server-server API "Checks performed on receipt of a PDU"): a valid PDU whose required signatures
+//! are present (Synapse's `validate_event_for_room_version`; signatures are not verified here), the auth
+//! rules against its own `auth_events`, then the state-dependent rules against the state before it.
 //!
 //! Input errors (bad JSON, unknown room version, ids that name no given event, state that is not one
 //! event per key) are [`RequestError`]s; everything about the checked event itself, including a
@@ -23,7 +24,8 @@ use super::{AuthEvent, AuthEventsState, AuthFailure, StateMap, auth_types_for_ev
 /// Where the checked event failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// Not a valid PDU of the room version (receipt check 1).
+    /// Not a valid PDU of the room version (receipt check 1), or a server that must sign it has not
+    /// (Synapse's `validate_event_for_room_version`, before the auth rules).
     Format,
     /// Create, room-id and auth-events rules (receipt check 4, first half).
     Independent,
@@ -180,6 +182,9 @@ fn check(
     state: &StateMap<'_>,
     rejected: &HashSet<&str>,
 ) -> Verdict {
+    if let Err(failure) = super::check_signature_presence(&event.pdu) {
+        return Verdict::failed(Stage::Format, failure, "on receipt: ");
+    }
     let version = event.pdu.version;
     let auth_rule = Rules::of(version).auth_events.to_string();
     let mut auth_events = Vec::with_capacity(event.pdu.auth_events.len());

@@ -4,7 +4,10 @@
 //!
 //! Per batch:
 //! 1. **parse** (parallel, rayon): route each line to its room, parse it as a PDU of the room's version
-//!    (format and size checks, event id), check the content hash and redact on mismatch (step 3);
+//!    (format and size checks, event id), verify its signatures when the engine has keys (step 2; a
+//!    failure is `invalid`, nothing stored, as Synapse drops it), check the content hash and redact on
+//!    mismatch (step 3), and check that the servers that must sign it did (Synapse's
+//!    `validate_event_for_room_version`; a failure rejects the event in the apply stage);
 //! 2. **apply** (parallel across rooms, sequential inside a room): auth against the event's own
 //!    `auth_events` (step 4, reject), against the state before it, i.e. the resolution of the states
 //!    after its `prev_events` (step 5, reject), and against the room's current state (step 6, soft fail);
@@ -13,7 +16,9 @@
 //!    counters, pending rows), fsynced by default.
 //!
 //! The room version comes from the room's create event (v12: the room id is derived from it). Signatures
-//! are not verified (step 2 is out of scope for roomgraph).
+//! are verified only with [`EngineOptions::keys`] (or [`Engine::set_keys`]); without keys, only their
+//! presence is checked. Events replayed from the pending set are checked with the keys of the run that
+//! replays them.
 
 pub mod hints;
 pub mod lines;
@@ -34,11 +39,12 @@ use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::auth::AuthEvent;
+use crate::auth::{self, AuthEvent, AuthFailure};
 use crate::canonical_json::{self, JsonValue, NumberPolicy};
 use crate::pdu::Pdu;
 use crate::redaction::redact;
 use crate::room_version::RoomVersion;
+use crate::signatures::{self, KeyRing, SignatureError};
 use crate::store::{
     Cf, Counters, EventStatus, META_PENDING_PREFIX, StateKey, Store, StoreError, StoreOptions,
     Writes, codec,
@@ -185,6 +191,9 @@ pub struct EngineOptions {
     /// Self-check: resolve every fork both from the conflicted entries (the fast path) and from the
     /// full state sets, and reject with an `internal:` reason where they differ. For tests; slow.
     pub check_resolutions: bool,
+    /// Server keys to verify event signatures with (receipt step 2). `None`: signatures are not
+    /// verified, only their presence is checked.
+    pub keys: Option<Arc<KeyRing>>,
 }
 
 impl Default for EngineOptions {
@@ -193,6 +202,7 @@ impl Default for EngineOptions {
             store: StoreOptions::default(),
             max_pending: 200_000,
             check_resolutions: false,
+            keys: None,
         }
     }
 }
@@ -335,6 +345,8 @@ pub struct Engine {
     pending_count: AtomicUsize,
     max_pending: usize,
     check_resolutions: bool,
+    /// Server keys signatures are verified with (`None`: not verified).
+    signing_keys: Option<Arc<KeyRing>>,
     /// What the last successful commit made durable.
     durable: Durable,
     rooms: FastMap<String, RoomState>,
@@ -435,6 +447,7 @@ impl Engine {
             pending_count: AtomicUsize::new(0),
             max_pending: options.max_pending,
             check_resolutions: options.check_resolutions,
+            signing_keys: options.keys,
             durable: Durable {
                 event: next_event.max(1),
                 snapshot: next_snapshot.max(1),
@@ -457,6 +470,16 @@ impl Engine {
         for h in hints {
             self.hints.insert(h);
         }
+    }
+
+    /// Replaces the keys signatures are verified with (`None`: not verified) for the next ingest calls.
+    pub fn set_keys(&mut self, keys: Option<Arc<KeyRing>>) {
+        self.signing_keys = keys;
+    }
+
+    /// Whether event signatures are verified (the engine has keys).
+    pub fn checks_signatures(&self) -> bool {
+        self.signing_keys.is_some()
     }
 
     /// Ingests a batch of federation-format PDUs (any rooms, any order), numbering lines from 1.
@@ -699,9 +722,10 @@ impl Engine {
     /// batch's commit in [`Engine::ingest_stream`].
     fn route_all(&self, inputs: Vec<Input>) -> Vec<Routed> {
         let rooms = &self.rooms;
+        let keys = self.signing_keys.as_deref();
         inputs
             .into_par_iter()
-            .map(|input| route(input, rooms))
+            .map(|input| route(input, rooms, keys))
             .collect()
     }
 
@@ -772,11 +796,12 @@ impl Engine {
             self.pending_count.fetch_add(1, Ordering::Relaxed);
             self.orphans.push(Orphan { input, room_id });
         }
+        let keys = self.signing_keys.as_deref();
         let parsed: Vec<Result<(String, Item), Unparsed>> = to_parse
             .into_par_iter()
             .map(|(room_id, version, input)| {
                 let seq = input.pending_seq;
-                parse_item(input, version)
+                parse_item(input, version, keys)
                     .map(|item| (room_id, item))
                     .map_err(|o| (o, seq))
             })
@@ -1065,8 +1090,8 @@ fn line_prefix(line: Option<u64>) -> String {
 
 /// Routes one line: create events are parsed with the version in their content; other events are parsed
 /// right away when their room is loaded, else later.
-fn route(input: Input, rooms: &FastMap<String, RoomState>) -> Routed {
-    let input = match route_fast(input, rooms) {
+fn route(input: Input, rooms: &FastMap<String, RoomState>, keys: Option<&KeyRing>) -> Routed {
+    let input = match route_fast(input, rooms, keys) {
         Ok(routed) => return routed,
         Err(input) => input,
     };
@@ -1115,7 +1140,7 @@ fn route(input: Input, rooms: &FastMap<String, RoomState>) -> Routed {
             Err(e) => return invalid(&input, format!("{prefix}m.room.create: {e}")),
         };
         let seq = input.pending_seq;
-        return match parse_item(input, version) {
+        return match parse_item(input, version, keys) {
             Ok(item) => Routed::Create(Box::new(item), version),
             Err(outcome) => Routed::Invalid {
                 outcome,
@@ -1133,52 +1158,100 @@ fn route(input: Input, rooms: &FastMap<String, RoomState>) -> Routed {
     match rooms.get(&room_id) {
         Some(room) => {
             let seq = input.pending_seq;
-            routed_event(room_id, seq, parse_item(input, room.version))
+            routed_event(room_id, seq, parse_item(input, room.version, keys))
         }
         None => Routed::Late { room_id, input },
     }
 }
 
-/// Step 1 (format, sizes, event id) and step 3 (content hash → redacted form) for one line.
-fn parse_item(input: Input, version: &'static RoomVersion) -> Result<Item, EventOutcome> {
+/// Steps 1–3 for one line: format, sizes and event id, then [`receive`].
+fn parse_item(
+    input: Input,
+    version: &'static RoomVersion,
+    keys: Option<&KeyRing>,
+) -> Result<Item, EventOutcome> {
     let checked = match Pdu::parse(&input.bytes, version) {
-        Ok(parsed) => check_content_hash(&parsed, version),
+        Ok(parsed) => receive(&parsed, version, keys),
         Err(e) => Err(e.to_string()),
     };
     finish_item(input, checked)
 }
 
-/// Step 3 for a parsed PDU: its detached auth form, plus the redacted canonical form when the content
-/// hash does not match (the spec: store the redacted event). `Err` is the reason it is invalid, without
-/// the line prefix ([`finish_item`] adds it).
-fn check_content_hash(
+/// A parsed line as the apply stage takes it: the detached auth form, the redacted canonical form when
+/// the content hash did not match, and a failed signature-presence check (the event is rejected).
+struct Received {
+    event: AuthEvent,
+    redacted: Option<Vec<u8>>,
+    unsigned: Option<Box<AuthFailure>>,
+}
+
+/// Steps 2 and 3 for a parsed PDU, in Synapse's order (`_check_sigs_and_hash`, then
+/// `validate_event_for_room_version`): signatures verified with `keys` when given (a failure is the
+/// reason the line is invalid: Synapse drops the event); the content hash (on a mismatch the redacted
+/// form is kept, as the spec says); then the presence of the required signatures on the kept form (a
+/// failure rejects the event). `Err` is the reason without the line prefix ([`finish_item`] adds it).
+fn receive(
     parsed: &Pdu<'_>,
     version: &'static RoomVersion,
-) -> Result<(AuthEvent, Option<Vec<u8>>), String> {
+    keys: Option<&KeyRing>,
+) -> Result<Received, String> {
+    if let Some(keys) = keys {
+        signatures::verify_event(parsed, keys).map_err(|e| format!("signature check: {e}"))?;
+    }
     if parsed.content_hash_matches() {
-        return Ok((AuthEvent::detached(parsed), None));
+        return Ok(Received {
+            unsigned: presence(parsed)?,
+            event: AuthEvent::detached(parsed),
+            redacted: None,
+        });
     }
     let red = redact(&parsed.json, version.redaction);
     let bytes = canonical_json::to_canonical_vec(&JsonValue::Object(red));
     // The parsed form borrows `bytes`: it is dropped before `bytes` moves.
-    let event = match Pdu::parse(&bytes, version) {
-        Ok(p) => AuthEvent::detached(&p),
+    let (event, unsigned) = match Pdu::parse(&bytes, version) {
+        Ok(p) => (AuthEvent::detached(&p), presence(&p)?),
         Err(e) => return Err(format!("redacted form after a content-hash mismatch: {e}")),
     };
-    Ok((event, Some(bytes)))
+    Ok(Received {
+        event,
+        redacted: Some(bytes),
+        unsigned,
+    })
+}
+
+/// The signature-presence check: `Ok(Some(_))` rejects the event; `Err` (an authoriser that names no
+/// server, which Synapse cannot process) makes the line invalid.
+fn presence(pdu: &Pdu<'_>) -> Result<Option<Box<AuthFailure>>, String> {
+    match signatures::check_present(pdu) {
+        Ok(()) => Ok(None),
+        Err(e @ SignatureError::Authoriser { .. }) => Err(format!(
+            "signature check: {}",
+            auth::signature_failure(&e, pdu.version)
+        )),
+        Err(e) => Ok(Some(Box::new(auth::signature_failure(&e, pdu.version)))),
+    }
+}
+
+/// The signature-presence failure of an event stored earlier (an outlier being de-outliered: Synapse
+/// validates it again). Its bytes passed the parse when received, so a parse failure finds nothing.
+fn stored_presence(bytes: &[u8], version: &'static RoomVersion) -> Option<Box<AuthFailure>> {
+    let pdu = Pdu::parse(bytes, version).ok()?;
+    presence(&pdu).ok().flatten()
 }
 
 /// The item for `input`, or its invalid outcome.
-fn finish_item(
-    input: Input,
-    checked: Result<(AuthEvent, Option<Vec<u8>>), String>,
-) -> Result<Item, EventOutcome> {
+fn finish_item(input: Input, checked: Result<Received, String>) -> Result<Item, EventOutcome> {
     match checked {
-        Ok((event, redacted)) => Ok(Item {
+        Ok(Received {
+            event,
+            redacted,
+            unsigned,
+        }) => Ok(Item {
             line: input.line,
             event: Arc::new(event),
             raw: input.bytes,
             redacted,
+            unsigned,
             pending_seq: input.pending_seq,
         }),
         Err(reason) => Err(EventOutcome {
@@ -1210,7 +1283,11 @@ fn quick_room_id(bytes: &[u8]) -> Option<&str> {
 /// Routes a line of a loaded room with one parse (no pre-parse for the room id), when
 /// [`quick_room_id`] guesses its room and the PDU parsed with that room's version confirms it. Create
 /// events and everything unusual go the general way ([`route`]), which decides exactly as before.
-fn route_fast(input: Input, rooms: &FastMap<String, RoomState>) -> Result<Routed, Input> {
+fn route_fast(
+    input: Input,
+    rooms: &FastMap<String, RoomState>,
+    keys: Option<&KeyRing>,
+) -> Result<Routed, Input> {
     let Some((room_id, version)) = quick_room_id(&input.bytes)
         .and_then(|id| rooms.get_key_value(id))
         .map(|(id, room)| (id.clone(), room.version))
@@ -1220,7 +1297,7 @@ fn route_fast(input: Input, rooms: &FastMap<String, RoomState>) -> Result<Routed
     // The parsed form borrows the input: it is dropped before the input moves.
     let checked = match Pdu::parse(&input.bytes, version) {
         Ok(p) if *p.room_id == *room_id && p.event_type != "m.room.create" => {
-            Some(check_content_hash(&p, version))
+            Some(receive(&p, version, keys))
         }
         _ => None,
     };

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use roaring::RoaringTreemap;
 use smallvec::SmallVec;
 
-use crate::auth::{self, AuthEvent, AuthEventsState, AuthState};
+use crate::auth::{self, AuthEvent, AuthEventsState, AuthFailure, AuthState};
 use crate::pdu::Pdu;
 use crate::resolve::{EventGraph, EventIdx, Resolver};
 use crate::room_version::{RoomVersion, StateResAlgorithm};
@@ -39,6 +39,9 @@ pub(crate) struct Item {
     pub raw: Vec<u8>,
     /// The redacted canonical form, when the content hash did not match.
     pub redacted: Option<Vec<u8>>,
+    /// The failed signature-presence check, when a server that must sign the event did not: the event
+    /// is rejected (Synapse's `validate_event_for_room_version`).
+    pub unsigned: Option<Box<AuthFailure>>,
     /// Sequence number of the persisted pending row, if this event was pending before.
     pub pending_seq: Option<u64>,
 }
@@ -702,12 +705,15 @@ impl RoomState {
                     (rec.pdu, redacted, None)
                 }
             };
+            let unsigned =
+                super::stored_presence(redacted.as_deref().unwrap_or(&raw), self.version);
             ready.push((
                 Item {
                     line,
                     event,
                     raw,
                     redacted,
+                    unsigned,
                     pending_seq: None,
                 },
                 num,
@@ -733,13 +739,18 @@ impl RoomState {
             event,
             raw,
             redacted,
+            unsigned,
             ..
         } = item;
         let num = sh.next_event.fetch_add(1, Ordering::Relaxed);
         self.log_from = self.log_from.min(num);
-        let verdict = match self.create.clone() {
-            None => Err("the room has no accepted create event".to_owned()),
-            Some((_, create)) => self.check_auth_events(sh, &event, &parents.auth, &create)?,
+        // Synapse validates an outlier's signatures before its auth events, as a timeline event's.
+        let verdict = match (unsigned, self.create.clone()) {
+            (Some(failure), _) => Err(format!("signature check on receipt: {failure}")),
+            (None, None) => Err("the room has no accepted create event".to_owned()),
+            (None, Some((_, create))) => {
+                self.check_auth_events(sh, &event, &parents.auth, &create)?
+            }
         };
         let status = match verdict {
             Ok(()) => EventStatus::Outlier,
@@ -1125,6 +1136,7 @@ impl RoomState {
             event,
             raw,
             redacted,
+            unsigned,
             ..
         } = item;
         let pdu = &event.pdu;
@@ -1156,7 +1168,15 @@ impl RoomState {
             &parents,
             writes,
         )?;
-        let mut verdict = verdict;
+        // Receipt: a server that must sign the event did not (found in the parse stage). Synapse
+        // checks this before the auth rules, so its reason is the one reported.
+        let mut verdict = match unsigned {
+            Some(failure) => Verdict {
+                status: EventStatus::Rejected,
+                reason: format!("signature check on receipt: {failure}"),
+            },
+            None => verdict,
+        };
         let before = before.unwrap_or_else(StateView::empty);
 
         // State after: a rejected event never updates state.

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use roomgraph::auth::{
-    AuthEvent, AuthEventsState, AuthFailure, StateMap, auth_types_for_event, check_state_dependent,
-    check_state_independent,
+    AuthEvent, AuthEventsState, AuthFailure, StateMap, auth_types_for_event,
+    check_signature_presence, check_state_dependent, check_state_independent,
 };
 use roomgraph::builder::EventBuilder;
 use roomgraph::canonical_json::{JsonValue, to_canonical_string};
@@ -305,13 +305,15 @@ impl Room {
         check_state_dependent(event, &self.current_state(), self.create())
     }
 
-    /// Receipt checks 4 and 5: independent rules, dependent rules against the auth events, dependent
-    /// rules against the current state.
+    /// The receipt checks: the required signatures are present (on the whole PDU, as ingest checks
+    /// them before detaching it), then receipt checks 4 and 5 — independent rules, dependent rules
+    /// against the auth events, dependent rules against the current state.
     ///
-    /// Every call also runs the same checks on [`AuthEvent::detached`] copies of the event and of every
+    /// Every call also runs checks 4 and 5 on [`AuthEvent::detached`] copies of the event and of every
     /// event of the room (as ingest holds them) and asserts the same verdict, so each scenario of the
     /// suite is also a test that detaching keeps everything the rules read.
     pub fn check_full(&self, event: &AuthEvent) -> Result<(), AuthFailure> {
+        check_signature_presence(&event.pdu)?;
         let full = self.receipt_checks(event, &self.events);
         let detached: HashMap<String, AuthEvent> = self
             .events

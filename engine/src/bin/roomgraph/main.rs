@@ -82,6 +82,11 @@ enum Command {
         /// missing or outlier prev event P, or `{"event_id": E, "state_before": [ids]}`.
         #[arg(long, value_name = "FILE")]
         state_hints: Option<std::path::PathBuf>,
+        /// Verify event signatures with these server keys:
+        /// `{"<server>": {"<key_id>": {"key": "<base64>", "valid_until_ts": <ms>}}}`. Without it
+        /// signatures are not verified (only their presence is checked).
+        #[arg(long, value_name = "FILE")]
+        keys: Option<std::path::PathBuf>,
     },
     /// Print a state map `{"<type>": {"<state_key>": "<event_id>"}}`: a room's current state, or the
     /// state after (or `--before`) an event.
@@ -187,12 +192,16 @@ fn run(command: Command) -> Result<(), Failure> {
             outcomes,
             batch_lines,
             state_hints,
+            keys,
         } => store_cmds::ingest(
-            &db,
-            &file,
-            outcomes.as_deref(),
-            state_hints.as_deref(),
-            batch_lines,
+            store_cmds::IngestArgs {
+                db: &db,
+                file: &file,
+                outcomes: outcomes.as_deref(),
+                hints: state_hints.as_deref(),
+                batch_lines,
+                keys: keys.as_deref(),
+            },
             &mut stdout,
         )
         .map_err(Failure)?,

@@ -638,3 +638,45 @@ fn pending_events_name_their_root_missing_ancestors() {
         assert!(!reason.contains(&f.id("carol")), "{n}: {reason}");
     }
 }
+
+/// Synapse validates an outlier's signatures (`validate_event_for_room_version`) before its auth
+/// events, as a timeline event's: an outlier its sender's server did not sign is a rejected outlier,
+/// and stays rejected when its gap closes (the check runs again on de-outliering).
+#[test]
+fn an_outlier_missing_its_senders_signature_is_rejected_and_stays_rejected() {
+    let mut f = Fixture::new();
+    f.message("gap", ALICE, &["bob"]);
+    f.message("child", BOB, &["gap"]);
+    let mut child: serde_json::Value = serde_json::from_str(&f.lines["child"]).expect("json");
+    let sigs = child["signatures"].as_object_mut().expect("signatures");
+    assert!(
+        sigs.remove("b.org").is_some(),
+        "the fixture signs for bob's server"
+    );
+    let unsigned_child = serde_json::to_string(&child).expect("json");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut engine = open(dir.path());
+    let mut lines = f.lines(&SETUP);
+    lines.push(unsigned_child);
+    let outcomes = ingest_batched(&mut engine, &lines, 64);
+    let first = outcome_of(&outcomes, &f.id("child"));
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].outcome, Outcome::Rejected);
+    let reason = first[0].reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with("outlier: signature check on receipt:") && reason.contains("b.org"),
+        "{reason}"
+    );
+    let stored = engine.event(&f.id("child")).expect("read").expect("stored");
+    assert_eq!(stored.status, EventStatus::RejectedOutlier);
+
+    let outcomes = ingest_batched(&mut engine, &f.lines(&["gap"]), 64);
+    assert_eq!(last_outcome(&outcomes, &f.id("gap")), Outcome::Accepted);
+    let stored = engine.event(&f.id("child")).expect("read").expect("stored");
+    assert!(stored.status.is_rejected(), "{:?}", stored.status);
+    assert_eq!(
+        f.names(&engine.extremities(ROOM).expect("ext")),
+        names(&["gap"])
+    );
+}
