@@ -157,6 +157,19 @@ fn sample_room_ingests_and_answers_queries() {
     )
     .expect("ids");
     let ids: Vec<&str> = ids.lines().collect();
+    // The outcome lines, byte for byte: the input line first, then the fields as before.
+    let text = std::fs::read_to_string(db.with_extension("outcomes")).expect("outcomes");
+    let want: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            format!(
+                r#"{{"line":{},"event_id":"{id}","outcome":"accepted","reason":""}}"#,
+                i + 1
+            )
+        })
+        .collect();
+    assert_eq!(text.lines().collect::<Vec<_>>(), want);
     let state = state_cli(&db, &["--room", "!sample:example.org"]);
     assert_eq!(state["m.room.create"][""], ids[0]);
     assert!(state["m.room.member"]["@alice:example.org"].is_string());
@@ -175,6 +188,27 @@ fn sample_room_ingests_and_answers_queries() {
     let ev: serde_json::Value = serde_json::from_slice(&ev.stdout).expect("event JSON");
     assert_eq!(ev["outcome"], "accepted");
     assert_eq!(ev["pdu"]["type"], "m.room.create");
+    let db_s = db.to_str().expect("utf8");
+    let ext = run(&["extremities", "--db", db_s, "--room", "!sample:example.org"]);
+    assert!(
+        ext.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ext.stderr)
+    );
+    let last = *ids.last().expect("ids");
+    assert_eq!(
+        String::from_utf8_lossy(&ext.stdout),
+        format!("[\"{last}\"]\n")
+    );
+    let nowhere = run(&[
+        "extremities",
+        "--db",
+        db_s,
+        "--room",
+        "!nowhere:example.org",
+    ]);
+    assert_eq!(nowhere.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&nowhere.stderr).contains("unknown room !nowhere:example.org"));
     // Re-ingesting is idempotent.
     let (s, _) = ingest(&db, &sample, &[]);
     assert_eq!(s["duplicates"], 13);
@@ -546,9 +580,19 @@ fn waits_for_parents_across_runs_and_reports_pending() {
         "{s}"
     );
     assert!(o.iter().all(|o| o["outcome"] == "pending"));
+    let numbers: Vec<u64> = o.iter().filter_map(|o| o["line"].as_u64()).collect();
+    assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>());
+    assert_eq!(numbers.len(), trace.lines.len() - half);
     let first = write_lines(dir.path(), "first.ndjson", &trace.lines[..half]);
-    let (s, _) = ingest(&db, &first, &[]);
+    let (s, o) = ingest(&db, &first, &[]);
     assert_eq!(s["pending"], 0, "{s}");
+    // The events replayed from the pending set have no input line in this run.
+    // (An outlier that joined the timeline has a second, `deoutliered` line.)
+    let first_lines = || o.iter().filter(|o| o["deoutliered"] != true);
+    let replayed = first_lines().filter(|o| o["line"].is_null()).count();
+    assert_eq!(replayed, trace.lines.len() - half);
+    let numbers: Vec<u64> = first_lines().filter_map(|o| o["line"].as_u64()).collect();
+    assert_eq!(numbers, (1..=half as u64).collect::<Vec<_>>());
     // Every event decided once, counting an outlier that joined the timeline once.
     let n = |k: &str| s[k].as_u64().unwrap_or(0);
     let total = n("accepted") + n("rejected") + n("soft_failed") + n("outliers") - n("deoutliered");
@@ -601,6 +645,28 @@ fn state_hints_and_outliers_through_the_command_line() {
     ]);
     assert_eq!(no_state.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_state.stderr).contains("is an outlier"));
+    // `state --events`: the outlier's line says so, the other ids are answered, exit code 2.
+    let some = write_lines(dir.path(), "some.txt", &[ids[6].clone(), ids[8].clone()]);
+    let lines = run(&[
+        "state",
+        "--db",
+        db.to_str().expect("utf8"),
+        "--events",
+        some.to_str().expect("utf8"),
+    ]);
+    assert_eq!(lines.status.code(), Some(2));
+    let answers: Vec<serde_json::Value> = String::from_utf8_lossy(&lines.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(answers.len(), 2);
+    assert!(answers[0]["state"].is_object(), "{answers:?}");
+    assert!(
+        answers[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("is an outlier")),
+        "{answers:?}"
+    );
     let missing_path = write_lines(dir.path(), "missing.ndjson", &[missing]);
     let (s, o) = ingest(&db, &missing_path, &[]);
     assert_eq!(s["accepted"], 6, "{s}");
@@ -1019,4 +1085,361 @@ fn signatures_are_verified_with_keys_and_their_presence_without() {
     )
     .expect("event");
     assert_eq!(ev["outcome"], "rejected", "{ev}");
+}
+
+// ----- queries: read-only, concurrent, leaving the store as it is -----
+
+/// Every file under `dir` (relative path → bytes): the store as the file system sees it.
+fn store_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).expect("read store dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).expect("under root").to_path_buf();
+                out.insert(rel, std::fs::read(&path).expect("read store file"));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// `name size` per file, for messages.
+fn listing(files: &BTreeMap<PathBuf, Vec<u8>>) -> String {
+    files
+        .iter()
+        .map(|(p, b)| format!("{} {}", p.display(), b.len()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `{"<type>": {"<state_key>": "<event_id>"}}`, as `roomgraph state` prints it.
+fn nested(map: &roomgraph::ingest::StateMap) -> serde_json::Value {
+    let mut out: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
+    for ((t, s), e) in map {
+        out.entry(t).or_default().insert(s, e);
+    }
+    serde_json::json!(out)
+}
+
+/// A store holding the small trace (ingested in batches, so it has tables and a WAL), with the trace.
+fn queried_store(dir: &Path) -> (PathBuf, Trace) {
+    let trace = small_trace(21);
+    let input = write_lines(dir, "trace.ndjson", &trace.lines);
+    let db = dir.join("db");
+    let (s, _) = ingest(&db, &input, &["--batch-lines", "60"]);
+    assert_eq!(s["pending"], 0, "{s}");
+    (db, trace)
+}
+
+/// The query commands the tests run, each with what it must print.
+fn query_commands(db: &Path, trace: &Trace, ids_file: &Path) -> Vec<(Vec<String>, String)> {
+    let reader = roomgraph::ingest::Reader::open(db).expect("open read-only");
+    let db = db.to_str().expect("utf8").to_owned();
+    let line = |v: serde_json::Value| format!("{v}\n");
+    let mut cmds = Vec::new();
+    for room in &trace.rooms {
+        let current = reader.current_state(room).expect("current state");
+        cmds.push((
+            vec![
+                "state".into(),
+                "--db".into(),
+                db.clone(),
+                "--room".into(),
+                room.clone(),
+            ],
+            line(nested(&current)),
+        ));
+        let ext = reader.extremities(room).expect("extremities");
+        cmds.push((
+            vec![
+                "extremities".into(),
+                "--db".into(),
+                db.clone(),
+                "--room".into(),
+                room.clone(),
+            ],
+            line(serde_json::json!(ext)),
+        ));
+    }
+    let id = &trace.ids[trace.ids.len() / 2];
+    let before = reader.state_at(id, Position::Before).expect("before");
+    cmds.push((
+        vec![
+            "state".into(),
+            "--db".into(),
+            db.clone(),
+            "--event".into(),
+            id.clone(),
+            "--before".into(),
+        ],
+        line(nested(&before)),
+    ));
+    let ev = reader.event(id).expect("read").expect("stored");
+    let event_out = run(&["event", "--db", &db, id]);
+    assert!(event_out.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&event_out.stdout).expect("event JSON");
+    assert_eq!(printed["outcome"], ev.status.as_str());
+    cmds.push((
+        vec!["event".into(), "--db".into(), db.clone(), id.clone()],
+        String::from_utf8(event_out.stdout).expect("utf8"),
+    ));
+    let ids = std::fs::read_to_string(ids_file).expect("ids file");
+    let mut many = String::new();
+    for id in ids.lines() {
+        let state = reader.state_at(id, Position::After).expect("after");
+        many.push_str(&line(
+            serde_json::json!({"event_id": id, "state": nested(&state)}),
+        ));
+    }
+    cmds.push((
+        vec![
+            "state".into(),
+            "--db".into(),
+            db.clone(),
+            "--events".into(),
+            ids_file.to_str().expect("utf8").into(),
+        ],
+        many,
+    ));
+    cmds
+}
+
+/// Several `roomgraph state`, `event` and `extremities` processes at once on one store all succeed
+/// and print what a lone query prints — also while another process holds the store open for writing.
+#[test]
+fn concurrent_queries_share_one_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, trace) = queried_store(dir.path());
+    let ids_file = dir.path().join("ids.txt");
+    std::fs::write(&ids_file, trace.ids[..40].join("\n")).expect("write ids");
+    let cmds = query_commands(&db, &trace, &ids_file);
+    for writer_open in [false, true] {
+        // A read-write open holds RocksDB's `LOCK` on the store: queries must not need it.
+        let writer = writer_open.then(|| Engine::open(&db).expect("open for writing"));
+        let children: Vec<_> = (0..3)
+            .flat_map(|_| cmds.iter())
+            .map(|(args, want)| {
+                let child = Command::new(bin())
+                    .args(args)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawn query");
+                (child, args, want)
+            })
+            .collect();
+        assert!(children.len() >= 12, "{} processes", children.len());
+        for (child, args, want) in children {
+            let out = child.wait_with_output().expect("wait for query");
+            assert!(
+                out.status.success(),
+                "{args:?} (writer open: {writer_open}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(String::from_utf8_lossy(&out.stdout), *want, "{args:?}");
+        }
+        drop(writer);
+    }
+}
+
+/// A hundred queries leave every file of the store as it was: same names, same bytes.
+#[test]
+fn a_hundred_queries_change_no_file_of_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, trace) = queried_store(dir.path());
+    let ids_file = dir.path().join("ids.txt");
+    std::fs::write(&ids_file, trace.ids[..10].join("\n")).expect("write ids");
+    let cmds = query_commands(&db, &trace, &ids_file);
+    let before = store_files(&db);
+    for (args, want) in cmds.iter().cycle().take(100) {
+        let out = Command::new(bin()).args(args).output().expect("spawn");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), *want, "{args:?}");
+    }
+    let after = store_files(&db);
+    eprintln!(
+        "store before 100 queries: {} bytes: {}",
+        before.values().map(Vec::len).sum::<usize>(),
+        listing(&before)
+    );
+    assert_eq!(
+        listing(&before),
+        listing(&after),
+        "file list and sizes after 100 queries"
+    );
+    assert!(before == after, "file contents changed by 100 queries");
+}
+
+/// A query never creates a store: a missing directory is refused and stays missing.
+#[test]
+fn a_query_of_a_missing_store_creates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("nothing-here");
+    for args in [
+        vec![
+            "state",
+            "--db",
+            db.to_str().expect("utf8"),
+            "--room",
+            "!r:x",
+        ],
+        vec!["event", "--db", db.to_str().expect("utf8"), "$e"],
+        vec![
+            "extremities",
+            "--db",
+            db.to_str().expect("utf8"),
+            "--room",
+            "!r:x",
+        ],
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no roomgraph store there"), "{args:?}: {err}");
+        assert!(!db.exists(), "{args:?} created {}", db.display());
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
+}
+
+/// `state --events`: one line per id, in input order (blank lines skipped); an unknown id gets an
+/// `error` line in its place, every other id is still answered, and the exit code is 2.
+#[test]
+fn state_events_answers_every_id_in_input_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, trace) = queried_store(dir.path());
+    let reader = roomgraph::ingest::Reader::open(&db).expect("open read-only");
+    let mut ids = trace.ids.clone();
+    Rng::new(5).shuffle(&mut ids);
+    ids.truncate(50);
+    let mut input = ids.clone();
+    input.insert(17, "$unknown:example.org".to_owned());
+    input.insert(30, String::new());
+    let file = write_lines(dir.path(), "ids.txt", &input);
+    let db_s = db.to_str().expect("utf8");
+    let file_s = file.to_str().expect("utf8");
+    for (pos, extra) in [
+        (Position::After, None),
+        (Position::Before, Some("--before")),
+    ] {
+        let mut args = vec!["state", "--db", db_s, "--events", file_s];
+        args.extend(extra);
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("line 18: unknown event $unknown:example.org")
+                && stderr.contains("1 of 51 event ids unknown"),
+            "{stderr}"
+        );
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("line is JSON"))
+            .collect();
+        let expected: Vec<&String> = input.iter().filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), expected.len());
+        for (line, id) in lines.iter().zip(expected) {
+            assert_eq!(line["event_id"], id.as_str());
+            if id.starts_with("$unknown") {
+                assert_eq!(
+                    *line,
+                    serde_json::json!({"event_id": id, "error": format!("unknown event {id}")})
+                );
+            } else {
+                let state = reader.state_at(id, pos).expect("state");
+                assert_eq!(
+                    *line,
+                    serde_json::json!({"event_id": id, "state": nested(&state)})
+                );
+            }
+        }
+    }
+    // Standard input, every id known: exit 0, same lines as the file gives.
+    let known = write_lines(dir.path(), "known.txt", &ids);
+    let from_file = run(&[
+        "state",
+        "--db",
+        db_s,
+        "--events",
+        known.to_str().expect("utf8"),
+    ]);
+    assert!(from_file.status.success());
+    let mut child = Command::new(bin())
+        .args(["state", "--db", db_s, "--events", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(ids.join("\n").as_bytes())
+            .expect("write ids");
+    }
+    let from_stdin = child.wait_with_output().expect("wait");
+    assert!(from_stdin.status.success());
+    assert_eq!(from_stdin.stdout, from_file.stdout);
+    assert_eq!(
+        String::from_utf8_lossy(&from_file.stdout).lines().count(),
+        ids.len()
+    );
+}
+
+/// `--outcomes` lines start with their 1-based input line and come in input order, though a shuffled
+/// input in small batches has most events decided batches after their line was read (waiting for
+/// parents); blank lines have none, invalid lines have theirs.
+#[test]
+fn outcome_lines_carry_their_input_line_in_input_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = small_trace(13);
+    let mut lines = trace.lines.clone();
+    Rng::new(77).shuffle(&mut lines);
+    lines.insert(10, String::new());
+    lines.insert(20, "{not json".to_owned());
+    let input = write_lines(dir.path(), "shuffled.ndjson", &lines);
+    let db = dir.path().join("db");
+    let outcomes_path = db.with_extension("outcomes");
+    let (s, _) = ingest(&db, &input, &["--batch-lines", "25"]);
+    assert_eq!(s["pending"], 0, "{s}");
+    let text = std::fs::read_to_string(&outcomes_path).expect("outcomes");
+    let mut numbers = Vec::new();
+    let mut deoutliered = 0;
+    for raw in text.lines() {
+        assert!(raw.starts_with(r#"{"line":"#), "{raw}");
+        let o: serde_json::Value = serde_json::from_str(raw).expect("JSON");
+        let n = o["line"].as_u64().expect("a line number");
+        if o["deoutliered"] == true {
+            // The second line of an outlier that joined the timeline: after its first line.
+            assert!(
+                numbers.contains(&n),
+                "line {n} de-outliered before its first outcome"
+            );
+            assert_eq!(o["event_id"], event_id(&lines[n as usize - 1]).as_str());
+            deoutliered += 1;
+            continue;
+        }
+        let line = &lines[n as usize - 1];
+        if o["outcome"] == "invalid" {
+            assert_eq!(line, "{not json");
+            assert!(o["event_id"].is_null());
+        } else {
+            assert_eq!(o["event_id"], event_id(line).as_str(), "line {n}");
+        }
+        numbers.push(n);
+    }
+    let expected: Vec<u64> = (1..=lines.len() as u64).filter(|n| *n != 11).collect();
+    assert_eq!(
+        numbers, expected,
+        "one outcome per non-blank line, in input order"
+    );
+    assert_eq!(deoutliered, s["deoutliered"].as_u64().unwrap_or(0), "{s}");
+    assert!(deoutliered > 0, "a shuffled input has outliers: {s}");
 }

@@ -22,11 +22,13 @@
 
 pub mod hints;
 pub mod lines;
+pub mod reader;
 pub mod room;
 pub mod trace;
 
 pub use hints::{HintError, StateHint, StateHints};
 pub use lines::{LineBatches, ReadAhead};
+pub use reader::Reader;
 pub use room::ResolutionStats;
 
 use std::borrow::Cow;
@@ -907,109 +909,33 @@ impl Engine {
 
     // ----- queries (read the store: what they return is what is durable) -----
 
-    /// A stored event with its outcome.
+    /// Queries over this engine's store ([`Reader`]; it shares the open store).
+    pub fn reader(&self) -> Reader {
+        Reader::over(Arc::clone(&self.store))
+    }
+
+    /// A stored event with its outcome ([`Reader::event`]).
     pub fn event(&self, event_id: &str) -> Result<Option<StoredEvent>, IngestError> {
-        let Some(num) = self.store.event_num(event_id)? else {
-            return Ok(None);
-        };
-        let Some(rec) = self.store.event_record(num)? else {
-            return Err(StoreError::corrupt(
-                Cf::Events,
-                &num.to_be_bytes(),
-                "event number without record",
-            )
-            .into());
-        };
-        let room_id = self
-            .store
-            .event_state(num)?
-            .map(|m| m.room_id)
-            .unwrap_or_default();
-        Ok(Some(StoredEvent {
-            event_id: event_id.to_owned(),
-            room_id,
-            room_version: rec.room_version,
-            pdu: rec.pdu,
-            status: rec.status,
-            reason: rec.reason,
-            redacted: rec.redacted,
-        }))
+        self.reader().event(event_id)
     }
 
-    /// The state before or after an event (after includes the event itself if it is an accepted or
-    /// soft-failed state event).
+    /// The state before or after an event ([`Reader::state_at`]).
     pub fn state_at(&self, event_id: &str, position: Position) -> Result<StateMap, IngestError> {
-        let num = self
-            .store
-            .event_num(event_id)?
-            .ok_or_else(|| IngestError::UnknownEvent(event_id.to_owned()))?;
-        let meta = self.store.event_state(num)?.ok_or_else(|| {
-            StoreError::corrupt(
-                Cf::EventState,
-                &num.to_be_bytes(),
-                "stored event without state record",
-            )
-        })?;
-        if meta.status.is_outlier() {
-            return Err(IngestError::Outlier(event_id.to_owned()));
-        }
-        let snap = match position {
-            Position::Before => meta.before,
-            Position::After => meta.after,
-        };
-        self.named_snapshot(snap)
+        self.reader().state_at(event_id, position)
     }
 
-    /// The current state of a room: the resolution of the states after its forward extremities.
+    /// The current state of a room ([`Reader::current_state`]).
     pub fn current_state(&self, room_id: &str) -> Result<StateMap, IngestError> {
-        let (snap, _) = self
-            .store
-            .extremities(room_id)?
-            .ok_or_else(|| IngestError::UnknownRoom(room_id.to_owned()))?;
-        self.named_snapshot(snap)
+        self.reader().current_state(room_id)
     }
 
-    /// The forward extremities of a room.
+    /// The forward extremities of a room ([`Reader::extremities`]).
     pub fn extremities(&self, room_id: &str) -> Result<Vec<String>, IngestError> {
-        let (_, ext) = self
-            .store
-            .extremities(room_id)?
-            .ok_or_else(|| IngestError::UnknownRoom(room_id.to_owned()))?;
-        let mut out = Vec::with_capacity(ext.len());
-        for n in ext {
-            out.push(self.event_id_of(n)?);
-        }
-        out.sort();
-        Ok(out)
+        self.reader().extremities(room_id)
     }
 
     fn event_id_of(&self, num: u64) -> Result<String, IngestError> {
-        self.store.event_id(num)?.ok_or_else(|| {
-            StoreError::corrupt(
-                Cf::EventState,
-                &num.to_be_bytes(),
-                "event number without a state record",
-            )
-            .into()
-        })
-    }
-
-    fn named_snapshot(&self, snap: u64) -> Result<StateMap, IngestError> {
-        let view = self.store.load_view(snap)?;
-        let mut entries = Vec::with_capacity(view.len());
-        view.for_each(|k, e| entries.push((k, e)));
-        let mut out = StateMap::new();
-        for (k, e) in entries {
-            let key = self.store.state_key(k)?.ok_or_else(|| {
-                StoreError::corrupt(
-                    Cf::StateNumToKey,
-                    &k.to_be_bytes(),
-                    "state-key number without key",
-                )
-            })?;
-            out.insert((key.event_type, key.state_key), self.event_id_of(e)?);
-        }
-        Ok(out)
+        self.reader().event_id_of(num)
     }
 
     /// Resolves named state sets of a stored room with the room's algorithm, using the stored events and

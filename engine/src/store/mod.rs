@@ -12,7 +12,9 @@
 //! - every change the pipeline makes for a group of events goes into one atomic [`rocksdb::WriteBatch`],
 //!   written with `sync = true` by default ([`SyncPolicy`]);
 //! - a schema-version key is checked at open: a directory that is not ours, or one written with another
-//!   schema version, is refused with an error that says so.
+//!   schema version, is refused with an error that says so;
+//! - [`Store::open_read_only`] opens an existing store for queries: no lock, so any number of processes
+//!   read one store at once, and no file of the store is created or changed.
 
 pub mod codec;
 pub mod snapshot;
@@ -110,6 +112,10 @@ pub enum StoreError {
         found: String,
         expected: u32,
     },
+    #[error("store {path}: no roomgraph store there ({detail}); a read-only open creates none")]
+    Missing { path: PathBuf, detail: &'static str },
+    #[error("store {path}: opened read-only; refusing to write")]
+    ReadOnly { path: PathBuf },
     #[error("store {path}: {source}")]
     Io {
         path: PathBuf,
@@ -180,6 +186,19 @@ pub struct Store {
     db: DB,
     path: PathBuf,
     sync: SyncPolicy,
+    /// Opened by [`Store::open_read_only`]: [`Store::commit`] refuses.
+    read_only: bool,
+}
+
+/// How [`Store::open_db`] opens the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Creates the database and its column families (a new store, in its sibling directory).
+    Create,
+    ReadWrite,
+    /// RocksDB's read-only mode: takes no `LOCK`, writes no file (not even the info `LOG`), replays the
+    /// WAL into memory only.
+    ReadOnly,
 }
 
 impl std::fmt::Debug for Store {
@@ -187,6 +206,7 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store")
             .field("path", &self.path)
             .field("sync", &self.sync)
+            .field("read_only", &self.read_only)
             .finish()
     }
 }
@@ -383,47 +403,86 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
             Err(e) => return Err(io(e)),
         };
-        // Column families of the database that this schema does not use (an older or newer schema's):
-        // opened too (RocksDB insists), so that the schema check can say what the store is.
-        let mut extra = Vec::new();
-        if !fresh {
-            if path.is_file() {
-                return Err(StoreError::Foreign {
-                    path,
-                    detail: "it is a file, not a directory".into(),
-                });
-            }
-            if !path.join("CURRENT").is_file() {
-                return Err(StoreError::Foreign {
-                    path,
-                    detail: "the directory is not empty and holds no RocksDB database".into(),
-                });
-            }
-            let existing =
-                DB::list_cf(&Options::default(), &path).map_err(|e| StoreError::Foreign {
-                    path: path.clone(),
-                    detail: format!("cannot list its column families: {e}"),
-                })?;
-            if let Some(missing) = COLUMN_FAMILIES
-                .iter()
-                .find(|cf| !existing.iter().any(|e| e == *cf))
-            {
-                return Err(StoreError::Foreign {
-                    path,
-                    detail: format!("a RocksDB database without the column family `{missing}`"),
-                });
-            }
-            extra = existing
-                .into_iter()
-                .filter(|e| e != "default" && !COLUMN_FAMILIES.contains(&e.as_str()))
-                .collect();
-        }
-        if fresh {
+        let extra = if fresh {
             Store::create(&path, options)?;
-        }
-        let store = Store::open_db(&path, options, false, &extra)?;
+            Vec::new()
+        } else {
+            Store::other_column_families(&path)?
+        };
+        let store = Store::open_db(&path, options, Access::ReadWrite, &extra)?;
         store.check_schema()?;
         Ok(store)
+    }
+
+    /// Opens the existing store at `path` for reading only, with default options.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Store::open_read_only_with(path, &StoreOptions::default())
+    }
+
+    /// Opens the existing store at `path` for reading only (RocksDB's read-only mode): it takes no lock,
+    /// so any number of readers open one store at once, and it creates, changes or deletes no file of
+    /// the store — what the WAL holds is replayed into memory. A missing or empty directory is refused
+    /// ([`StoreError::Missing`]), never created; [`Store::commit`] refuses ([`StoreError::ReadOnly`]).
+    /// A store of an upgradable older schema is read as it is, unmarked. What a reader sees is the
+    /// store as of its open: later commits of a concurrent writer are not visible to it.
+    pub fn open_read_only_with(
+        path: impl AsRef<Path>,
+        options: &StoreOptions,
+    ) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let missing = |detail| StoreError::Missing {
+            path: path.clone(),
+            detail,
+        };
+        match std::fs::read_dir(&path).map(|mut entries| entries.next().is_none()) {
+            Ok(true) => return Err(missing("the directory is empty")),
+            Ok(false) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(missing("the directory does not exist"));
+            }
+            Err(source) => return Err(StoreError::Io { path, source }),
+        }
+        let extra = Store::other_column_families(&path)?;
+        let store = Store::open_db(&path, options, Access::ReadOnly, &extra)?;
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// Whether the store was opened by [`Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Checks that the non-empty directory `path` holds a RocksDB database with every column family of
+    /// this schema, and returns the column families it has besides (an older or newer schema's): they
+    /// are opened too (RocksDB insists), so that the schema check can say what the store is.
+    fn other_column_families(path: &Path) -> Result<Vec<String>, StoreError> {
+        let foreign = |detail: String| StoreError::Foreign {
+            path: path.to_path_buf(),
+            detail,
+        };
+        if path.is_file() {
+            return Err(foreign("it is a file, not a directory".into()));
+        }
+        if !path.join("CURRENT").is_file() {
+            return Err(foreign(
+                "the directory is not empty and holds no RocksDB database".into(),
+            ));
+        }
+        let existing = DB::list_cf(&Options::default(), path)
+            .map_err(|e| foreign(format!("cannot list its column families: {e}")))?;
+        if let Some(missing) = COLUMN_FAMILIES
+            .iter()
+            .find(|cf| !existing.iter().any(|e| e == *cf))
+        {
+            return Err(foreign(format!(
+                "a RocksDB database without the column family `{missing}`"
+            )));
+        }
+        Ok(existing
+            .into_iter()
+            .filter(|e| e != "default" && !COLUMN_FAMILIES.contains(&e.as_str()))
+            .collect())
     }
 
     /// Creates a store atomically: built and marked in a sibling directory, then renamed into place, so
@@ -442,7 +501,7 @@ impl Store {
             std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
         }
         {
-            let store = Store::open_db(&tmp, options, true, &[])?;
+            let store = Store::open_db(&tmp, options, Access::Create, &[])?;
             let mut w = Writes::default();
             w.put(Cf::Meta, META_MAGIC, MAGIC);
             w.put(
@@ -465,9 +524,10 @@ impl Store {
     fn open_db(
         path: &Path,
         options: &StoreOptions,
-        create: bool,
+        access: Access,
         extra: &[String],
     ) -> Result<Store, StoreError> {
+        let create = access == Access::Create;
         let cache = rocksdb::Cache::new_lru_cache(options.block_cache_bytes);
         let mut db_opts = cf_options(&cache);
         db_opts.create_if_missing(create);
@@ -484,11 +544,16 @@ impl Store {
             .copied()
             .chain(extra.iter().map(String::as_str))
             .map(|name| ColumnFamilyDescriptor::new(name, cf_options(&cache)));
-        let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
+        let db = match access {
+            // `false`: a WAL left by the last writer is no error; it is replayed into memory.
+            Access::ReadOnly => DB::open_cf_descriptors_read_only(&db_opts, path, cfs, false)?,
+            Access::Create | Access::ReadWrite => DB::open_cf_descriptors(&db_opts, path, cfs)?,
+        };
         Ok(Store {
             db,
             path: path.to_path_buf(),
             sync: options.sync,
+            read_only: access == Access::ReadOnly,
         })
     }
 
@@ -502,6 +567,10 @@ impl Store {
         }
         let found = self.get(Cf::Meta, META_SCHEMA)?.unwrap_or_default();
         if UPGRADABLE_SCHEMAS.contains(&found.as_slice()) {
+            // Same layout: a reader reads it as it is; the next read-write open marks it.
+            if self.read_only {
+                return Ok(());
+            }
             let mut w = Writes::default();
             w.put(Cf::Meta, META_SCHEMA, SCHEMA_VERSION.to_string());
             return self.commit(w);
@@ -539,6 +608,11 @@ impl Store {
     /// search from the previous insert's position, so ascending keys insert in near-constant time; in
     /// arrival order (rooms interleaved, event ids random) the inserts were 14 % of ingest cycles.
     pub fn commit(&self, writes: Writes) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly {
+                path: self.path.clone(),
+            });
+        }
         let ops: Vec<Op<'_>> = writes.ops().collect();
         let bytes = writes.bytes() + 16 * ops.len();
         let mut batch = WriteBatch::with_capacity_bytes(bytes + 64);
@@ -969,6 +1043,103 @@ mod tests {
         }
         let err = Store::open(dir.path()).expect_err("foreign rocksdb");
         assert!(err.to_string().contains("not a roomgraph store"), "{err}");
+    }
+
+    /// Every file under `dir` (relative path → bytes).
+    fn files(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for entry in std::fs::read_dir(&d).expect("read dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    todo.push(path);
+                } else {
+                    let rel = path.strip_prefix(dir).expect("under dir").to_path_buf();
+                    out.insert(rel, std::fs::read(&path).expect("read file"));
+                }
+            }
+        }
+        out
+    }
+
+    /// Read-only opens take no lock (two at once, and beside a read-write open), see what only the WAL
+    /// holds, refuse writes, and create, change or delete no file: not even RocksDB's info `LOG`.
+    #[test]
+    fn read_only_opens_share_the_store_and_change_no_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("create");
+            let mut w = Writes::default();
+            w.put(Cf::Meta, b"k", b"v");
+            store.commit(w).expect("commit");
+        }
+        let before = files(dir.path());
+        assert!(before.contains_key(Path::new("LOG")), "{:?}", before.keys());
+        let a = Store::open_read_only(dir.path()).expect("first reader");
+        let b = Store::open_read_only(dir.path()).expect("second reader");
+        assert!(a.is_read_only() && b.is_read_only());
+        for store in [&a, &b] {
+            assert_eq!(
+                store.get(Cf::Meta, b"k").expect("read").as_deref(),
+                Some(&b"v"[..])
+            );
+        }
+        let mut w = Writes::default();
+        w.put(Cf::Meta, b"k", b"changed");
+        let err = a.commit(w).expect_err("a reader refuses writes");
+        assert!(matches!(err, StoreError::ReadOnly { .. }), "{err}");
+        assert!(err.to_string().contains("opened read-only"), "{err}");
+        drop((a, b));
+        assert!(
+            files(dir.path()) == before,
+            "files changed: {:?} → {:?}",
+            before.keys().collect::<Vec<_>>(),
+            files(dir.path()).keys().collect::<Vec<_>>()
+        );
+        // Beside a writer holding RocksDB's LOCK.
+        let writer = Store::open(dir.path()).expect("writer");
+        let reader = Store::open_read_only(dir.path()).expect("reader beside a writer");
+        assert_eq!(
+            reader.get(Cf::Meta, b"k").expect("read").as_deref(),
+            Some(&b"v"[..])
+        );
+        drop((reader, writer));
+    }
+
+    /// A read-only open never creates a store: a missing or empty directory is refused and left as it
+    /// was; a foreign directory is refused as by a read-write open.
+    #[test]
+    fn read_only_open_creates_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("missing");
+        let err = Store::open_read_only(&missing).expect_err("missing");
+        assert!(matches!(err, StoreError::Missing { .. }), "{err}");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert!(!missing.exists());
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).expect("mkdir");
+        let err = Store::open_read_only(&empty).expect_err("empty");
+        assert!(err.to_string().contains("is empty"), "{err}");
+        assert_eq!(std::fs::read_dir(&empty).expect("ls").count(), 0);
+        std::fs::write(empty.join("notes.txt"), b"hello").expect("write");
+        let err = Store::open_read_only(&empty).expect_err("foreign");
+        assert!(err.to_string().contains("not a roomgraph store"), "{err}");
+        assert_eq!(std::fs::read_dir(&empty).expect("ls").count(), 1);
+    }
+
+    /// A reader reads an upgradable schema as it is and leaves it unmarked; other schemas are refused.
+    #[test]
+    fn read_only_open_checks_the_schema_and_marks_nothing() {
+        let old = store_of_schema(b"2");
+        let store = Store::open_read_only(old.path()).expect("schema 2 reads");
+        assert_eq!(
+            store.get(Cf::Meta, META_SCHEMA).expect("read").as_deref(),
+            Some(&b"2"[..])
+        );
+        let other = store_of_schema(b"999");
+        let err = Store::open_read_only(other.path()).expect_err("mismatch");
+        assert!(err.to_string().contains("schema version 999"), "{err}");
     }
 
     /// A closed store that says it has schema `version`.

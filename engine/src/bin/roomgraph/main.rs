@@ -72,7 +72,8 @@ enum Command {
         /// NDJSON input, `-` for standard input.
         #[arg(default_value = "-")]
         file: String,
-        /// Write one NDJSON line per event: `{"event_id", "outcome", "reason"}`.
+        /// Write one NDJSON line per event, `{"line", "event_id", "outcome", "reason"}`, in input order
+        /// (`"line": null` for events left pending by an earlier run).
         #[arg(long, value_name = "FILE")]
         outcomes: Option<std::path::PathBuf>,
         /// Input lines per atomic, fsynced commit.
@@ -89,25 +90,40 @@ enum Command {
         keys: Option<std::path::PathBuf>,
     },
     /// Print a state map `{"<type>": {"<state_key>": "<event_id>"}}`: a room's current state, or the
-    /// state after (or `--before`) an event.
+    /// state after (or `--before`) an event. With `--events FILE`: one NDJSON line per event id of FILE,
+    /// `{"event_id", "state"}`, in input order; an unknown id gets `{"event_id", "error"}` in its place
+    /// and the command exits with code 2 once every line is answered. Opens the store read-only.
     #[cfg(feature = "store")]
+    #[command(group(clap::ArgGroup::new("of_event").args(["event", "events"])))]
     State {
         #[arg(long, value_name = "DIR")]
         db: std::path::PathBuf,
-        #[arg(long, value_name = "ROOM_ID", conflicts_with = "event")]
+        #[arg(long, value_name = "ROOM_ID", conflicts_with = "of_event")]
         room: Option<String>,
         #[arg(long, value_name = "EVENT_ID")]
         event: Option<String>,
-        /// The state before the event instead of after it.
-        #[arg(long, requires = "event")]
+        /// Event ids, one per line (blank lines skipped), `-` for standard input.
+        #[arg(long, value_name = "FILE")]
+        events: Option<String>,
+        /// The state before the event(s) instead of after.
+        #[arg(long, requires = "of_event")]
         before: bool,
     },
-    /// Print a stored PDU with its outcome and reason.
+    /// Print a stored PDU with its outcome and reason. Opens the store read-only.
     #[cfg(feature = "store")]
     Event {
         #[arg(long, value_name = "DIR")]
         db: std::path::PathBuf,
         event_id: String,
+    },
+    /// Print a room's forward extremities as stored, a JSON list of event ids sorted by id. Opens the
+    /// store read-only.
+    #[cfg(feature = "store")]
+    Extremities {
+        #[arg(long, value_name = "DIR")]
+        db: std::path::PathBuf,
+        #[arg(long, value_name = "ROOM_ID")]
+        room: String,
     },
     /// Print the event id of one federation-format PDU.
     EventId {
@@ -210,12 +226,22 @@ fn run(command: Command) -> Result<(), Failure> {
             db,
             room,
             event,
+            events,
             before,
-        } => store_cmds::state(&db, room.as_deref(), event.as_deref(), before, &mut stdout)
-            .map_err(Failure)?,
+        } => store_cmds::state(
+            &db,
+            store_cmds::StateOf::from_args(room, event, events)?,
+            before,
+            &mut stdout,
+        )
+        .map_err(Failure)?,
         #[cfg(feature = "store")]
         Command::Event { db, event_id } => {
             store_cmds::event(&db, &event_id, &mut stdout).map_err(Failure)?
+        }
+        #[cfg(feature = "store")]
+        Command::Extremities { db, room } => {
+            store_cmds::extremities(&db, &room, &mut stdout).map_err(Failure)?
         }
         Command::EventId { room_version, file } => {
             let version = RoomVersion::from_id(&room_version)?;
