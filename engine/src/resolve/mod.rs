@@ -12,6 +12,7 @@
 //! v2.1), [`v1`], [`request`] (the `roomgraph resolve` input format).
 
 pub mod auth_chain;
+pub mod chain_cover;
 pub mod intern;
 pub mod mainline;
 pub mod request;
@@ -22,6 +23,7 @@ pub mod v2;
 use std::collections::BTreeMap;
 
 pub use auth_chain::AuthChainIndex;
+pub use chain_cover::ChainCover;
 pub use intern::{EventGraph, EventIdx, NameIdx, StateKeyIdx};
 pub use request::ResolveRequest;
 
