@@ -74,6 +74,22 @@ pub struct ChainCover {
 /// Per chain, the highest sequence number reached.
 pub type Reach = HashMap<u64, u32>;
 
+/// A closure (events and their auth chains) that can grow: [`ChainCover::extend`] adds events,
+/// [`ChainCover::in_closure`] asks about one.
+#[derive(Debug, Default, Clone)]
+pub struct Closure {
+    max: Reach,
+    /// Per chain, the bound up to which its links have been followed.
+    done: Reach,
+}
+
+impl Closure {
+    /// Per chain, the highest sequence number reached.
+    pub fn reach(&self) -> &Reach {
+        &self.max
+    }
+}
+
 impl ChainCover {
     pub fn new() -> ChainCover {
         ChainCover::default()
@@ -229,9 +245,16 @@ impl ChainCover {
     }
 
     /// The reach of `starts` (themselves included), stopping early once `stop` says so.
-    fn reach_from(&self, starts: &[ChainPos], mut stop: impl FnMut(&Reach) -> bool) -> Reach {
-        let mut max: Reach = HashMap::with_capacity(starts.len().min(64));
-        let mut done: HashMap<u64, u32> = HashMap::with_capacity(starts.len().min(64));
+    fn reach_from(&self, starts: &[ChainPos], stop: impl FnMut(&Reach) -> bool) -> Reach {
+        let mut closure = Closure::default();
+        self.grow(&mut closure, starts, stop);
+        closure.max
+    }
+
+    /// Adds `starts` and what they reach to `closure` (a fixpoint over chains: a chain is processed
+    /// again only when its bound rises, and then only links beyond the old bound can reach further).
+    fn grow(&self, closure: &mut Closure, starts: &[ChainPos], mut stop: impl FnMut(&Reach) -> bool) {
+        let Closure { max, done } = closure;
         let mut queue: Vec<u64> = Vec::new();
         for p in starts {
             let m = max.entry(p.chain).or_insert(0);
@@ -241,7 +264,7 @@ impl ChainCover {
             }
         }
         while let Some(c) = queue.pop() {
-            if stop(&max) {
+            if stop(max) {
                 break;
             }
             let s = max[&c];
@@ -267,7 +290,22 @@ impl ChainCover {
                 }
             }
         }
-        max
+    }
+
+    /// Adds `events` and their auth chains to `closure`.
+    pub fn extend(&self, closure: &mut Closure, events: &[u64]) -> Result<(), ChainError> {
+        let starts: SmallVec<[ChainPos; 8]> = events
+            .iter()
+            .map(|e| self.pos_of(*e))
+            .collect::<Result<_, _>>()?;
+        self.grow(closure, &starts, |_| false);
+        Ok(())
+    }
+
+    /// Whether `event` is in `closure`.
+    pub fn in_closure(&self, closure: &Closure, event: u64) -> Result<bool, ChainError> {
+        let p = self.pos_of(event)?;
+        Ok(closure.max.get(&p.chain).is_some_and(|&s| s >= p.seq))
     }
 
     /// The closure of `events`: per chain, the highest sequence number among them and their auth

@@ -120,6 +120,24 @@ fn check(dag: &Dag, rng: &mut Rng, label: &str) {
             );
         }
     }
+    // A closure grown event by event contains what the bit sets say.
+    let mut grown = Closure::default();
+    let mut want = vec![0u64; n.div_ceil(64)];
+    for step in 0..20 {
+        let e = rng.below(n);
+        cover.extend(&mut grown, &[num(e)]).expect("extend");
+        want[e / 64] |= 1 << (e % 64);
+        for (w, x) in want.iter_mut().zip(&anc[e]) {
+            *w |= x;
+        }
+        for x in 0..n {
+            assert_eq!(
+                cover.in_closure(&grown, num(x)).expect("known"),
+                has(&want, x),
+                "{label}: grown closure, step {step}, event {x}"
+            );
+        }
+    }
     for _ in 0..n.min(2_000) {
         let (a, b) = (rng.below(n), rng.below(n));
         assert_eq!(
