@@ -172,6 +172,14 @@ pub enum IngestError {
     UnknownRoom(String),
     #[error("unknown event {0}")]
     UnknownEvent(String),
+    /// The event is not a state event: it has no auth chain in the index.
+    #[error("event {0} is not a state event: the auth-chain index holds state events only")]
+    NotState(String),
+    /// The store was upgraded from schema 2–4 and its auth-chain index is not rebuilt yet.
+    #[error(
+        "the store's auth-chain index predates schema 5 and is rebuilt by the next read-write open (any `roomgraph ingest`)"
+    )]
+    ChainIndexOutdated,
     /// The event is stored as an outlier (its prev events are missing): it has no state.
     #[error("event {0} is an outlier: it has no state before or after it")]
     Outlier(String),
@@ -417,6 +425,9 @@ impl Engine {
         options: EngineOptions,
     ) -> Result<Engine, IngestError> {
         let store = Store::open_with(path, &options.store)?;
+        if store.chain_rebuild_pending()? {
+            rebuild_chain_index(&store)?;
+        }
         let Counters {
             next_event,
             next_state_key,
@@ -929,6 +940,11 @@ impl Engine {
         self.reader().current_state(room_id)
     }
 
+    /// The auth chain of a stored state event ([`Reader::auth_chain`]).
+    pub fn auth_chain(&self, event_id: &str) -> Result<Vec<String>, IngestError> {
+        self.reader().auth_chain(event_id)
+    }
+
     /// The forward extremities of a room ([`Reader::extremities`]).
     pub fn extremities(&self, room_id: &str) -> Result<Vec<String>, IngestError> {
         self.reader().extremities(room_id)
@@ -1156,6 +1172,50 @@ fn presence(pdu: &Pdu<'_>) -> Result<Option<Box<AuthFailure>>, String> {
         )),
         Err(e) => Ok(Some(Box::new(auth::signature_failure(&e, pdu.version)))),
     }
+}
+
+/// Rebuilds the chain cover index of a store upgraded from schema 2–4 (whose `auth_chains` rows are
+/// one bitmap per event): every stored state event is inserted again, ascending by number (an event
+/// is numbered after its auth events), and the old rows are deleted, all in one commit together with
+/// the end of the rebuild marker — an interrupted rebuild leaves the store as it was and runs again.
+fn rebuild_chain_index(store: &Store) -> Result<(), IngestError> {
+    use crate::resolve::chain_cover::ChainCover;
+    use crate::store::{ChainRow, META_CHAIN_REBUILD, chain_key};
+    let mut covers: HashMap<String, ChainCover> = HashMap::new();
+    let mut w = Writes::default();
+    store.for_each_event(|num, rec| {
+        let key = num.to_be_bytes();
+        let corrupt = |what: String| StoreError::corrupt(Cf::Events, &key, what);
+        let version =
+            RoomVersion::from_id(&rec.room_version).map_err(|e| corrupt(e.to_string()))?;
+        let pdu = Pdu::parse(&rec.pdu, version).map_err(|e| corrupt(e.to_string()))?;
+        let Some(state_key) = pdu.state_key.as_deref() else {
+            return Ok(());
+        };
+        let mut auth = smallvec::SmallVec::<[u64; 8]>::new();
+        for id in &pdu.auth_events {
+            if let Some(n) = store.event_num(id)? {
+                auth.push(n);
+            }
+        }
+        let hash = room::state_key_hash(&pdu.event_type, state_key);
+        let cover = covers.entry(pdu.room_id.to_string()).or_default();
+        let inserted = cover
+            .insert(num, hash, &auth)
+            .map_err(|e| corrupt(e.to_string()))?;
+        let row = ChainRow {
+            key: hash,
+            inserted,
+        };
+        w.put(Cf::AuthChains, chain_key(&pdu.room_id, num), row.encode());
+        Ok(())
+    })?;
+    for k in store.old_chain_keys()? {
+        w.delete(Cf::AuthChains, k);
+    }
+    w.delete(Cf::Meta, META_CHAIN_REBUILD);
+    store.commit(w)?;
+    Ok(())
 }
 
 /// The signature-presence failure of an event stored earlier (an outlier being de-outliered: Synapse
@@ -1447,16 +1507,92 @@ mod tests {
         );
         for id in tips.iter().chain([&merge_id]) {
             let chain = |e: &Engine| {
-                let num = e.store().event_num(id).expect("read").expect("stored");
                 let chain: Option<BTreeSet<String>> =
-                    e.store().auth_chain(num).expect("read").map(|c| {
-                        c.iter()
-                            .map(|n| e.store().event_id(n).expect("read").expect("stored"))
-                            .collect()
-                    });
+                    e.auth_chain(id).ok().map(|c| c.into_iter().collect());
                 (e.state_at(id, Position::Before).expect("before"), chain)
             };
             assert_eq!(chain(&small), chain(&engine), "{id}");
+        }
+    }
+
+    /// A schema 4 store (one auth-chain bitmap per event, keyed by event number) is upgraded: the
+    /// first read-write open rebuilds the chain cover index from the stored events, and the store then
+    /// answers and ingests exactly as one written by this schema.
+    #[test]
+    fn a_schema_4_store_gets_its_chain_index_rebuilt() {
+        use crate::store::{META_SCHEMA, chain_room_prefix};
+        let trace = generate(&TraceSpec {
+            events: 600,
+            rooms: 3,
+            fork_every: 5,
+            bad_every: 13,
+            ..TraceSpec::default()
+        });
+        let (first, rest) = trace.lines.split_at(400);
+        let reference_dir = tempfile::tempdir().expect("tempdir");
+        let mut reference = Engine::open(reference_dir.path()).expect("open");
+        reference.ingest(first).expect("ingest");
+
+        // The same first part, then turned into what schema 4 left: bitmap rows keyed by event
+        // number instead of the chain rows, and the schema key saying 4.
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut old = Engine::open(dir.path()).expect("open");
+            old.ingest(first).expect("ingest");
+            let store = old.store();
+            let mut w = Writes::default();
+            for room in &trace.rooms {
+                for (k, _) in store
+                    .scan_prefix(Cf::AuthChains, &chain_room_prefix(room))
+                    .expect("scan")
+                {
+                    let num: [u8; 8] = k[k.len() - 8..].try_into().expect("8 bytes");
+                    w.delete(Cf::AuthChains, &k);
+                    w.put(Cf::AuthChains, num, [0x3a, 0x30, 0, 0]);
+                }
+            }
+            w.put(Cf::Meta, META_SCHEMA, "4");
+            store.commit(w).expect("commit");
+            old.close_for_exit();
+        }
+        let reader = Reader::open(dir.path()).expect("read-only open of schema 4");
+        // Every room's current state events.
+        let state_events: Vec<String> = trace
+            .rooms
+            .iter()
+            .flat_map(|r| reference.current_state(r).expect("state").into_values())
+            .collect();
+        assert!(state_events.len() > 20);
+        let some_state_event = state_events.first();
+        if let Some(id) = some_state_event {
+            assert!(matches!(
+                reader.auth_chain(id),
+                Err(IngestError::ChainIndexOutdated)
+            ));
+        }
+        drop(reader);
+
+        let mut upgraded = Engine::open(dir.path()).expect("upgrade");
+        assert!(!upgraded.store().chain_rebuild_pending().expect("read"));
+        assert!(upgraded.store().old_chain_keys().expect("scan").is_empty());
+        for id in &state_events {
+            assert_eq!(
+                upgraded.auth_chain(id).expect("chain"),
+                reference.auth_chain(id).expect("chain"),
+                "{id}"
+            );
+        }
+        let a = upgraded.ingest(rest).expect("ingest");
+        let b = reference.ingest(rest).expect("ingest");
+        let outcomes = |o: &[EventOutcome]| -> Vec<(Option<String>, Outcome)> {
+            o.iter().map(|o| (o.event_id.clone(), o.outcome)).collect()
+        };
+        assert_eq!(outcomes(&a), outcomes(&b));
+        for room in &trace.rooms {
+            assert_eq!(
+                upgraded.current_state(room).expect("state"),
+                reference.current_state(room).expect("state")
+            );
         }
     }
 

@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::store::{Cf, Store, StoreError, StoreOptions};
+use crate::resolve::chain_cover::ChainCover;
+use crate::store::{Cf, Store, StoreError, StoreOptions, chain_key};
 
 use super::{IngestError, Position, StateMap, StoredEvent};
 
@@ -117,6 +118,35 @@ impl Reader {
     }
 
     /// The id of a stored event number; a number without one is a corrupt store.
+    /// The auth chain of a stored state event (not including it), as event ids ascending by event
+    /// number, from the persisted chain cover index. It loads the room's index (one row per state
+    /// event of the room), so it costs the room's state events, not the answer; an embedder asking
+    /// often keeps an [`Engine`](super::Engine), whose rooms hold the index in memory.
+    pub fn auth_chain(&self, event_id: &str) -> Result<Vec<String>, IngestError> {
+        if self.store.chain_rebuild_pending()? {
+            return Err(IngestError::ChainIndexOutdated);
+        }
+        let num = self
+            .store
+            .event_num(event_id)?
+            .ok_or_else(|| IngestError::UnknownEvent(event_id.to_owned()))?;
+        let room_id = self
+            .store
+            .event_state(num)?
+            .map(|m| m.room_id)
+            .ok_or_else(|| IngestError::UnknownEvent(event_id.to_owned()))?;
+        let mut cover = ChainCover::new();
+        for (n, row) in self.store.chain_rows(&room_id)? {
+            cover.restore(n, row.key, &row.inserted).map_err(|e| {
+                StoreError::corrupt(Cf::AuthChains, &chain_key(&room_id, n), e.to_string())
+            })?;
+        }
+        let chain = cover
+            .auth_chain(num)
+            .map_err(|_| IngestError::NotState(event_id.to_owned()))?;
+        chain.into_iter().map(|n| self.event_id_of(n)).collect()
+    }
+
     pub(crate) fn event_id_of(&self, num: u64) -> Result<String, IngestError> {
         self.store.event_id(num)?.ok_or_else(|| {
             StoreError::corrupt(

@@ -6,18 +6,19 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use roaring::RoaringTreemap;
 use smallvec::SmallVec;
 
 use crate::auth::{self, AuthEvent, AuthEventsState, AuthFailure, AuthState};
 use crate::pdu::Pdu;
+use crate::resolve::chain_cover::{ChainCover, Closure};
 use crate::resolve::{EventGraph, EventIdx, Resolver};
 use crate::room_version::{RoomVersion, StateResAlgorithm};
 use crate::store::codec;
 use crate::store::snapshot::{IntMap, StateDraft};
 use crate::store::{
-    Cf, EMPTY_SNAPSHOT, EventStatus, META_CITED_PREFIX, META_OUTLIER_WAIT_PREFIX,
+    Cf, ChainRow, EMPTY_SNAPSHOT, EventStatus, META_CITED_PREFIX, META_OUTLIER_WAIT_PREFIX,
     META_PENDING_PREFIX, RoomRecord, SnapshotRecord, StateHash, StateView, StoreError, Writes,
+    chain_key,
 };
 
 use super::{EventOutcome, FastMap, Outcome, Shared};
@@ -72,8 +73,8 @@ pub(crate) struct RoomState {
     auth_cache: IntMap<u64, Arc<AuthEvent>>,
     /// Size at which `auth_cache` is trimmed next ([`trim_cache`]).
     auth_limit: usize,
-    chains: IntMap<u64, Arc<RoaringTreemap>>,
-    chain_limit: usize,
+    /// The room's chain cover auth-chain index (every stored state event; loaded whole with the room).
+    cover: ChainCover,
     hashes: FastMap<StateHash, u64>,
     /// Memoised resolutions: sorted input snapshots → result snapshot.
     memo: FastMap<Vec<u64>, u64>,
@@ -190,8 +191,7 @@ impl RoomState {
             unsynced: IntMap::default(),
             auth_cache: IntMap::default(),
             auth_limit: AUTH_CACHE,
-            chains: IntMap::default(),
-            chain_limit: AUTH_CACHE,
+            cover: ChainCover::new(),
             hashes: FastMap::default(),
             memo: FastMap::default(),
             graph: None,
@@ -224,6 +224,13 @@ impl RoomState {
         room.log_from = u64::MAX;
         let create = room.load_auth(sh, record.create_event)?;
         room.create = Some((record.create_event, create));
+        for (num, row) in sh.store.chain_rows(room_id)? {
+            room.cover
+                .restore(num, row.key, &row.inserted)
+                .map_err(|e| {
+                    StoreError::corrupt(Cf::AuthChains, &chain_key(room_id, num), e.to_string())
+                })?;
+        }
         if let Some((current, extremities)) = sh.store.extremities(room_id)? {
             room.current = room.view(sh, current)?;
             room.extremities = extremities;
@@ -759,7 +766,7 @@ impl RoomState {
         let reason = verdict.err().unwrap_or_default();
         let writes = &mut out.writes;
         if let Some(sk) = event.pdu.state_key.as_deref() {
-            self.index_auth_chain(sh, num, &parents.auth, &event, writes)?;
+            self.index_auth_chain(num, &parents.auth, &event, writes)?;
             if !status.is_rejected() {
                 let k = self.intern_key(sh, &event.pdu.event_type, sk)?;
                 self.event_keys.insert(num, k);
@@ -852,28 +859,24 @@ impl RoomState {
     /// caches the event for auth lookups.
     fn index_auth_chain(
         &mut self,
-        sh: &Shared<'_>,
         num: u64,
         auth_nums: &[u64],
         event: &Arc<AuthEvent>,
         writes: &mut Writes,
     ) -> RoomResult<()> {
-        let mut chain = RoaringTreemap::new();
-        for a in auth_nums {
-            if *a == 0 {
-                continue;
-            }
-            chain.insert(*a);
-            if let Some(c) = self.chain(sh, *a)? {
-                chain |= &*c;
-            }
-        }
-        let mut bytes = Vec::with_capacity(chain.serialized_size());
-        if chain.serialize_into(&mut bytes).is_ok() {
-            writes.put(Cf::AuthChains, num.to_be_bytes(), bytes);
-        }
-        self.chains.insert(num, Arc::new(chain));
-        trim_cache(&mut self.chains, &mut self.chain_limit, sh.durable.event);
+        let key = state_key_hash(
+            &event.pdu.event_type,
+            event.pdu.state_key.as_deref().unwrap_or(""),
+        );
+        let inserted = self.cover.insert(num, key, auth_nums).map_err(|e| {
+            StoreError::corrupt(
+                Cf::AuthChains,
+                &chain_key(&self.room_id, num),
+                e.to_string(),
+            )
+        })?;
+        let row = ChainRow { key, inserted };
+        writes.put(Cf::AuthChains, chain_key(&self.room_id, num), row.encode());
         self.auth_cache.insert(num, Arc::clone(event));
         Ok(())
     }
@@ -1200,7 +1203,7 @@ impl RoomState {
 
         // Auth chain of state events (an outlier's is indexed already).
         if state_key.is_some() && existing.is_none() {
-            self.index_auth_chain(sh, num, &parents.auth, &event, writes)?;
+            self.index_auth_chain(num, &parents.auth, &event, writes)?;
         }
 
         // Visible to the resolutions below (the new current state may include this event).
@@ -1594,17 +1597,6 @@ impl RoomState {
             Some(before),
         ))
     }
-    fn chain(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<Option<Arc<RoaringTreemap>>> {
-        if let Some(c) = self.chains.get(&num) {
-            return Ok(Some(Arc::clone(c)));
-        }
-        let c = sh.store.auth_chain(num)?.map(Arc::new);
-        if let Some(c) = &c {
-            self.chains.insert(num, Arc::clone(c));
-        }
-        Ok(c)
-    }
-
     /// [`RoomState::key_of`], numbering the pair if it has none.
     fn key_of_interned(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<Option<u32>> {
         self.event_key(sh, num, true)
@@ -1651,43 +1643,40 @@ impl RoomState {
         let base = views[0];
         // K_i and cl(K_i).
         let mut sets: Vec<Vec<u64>> = vec![Vec::new(); views.len()];
-        let mut closures: Vec<RoaringTreemap> = Vec::with_capacity(views.len());
+        let mut closures: Vec<Closure> = Vec::with_capacity(views.len());
         for (view, set) in views.iter().zip(&mut sets) {
-            let mut closure = RoaringTreemap::new();
             for &k in conflicted_keys {
                 if let Some(e) = view.get(k) {
                     set.push(e);
-                    closure.insert(e);
-                    match self.chain(sh, e)? {
-                        Some(c) => closure |= &*c,
-                        None => return Ok(None),
-                    }
                 }
+            }
+            let mut closure = Closure::default();
+            if self.cover.extend(&mut closure, set).is_err() {
+                return Ok(None);
             }
             closures.push(closure);
         }
-        let mut union = RoaringTreemap::new();
-        let mut inter = closures[0].clone();
-        for c in &closures {
-            union |= c;
-            inter &= c;
-        }
-        let candidates = &union - &inter;
+        // ∪ cl(K_i) ∖ ∩ cl(K_i), per chain a range of sequence numbers.
+        let candidates = self.cover.difference_of(&closures);
 
-        // cl(U) ∩ candidates, from the unconflicted events of the union (descending: an event already
-        // covered has its chain covered too).
-        let mut covered = RoaringTreemap::new();
-        let members: Vec<u64> = union.iter().rev().collect();
-        for d in members {
-            if !covered.contains(d) && self.is_unconflicted(sh, base, conflicted_keys, d)? {
-                covered.insert(d);
-                if let Some(c) = self.chain(sh, d)? {
-                    covered |= &*c;
-                }
+        // cl(U) ∩ candidates. An unconflicted event inside ∩ cl(K_i) has all its ancestors there, so
+        // among the union only the candidates themselves can cover candidates (descending: an event
+        // already covered has its chain covered too).
+        let mut covered = Closure::default();
+        for &d in candidates.iter().rev() {
+            if !self.in_cover(&covered, d)
+                && self.is_unconflicted(sh, base, conflicted_keys, d)?
+                && self.cover.extend(&mut covered, &[d]).is_err()
+            {
+                return Ok(None);
             }
         }
-        let mut undecided = &candidates - &covered;
-        if let Some(oldest) = undecided.min() {
+        let mut undecided: Vec<u64> = candidates
+            .iter()
+            .copied()
+            .filter(|&d| !self.in_cover(&covered, d))
+            .collect();
+        if let Some(&oldest) = undecided.first() {
             if oldest < self.log_from {
                 return Ok(None);
             }
@@ -1697,28 +1686,36 @@ impl RoomState {
             }
             for i in from..self.state_log.len() {
                 let u = self.state_log[i];
-                if covered.contains(u) || !self.is_unconflicted(sh, base, conflicted_keys, u)? {
+                if self.in_cover(&covered, u)
+                    || !self.is_unconflicted(sh, base, conflicted_keys, u)?
+                {
                     continue;
                 }
-                covered.insert(u);
-                if let Some(c) = self.chain(sh, u)? {
-                    covered |= &*c;
+                if self.cover.extend(&mut covered, &[u]).is_err() {
+                    return Ok(None);
                 }
-                undecided -= &covered;
+                undecided.retain(|&d| !self.in_cover(&covered, d));
                 if undecided.is_empty() {
                     break;
                 }
             }
         }
-        let difference: Vec<u64> = (&candidates - &covered).iter().collect();
+        let difference: Vec<u64> = candidates
+            .iter()
+            .copied()
+            .filter(|&d| !self.in_cover(&covered, d))
+            .collect();
 
         // The unconflicted events the iterative auth checks can read: the auth-type keys of every event
         // that can enter the full conflicted set (v2.1 adds the conflicted subgraph, inside the union).
         let mut readers: Vec<u64> = sets.iter().flatten().copied().collect();
+        readers.extend(difference.iter().copied());
         if self.version.state_res == StateResAlgorithm::V2_1 {
-            readers.extend(union.iter());
-        } else {
-            readers.extend(difference.iter().copied());
+            let conflicted: Vec<u64> = readers.clone();
+            match self.cover.conflicted_subgraph(&conflicted) {
+                Ok(sub) => readers.extend(sub),
+                Err(_) => return Ok(None),
+            }
         }
         readers.sort_unstable();
         readers.dedup();
@@ -1748,6 +1745,11 @@ impl RoomState {
             set.extend_from_slice(&read);
         }
         Ok(Some(FastInputs { sets, difference }))
+    }
+
+    /// Whether `e` is in `closure` (an event outside the index is not).
+    fn in_cover(&self, closure: &Closure, e: u64) -> bool {
+        self.cover.in_closure(closure, e).unwrap_or(false)
     }
 
     /// Whether `e` is an unconflicted entry of the views whose first member is `base`.
@@ -1878,23 +1880,26 @@ impl RoomState {
         sets: &[Vec<u64>],
         difference: Option<&[u64]>,
     ) -> Result<Vec<(u32, u64)>, String> {
-        let mut need = RoaringTreemap::new();
-        for set in sets {
-            for e in set {
-                if !self.graph_idx.contains_key(e) && !need.contains(*e) {
-                    need.insert(*e);
-                    if let Some(c) = self.chain(sh, *e).map_err(|e| e.to_string())? {
-                        need |= &*c;
-                    }
-                }
-            }
-        }
+        // The sets' events not in the graph yet and their auth chains, ascending.
+        let mut fresh: Vec<u64> = sets
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|e| !self.graph_idx.contains_key(e))
+            .collect();
+        fresh.sort_unstable();
+        fresh.dedup();
+        let mut closure = Closure::default();
+        self.cover
+            .extend(&mut closure, &fresh)
+            .map_err(|e| e.to_string())?;
+        let need = self.cover.events_of(closure.reach());
         if self.graph.is_none() {
             self.graph = Some(EventGraph::new(self.version, &self.room_id));
         }
         // Event numbers grow in apply order, and an event is applied after its auth events: ascending
         // order is a topological order of the auth DAG, as `EventGraph::insert` needs.
-        for n in need.iter() {
+        for &n in &need {
             if self.graph_idx.contains_key(&n) {
                 continue;
             }
@@ -2017,6 +2022,23 @@ impl AuthState for ArcState<'_> {
 }
 
 /// `prefix ‖ room id length (u16 BE) ‖ room id`: the start of a room's rows of a `meta` row family.
+/// The chain cover index's key of a state event: FNV-1a of `type ‖ 0xff ‖ state_key`. Deterministic, so
+/// that a rebuilt index chains as the original did; a collision only makes a chain continue across two
+/// keys, which the index allows (a chain needs its predecessor among the event's auth events, nothing
+/// more).
+pub(crate) fn state_key_hash(event_type: &str, state_key: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in event_type
+        .bytes()
+        .chain(std::iter::once(0xff))
+        .chain(state_key.bytes())
+    {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
 fn room_meta_prefix(prefix: &[u8], room_id: &str) -> Vec<u8> {
     let room = &room_id.as_bytes()[..room_id.len().min(u16::MAX as usize)];
     let mut k = Vec::with_capacity(prefix.len() + 2 + room.len() + 64);

@@ -253,7 +253,12 @@ impl ChainCover {
 
     /// Adds `starts` and what they reach to `closure` (a fixpoint over chains: a chain is processed
     /// again only when its bound rises, and then only links beyond the old bound can reach further).
-    fn grow(&self, closure: &mut Closure, starts: &[ChainPos], mut stop: impl FnMut(&Reach) -> bool) {
+    fn grow(
+        &self,
+        closure: &mut Closure,
+        starts: &[ChainPos],
+        mut stop: impl FnMut(&Reach) -> bool,
+    ) {
         let Closure { max, done } = closure;
         let mut queue: Vec<u64> = Vec::new();
         for p in starts {
@@ -358,25 +363,36 @@ impl ChainCover {
     /// themselves) of some set but not of all. Per chain it is the range between the lowest and the
     /// highest bound the sets reach, so it costs the chains reached plus the answer. Ascending.
     pub fn auth_difference(&self, sets: &[&[u64]]) -> Result<Vec<u64>, ChainError> {
-        let reaches: Vec<Reach> = sets
+        let closures: Vec<Closure> = sets
             .iter()
-            .map(|s| self.closure(s))
+            .map(|s| {
+                let mut c = Closure::default();
+                self.extend(&mut c, s).map(|()| c)
+            })
             .collect::<Result<_, _>>()?;
-        let mut chains: Vec<u64> = reaches.iter().flat_map(|r| r.keys().copied()).collect();
+        Ok(self.difference_of(&closures))
+    }
+
+    /// [`ChainCover::auth_difference`] of closures built already.
+    pub fn difference_of(&self, closures: &[Closure]) -> Vec<u64> {
+        let mut chains: Vec<u64> = closures
+            .iter()
+            .flat_map(|r| r.max.keys().copied())
+            .collect();
         chains.sort_unstable();
         chains.dedup();
         let mut out = Vec::new();
         for c in chains {
             // A set that does not reach a chain has bound 0 on it.
-            let bound = |r: &Reach| r.get(&c).copied().unwrap_or(0);
-            let hi = reaches.iter().map(bound).max().unwrap_or(0);
-            let lo = reaches.iter().map(bound).min().unwrap_or(0);
+            let bound = |r: &Closure| r.max.get(&c).copied().unwrap_or(0);
+            let hi = closures.iter().map(bound).max().unwrap_or(0);
+            let lo = closures.iter().map(bound).min().unwrap_or(0);
             if let Some(chain) = self.chains.get(&c) {
                 out.extend_from_slice(&chain.events[lo as usize..hi as usize]);
             }
         }
         out.sort_unstable();
-        Ok(out)
+        out
     }
 
     /// The v2.1 conflicted state subgraph: the events that are both ancestors-or-self and

@@ -387,9 +387,93 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// One event's row of the chain cover index (`auth_chains`): the hash of its `(type, state_key)` and
+/// what [`ChainCover::insert`](crate::resolve::chain_cover::ChainCover::insert) added.
+/// Layout: `key u32 ‖ chain u64 ‖ seq u32 ‖ (chain u64 ‖ seq u32)*`, big-endian.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainRow {
+    pub key: u32,
+    pub inserted: crate::resolve::chain_cover::Inserted,
+}
+
+impl ChainRow {
+    pub fn encode(&self) -> Vec<u8> {
+        let links = &self.inserted.links;
+        let mut out = Vec::with_capacity(16 + 12 * links.len());
+        out.extend_from_slice(&self.key.to_be_bytes());
+        for p in std::iter::once(&self.inserted.pos).chain(links.iter()) {
+            out.extend_from_slice(&p.chain.to_be_bytes());
+            out.extend_from_slice(&p.seq.to_be_bytes());
+        }
+        out
+    }
+
+    pub fn decode(v: &[u8]) -> Result<ChainRow, String> {
+        use crate::resolve::chain_cover::{ChainPos, Inserted};
+        let (key, rest) = v
+            .split_first_chunk::<4>()
+            .ok_or("chain row shorter than its key hash")?;
+        if rest.is_empty() || rest.len() % 12 != 0 {
+            return Err(format!(
+                "chain row of {} bytes is not 4 + 12 per position",
+                v.len()
+            ));
+        }
+        let mut positions = rest.chunks_exact(12).map(|c| {
+            let (chain, seq) = c.split_at(8);
+            ChainPos {
+                chain: u64::from_be_bytes(chain.try_into().unwrap_or_default()),
+                seq: u32::from_be_bytes(seq.try_into().unwrap_or_default()),
+            }
+        });
+        let pos = positions.next().ok_or("chain row without a position")?;
+        if pos.seq == 0 {
+            return Err("chain row with sequence number 0".into());
+        }
+        Ok(ChainRow {
+            key: u32::from_be_bytes(*key),
+            inserted: Inserted {
+                pos,
+                links: positions.collect(),
+            },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chain_rows_round_trip_and_bad_ones_are_refused() {
+        use crate::resolve::chain_cover::{ChainPos, Inserted};
+        let row = ChainRow {
+            key: 0xdead_beef,
+            inserted: Inserted {
+                pos: ChainPos { chain: 7, seq: 3 },
+                links: [
+                    ChainPos { chain: 1, seq: 1 },
+                    ChainPos { chain: 9, seq: 40 },
+                ]
+                .into_iter()
+                .collect(),
+            },
+        };
+        let bytes = row.encode();
+        assert_eq!(bytes.len(), 4 + 3 * 12);
+        assert_eq!(ChainRow::decode(&bytes), Ok(row));
+        for bad in [
+            &bytes[..3],
+            &bytes[..4],
+            &bytes[..20],
+            &bytes[..bytes.len() - 1],
+        ] {
+            assert!(ChainRow::decode(bad).is_err(), "{} bytes", bad.len());
+        }
+        let mut zero = bytes.clone();
+        zero[12..16].copy_from_slice(&0u32.to_be_bytes());
+        assert!(ChainRow::decode(&zero).is_err());
+    }
 
     #[test]
     fn records_round_trip() {

@@ -21,20 +21,24 @@ pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 
-use roaring::RoaringTreemap;
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 
-pub use codec::{EventMeta, EventRecord, EventStatus, RoomRecord, StateKey};
+pub use codec::{ChainRow, EventMeta, EventRecord, EventStatus, RoomRecord, StateKey};
 pub use snapshot::{SnapshotRecord, StateHash, StateView};
 
 /// The schema this build reads and writes. Bump on any incompatible change of a key or value layout.
 /// 3: snapshot delta chains of up to 128 records (schema 2 readers refuse chains over 34).
 /// 4: outlier statuses (3, 4) and the `outlier_wait/` and `cited/` meta rows.
-pub const SCHEMA_VERSION: u32 = 4;
+/// 5: `auth_chains` holds the chain cover index (room-prefixed [`ChainRow`]s) instead of one auth-chain
+///    bitmap per event.
+pub const SCHEMA_VERSION: u32 = 5;
 
-/// Older schemas whose stores this build reads as they are: opening one marks it with
-/// [`SCHEMA_VERSION`], so that older builds refuse it by its version rather than misreading it.
-const UPGRADABLE_SCHEMAS: [&[u8]; 2] = [b"2", b"3"];
+/// Older schemas whose stores this build upgrades: their layout is this one's except for
+/// `auth_chains`. A read-write open marks the store [`SCHEMA_VERSION`] (so that older builds refuse it
+/// by its version rather than misreading it) and sets [`META_CHAIN_REBUILD`] in the same commit; the
+/// ingest engine then rebuilds the chain cover index from the stored events before it ingests
+/// anything. Queries (read-only opens) never read `auth_chains`: they read such a store as it is.
+const UPGRADABLE_SCHEMAS: [&[u8]; 3] = [b"2", b"3", b"4"];
 
 /// The value of the `magic` meta key: marks a directory as a roomgraph store.
 pub const MAGIC: &[u8] = b"roomgraph-store";
@@ -100,6 +104,25 @@ pub const META_OUTLIER_WAIT_PREFIX: &[u8] = b"outlier_wait/";
 /// `cited/ ‖ room id length u16 ‖ room id ‖ event id`: a missing or outlier event cited as a prev event
 /// by an accepted timeline event.
 pub const META_CITED_PREFIX: &[u8] = b"cited/";
+/// Present while the `auth_chains` column family still holds a schema 2–4 index (one bitmap per event):
+/// the chain cover index must be rebuilt from the stored events before the store is written to.
+pub const META_CHAIN_REBUILD: &[u8] = b"chain_rebuild";
+
+/// The key prefix of a room's chain cover rows: `room id length u16 ‖ room id`.
+pub fn chain_room_prefix(room_id: &str) -> Vec<u8> {
+    let room = &room_id.as_bytes()[..room_id.len().min(u16::MAX as usize)];
+    let mut k = Vec::with_capacity(2 + room.len() + 8);
+    k.extend_from_slice(&(room.len() as u16).to_be_bytes());
+    k.extend_from_slice(room);
+    k
+}
+
+/// The key of an event's chain cover row: `room id length u16 ‖ room id ‖ event number u64`.
+pub fn chain_key(room_id: &str, num: u64) -> Vec<u8> {
+    let mut k = chain_room_prefix(room_id);
+    k.extend_from_slice(&num.to_be_bytes());
+    k
+}
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -573,6 +596,7 @@ impl Store {
             }
             let mut w = Writes::default();
             w.put(Cf::Meta, META_SCHEMA, SCHEMA_VERSION.to_string());
+            w.put(Cf::Meta, META_CHAIN_REBUILD, []);
             return self.commit(w);
         }
         if found != SCHEMA_VERSION.to_string().as_bytes() {
@@ -788,16 +812,70 @@ impl Store {
         }
     }
 
-    pub fn auth_chain(&self, num: u64) -> Result<Option<RoaringTreemap>, StoreError> {
-        let key = num.to_be_bytes();
-        match self.get(Cf::AuthChains, &key)? {
-            None => Ok(None),
-            Some(v) => RoaringTreemap::deserialize_from(v.as_slice())
-                .map(Some)
-                .map_err(|e| {
-                    StoreError::corrupt(Cf::AuthChains, &key, format!("auth chain bitmap: {e}"))
-                }),
+    /// Whether the chain cover index must be rebuilt: a store upgraded from schema 2–4, or one of
+    /// those schemas opened read-only (not marked yet).
+    pub fn chain_rebuild_pending(&self) -> Result<bool, StoreError> {
+        if self.get(Cf::Meta, META_CHAIN_REBUILD)?.is_some() {
+            return Ok(true);
         }
+        let schema = self.get(Cf::Meta, META_SCHEMA)?.unwrap_or_default();
+        Ok(UPGRADABLE_SCHEMAS.contains(&schema.as_slice()))
+    }
+
+    /// The chain cover rows of a room, ascending by event number (an order its events can be
+    /// inserted in: an event is numbered after its auth events).
+    pub fn chain_rows(&self, room_id: &str) -> Result<Vec<(u64, ChainRow)>, StoreError> {
+        let prefix = chain_room_prefix(room_id);
+        let mut out = Vec::new();
+        for (k, v) in self.scan_prefix(Cf::AuthChains, &prefix)? {
+            let num = k[prefix.len()..]
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| {
+                    StoreError::corrupt(Cf::AuthChains, &k, "key is not room prefix + 8 bytes")
+                })?;
+            let row = ChainRow::decode(&v)
+                .map_err(|what| StoreError::corrupt(Cf::AuthChains, &k, what))?;
+            out.push((num, row));
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` with every stored event, ascending by number, without holding them all in memory.
+    pub fn for_each_event(
+        &self,
+        mut f: impl FnMut(u64, EventRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let iter = self
+            .db
+            .iterator_cf(self.cf(Cf::Events), rocksdb::IteratorMode::Start);
+        for item in iter {
+            let (k, v) = item?;
+            let num = (*k)
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::corrupt(Cf::Events, &k, "key is not 8 bytes"))?;
+            let rec = EventRecord::decode(&v)
+                .map_err(|what| StoreError::corrupt(Cf::Events, &k, what))?;
+            f(num, rec)?;
+        }
+        Ok(())
+    }
+
+    /// The keys of the schema 2–4 `auth_chains` rows (8-byte event numbers), for the rebuild to
+    /// delete.
+    pub fn old_chain_keys(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        let iter = self
+            .db
+            .iterator_cf(self.cf(Cf::AuthChains), rocksdb::IteratorMode::Start);
+        for item in iter {
+            let (k, _) = item?;
+            if k.len() == 8 {
+                out.push(k.to_vec());
+            }
+        }
+        Ok(out)
     }
 
     /// Materialises snapshot `num` by walking its delta chain down to a full snapshot.
@@ -1159,11 +1237,11 @@ mod tests {
         assert!(err.to_string().contains("schema version 999"), "{err}");
     }
 
-    /// Schema 2 and 3 stores (same layout; shorter delta chains, no outliers) open and are marked
-    /// schema 4.
+    /// Schema 2, 3 and 4 stores (same layout but for `auth_chains`) open, are marked schema 5 and
+    /// flagged for the chain cover rebuild in the same commit.
     #[test]
-    fn schemas_2_and_3_are_upgraded_in_place() {
-        for old in [b"2", b"3"] {
+    fn schemas_2_to_4_are_upgraded_in_place_and_flagged_for_the_chain_rebuild() {
+        for old in [b"2", b"3", b"4"] {
             let dir = store_of_schema(old);
             let store = Store::open(dir.path()).expect("old schema opens");
             let marker = store.get(Cf::Meta, META_SCHEMA).expect("read");
@@ -1171,8 +1249,12 @@ mod tests {
                 marker.as_deref(),
                 Some(SCHEMA_VERSION.to_string().as_bytes())
             );
+            assert!(store.chain_rebuild_pending().expect("read"));
         }
-        assert_eq!(SCHEMA_VERSION, 4);
+        assert_eq!(SCHEMA_VERSION, 5);
+        let fresh = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(fresh.path()).expect("new store");
+        assert!(!store.chain_rebuild_pending().expect("read"));
     }
 
     /// A store of schema 1 had two more column families (`event_num_to_id`, `edges`): it is refused
