@@ -6,7 +6,7 @@
 //! over index ranges (see [`super::auth_chain`]). The graph is append-only: [`EventGraph::insert`] needs the
 //! event's auth events to be present already, which is how the order is kept and why cycles cannot occur.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
 
 use crate::auth::{self, AuthEvent, FastHash, Membership};
@@ -56,25 +56,21 @@ pub(crate) fn name_hash(event_type: &str, state_key: &str) -> u64 {
     KEYED.hash_one((event_type, state_key))
 }
 
-/// State key → name number, for one type.
-type NameMap = HashMap<Arc<str>, u32, FastHash>;
-
 /// `(type, state_key)` ↔ [`StateKeyIdx`], looked up with borrowed strings.
 ///
 /// Two number spaces: every pair seen gets a [`NameIdx`]; pairs that are the state key of some event also
 /// get a [`StateKeyIdx`] (dense over state keys only, so per-key arrays stay small). Events record the
 /// names their auth rules look up when they enter the graph; whether such a name has become a state key
 /// since is one array read ([`StateKeyInterner::key_of_name`]).
+///
+/// One open-addressed table over [`name_hash`] finds a pair with one keyed hash of both strings (the hash
+/// each name keeps anyway); the strings are compared only on a full hash match.
 #[derive(Debug, Default, Clone)]
 pub struct StateKeyInterner {
-    /// type → its number in `types`.
-    type_index: HashMap<Arc<str>, u32, FastHash>,
-    /// Per type: the type (shared with `names`) and its state keys → name.
-    types: Vec<(Arc<str>, NameMap)>,
-    /// Per type: the name of `(type, "")`, or `NONE`.
-    empty_name: Vec<u32>,
-    /// `(address, length, type number)` of `'static` type strings seen by [`Self::intern_static_name`].
-    static_types: Vec<(usize, usize, u32)>,
+    /// [`name_hash`] → name.
+    table: IdTable,
+    /// The distinct types, so that names of one type share its string.
+    types: HashSet<Arc<str>, FastHash>,
     /// Per name: `(type, state_key)`.
     names: Vec<(Arc<str>, Arc<str>)>,
     /// Per name: [`name_hash`], for hash-first comparisons in small state maps.
@@ -117,71 +113,39 @@ impl StateKeyInterner {
         self.key_name.is_empty()
     }
 
+    #[inline]
+    fn find(&self, hash: u64, event_type: &str, state_key: &str) -> Option<u32> {
+        self.table.find(hash, |n| {
+            let (t, s) = &self.names[n as usize];
+            **s == *state_key && **t == *event_type
+        })
+    }
+
     /// Numbers `(type, state_key)` as a name, without making it a state key.
     pub fn intern_name(&mut self, event_type: &str, state_key: &str) -> NameIdx {
-        let ti = self.type_number(event_type);
-        self.name_in_type(ti, event_type, state_key)
-    }
-
-    /// [`Self::intern_name`] for a type that is a `'static` string (the auth rules' constants): its type
-    /// number is found by address, and the name with the empty state key without hashing.
-    pub(crate) fn intern_static_name(
-        &mut self,
-        event_type: &'static str,
-        state_key: &str,
-    ) -> NameIdx {
-        let addr = (event_type.as_ptr() as usize, event_type.len());
-        let ti = match self.static_types.iter().find(|s| (s.0, s.1) == addr) {
-            Some(s) => s.2 as usize,
-            None => {
-                let ti = self.type_number(event_type);
-                self.static_types.push((addr.0, addr.1, ti as u32));
-                ti
-            }
-        };
-        if state_key.is_empty() && self.empty_name[ti] != NONE {
-            return NameIdx(self.empty_name[ti]);
-        }
-        self.name_in_type(ti, event_type, state_key)
-    }
-
-    fn type_number(&mut self, event_type: &str) -> usize {
-        match self.type_index.get(event_type) {
-            Some(&ti) => ti as usize,
-            None => {
-                let t: Arc<str> = Arc::from(event_type);
-                self.type_index
-                    .insert(Arc::clone(&t), self.types.len() as u32);
-                self.types.push((t, NameMap::default()));
-                self.empty_name.push(NONE);
-                self.types.len() - 1
-            }
-        }
-    }
-
-    fn name_in_type(&mut self, ti: usize, event_type: &str, state_key: &str) -> NameIdx {
-        let (t, by_key) = &mut self.types[ti];
-        if let Some(&n) = by_key.get(state_key) {
+        let h = name_hash(event_type, state_key);
+        if let Some(n) = self.find(h, event_type, state_key) {
             return NameIdx(n);
         }
+        let t = match self.types.get(event_type) {
+            Some(t) => Arc::clone(t),
+            None => {
+                let t: Arc<str> = Arc::from(event_type);
+                self.types.insert(Arc::clone(&t));
+                t
+            }
+        };
         let next = self.names.len() as u32;
-        let k: Arc<str> = Arc::from(state_key);
-        by_key.insert(Arc::clone(&k), next);
-        self.names.push((Arc::clone(t), k));
-        self.hashes.push(name_hash(event_type, state_key));
+        self.table.insert(h, next);
+        self.names.push((t, Arc::from(state_key)));
+        self.hashes.push(h);
         self.name_key.push(NONE);
-        if state_key.is_empty() {
-            self.empty_name[ti] = next;
-        }
         NameIdx(next)
     }
 
     pub fn get_name(&self, event_type: &str, state_key: &str) -> Option<NameIdx> {
-        let &ti = self.type_index.get(event_type)?;
-        self.types[ti as usize]
-            .1
-            .get(state_key)
-            .map(|&n| NameIdx(n))
+        self.find(name_hash(event_type, state_key), event_type, state_key)
+            .map(NameIdx)
     }
 
     /// The state key number of a name, if some event has that state key.
@@ -225,13 +189,14 @@ pub struct EventNode {
     pub create_auth: Option<EventIdx>,
 }
 
-/// Event id → [`EventIdx`]: open addressing with linear probing over `(hash, value)` slots, kept at most
-/// half full. The ids themselves live in [`EventGraph`]'s id arena, so the table stores no strings and a
-/// lookup touches the slot and the candidate's bytes only (a `HashMap<String, _>` would add a pointer
-/// chase per probe and an allocation per id).
+/// Event id → [`EventIdx`] (and name hash → [`NameIdx`]): open addressing with linear probing over
+/// `(hash, value)` slots, kept at most half full. The strings live elsewhere ([`EventGraph`]'s id arena,
+/// [`StateKeyInterner`]'s names), so the table stores none and a lookup touches the slot and the
+/// candidate's bytes only (a `HashMap<String, _>` would add a pointer chase per probe and an allocation
+/// per entry).
 ///
-/// The hash is Fx (fast, not keyed): ids chosen to collide could cluster probes, degrading lookups to
-/// linear time but never changing results.
+/// The hash is keyed ([`KEYED`]): ids and state keys come from remote servers, and ids chosen to
+/// collide could otherwise cluster probes, degrading lookups to linear time (never changing results).
 #[derive(Debug, Clone, Default)]
 struct IdTable {
     /// `(hash, value)`; `value == NONE` marks an empty slot.
@@ -318,6 +283,11 @@ pub struct EventGraph {
     /// auth edges: interned once on insert, so iterative auth checks do no string work.
     lookup_start: Vec<u32>,
     lookups: Vec<NameIdx>,
+    /// Whether `lookups` is kept. A graph built for one resolution ([`EventGraph::build`]) leaves it
+    /// empty: only the events the iterative auth checks visit need their lookups, and those are found
+    /// from the event when asked ([`EventGraph::for_each_auth_key`]). A long-lived graph
+    /// ([`EventGraph::new`] + [`EventGraph::insert`], resolved many times) interns them once per event.
+    eager_lookups: bool,
     keys: StateKeyInterner,
     /// The state key `(m.room.power_levels, "")`, once an event has it.
     pub(crate) pl_key: Option<StateKeyIdx>,
@@ -341,6 +311,7 @@ impl EventGraph {
             auth_edges: Vec::new(),
             lookup_start: vec![0],
             lookups: Vec::new(),
+            eager_lookups: true,
             keys: StateKeyInterner::default(),
             pl_key: None,
             create_key: None,
@@ -392,6 +363,9 @@ impl EventGraph {
         let mut ref_start = Vec::with_capacity(n + 1);
         ref_start.push(0u32);
         let mut refs: Vec<u32> = Vec::with_capacity(n * 4);
+        // Whether every event cites only events before it: then the input order is the graph's order
+        // (homeservers usually ship events auth-first) and the sort is skipped.
+        let mut in_order = true;
         for (i, ev) in events.iter().enumerate() {
             if *ev.pdu.room_id != *room_id {
                 return Err(ResolveError::WrongRoom {
@@ -409,9 +383,26 @@ impl EventGraph {
                 };
                 citing_start[p as usize + 1] += 1;
                 pending[i] += 1;
+                in_order &= (p as usize) < i;
                 refs.push(p);
             }
             ref_start.push(refs.len() as u32);
+        }
+        let mut graph = EventGraph::new(version, room_id);
+        graph.eager_lookups = false;
+        graph.nodes.reserve(n);
+        graph.node_keys.reserve(n);
+        graph.auth_start.reserve(n);
+        if in_order {
+            graph.ids = table;
+            graph.auth_edges = refs.iter().map(|&p| EventIdx(p)).collect();
+            graph.id_end = in_end.split_off(1);
+            graph.id_bytes = in_bytes;
+            for (p, event) in events.into_iter().enumerate() {
+                let rej = rejected(graph.id_at(p as u32));
+                graph.push_node(event, rej, ref_start[p + 1]);
+            }
+            return Ok(graph);
         }
         for i in 0..n {
             citing_start[i + 1] += citing_start[i];
@@ -456,16 +447,10 @@ impl EventGraph {
                 slot.1 = idx_of[slot.1 as usize];
             }
         }
-        let mut graph = EventGraph::new(version, room_id);
         graph.ids = table;
         graph.id_bytes.reserve(in_bytes.len());
         graph.id_end.reserve(n);
-        graph.nodes.reserve(n);
-        graph.node_keys.reserve(n);
-        graph.auth_start.reserve(n);
         graph.auth_edges.reserve(refs.len());
-        graph.lookup_start.reserve(n);
-        graph.lookups.reserve(n * 4);
         for &p in &order {
             let p = p as usize;
             for &a in &refs[ref_start[p] as usize..ref_start[p + 1] as usize] {
@@ -475,7 +460,7 @@ impl EventGraph {
             graph.id_bytes.push_str(id);
             graph.id_end.push(graph.id_bytes.len() as u32);
             let rej = rejected(id);
-            graph.push_node(Arc::clone(&events[p]), rej);
+            graph.push_node(Arc::clone(&events[p]), rej, graph.auth_edges.len() as u32);
         }
         Ok(graph)
     }
@@ -519,13 +504,13 @@ impl EventGraph {
         self.ids.insert(h, idx.0);
         self.id_bytes.push_str(id);
         self.id_end.push(self.id_bytes.len() as u32);
-        self.push_node(event, rejected);
+        self.push_node(event, rejected, self.auth_edges.len() as u32);
         Ok(idx)
     }
 
     /// Appends a node whose auth edges have just been pushed onto `auth_edges` and whose id is in the id
     /// table and the arena already: the state key, lookup names and the integer facts.
-    fn push_node(&mut self, event: Arc<AuthEvent>, rejected: bool) -> EventIdx {
+    fn push_node(&mut self, event: Arc<AuthEvent>, rejected: bool, edges_end: u32) -> EventIdx {
         let idx = EventIdx(self.nodes.len() as u32);
         let pdu = &event.pdu;
         // An auth event is the power-levels (create) event iff its state key is (type, "") — compared as
@@ -534,7 +519,8 @@ impl EventGraph {
         let cr = self.create_key.map_or(NONE, |k| k.0);
         let mut pl_auth = None;
         let mut create_auth = None;
-        for &ai in &self.auth_edges[*self.auth_start.last().unwrap_or(&0) as usize..] {
+        let edges_start = *self.auth_start.last().unwrap_or(&0) as usize;
+        for &ai in &self.auth_edges[edges_start..edges_end as usize] {
             let k = self.node_keys[ai.ix()];
             if k == NONE {
                 continue;
@@ -545,26 +531,28 @@ impl EventGraph {
                 create_auth = Some(ai);
             }
         }
-        self.auth_start.push(self.auth_edges.len() as u32);
+        self.auth_start.push(edges_end);
         let key = pdu
             .state_key
             .as_deref()
             .map(|sk| self.keys.intern(&pdu.event_type, sk));
-        let lookups_before = self.lookups.len();
-        let (keys, lookups) = (&mut self.keys, &mut self.lookups);
-        // A member event's sender is usually its target: skip the second lookup of the same strings.
-        let mut last: (&str, &str) = ("", "");
-        auth::for_each_auth_type(&event, |t, s| {
-            if (t, s) == last {
-                return;
-            }
-            last = (t, s);
-            let name = keys.intern_static_name(t, s);
-            if !lookups[lookups_before..].contains(&name) {
-                lookups.push(name);
-            }
-        });
-        self.lookup_start.push(self.lookups.len() as u32);
+        if self.eager_lookups {
+            let lookups_before = self.lookups.len();
+            let (keys, lookups) = (&mut self.keys, &mut self.lookups);
+            // A member event's sender is usually its target: skip the second lookup of the same strings.
+            let mut last: (&str, &str) = ("", "");
+            auth::for_each_auth_type(&event, |t, s| {
+                if (t, s) == last {
+                    return;
+                }
+                last = (t, s);
+                let name = keys.intern_name(t, s);
+                if !lookups[lookups_before..].contains(&name) {
+                    lookups.push(name);
+                }
+            });
+            self.lookup_start.push(self.lookups.len() as u32);
+        }
         if pdu.event_type == "m.room.power_levels" && pdu.state_key.as_deref() == Some("") {
             self.pl_key = key;
         }
@@ -660,11 +648,32 @@ impl EventGraph {
         &self.auth_edges[self.auth_start[e.ix()] as usize..self.auth_start[e.ix() + 1] as usize]
     }
 
-    /// The names `e`'s auth rules look up (server-server API "Auth events selection"), deduplicated, in
-    /// selection order; [`StateKeyInterner::key_of_name`] tells which are state keys by now.
+    /// Calls `f` with each state key `e`'s auth rules look up (server-server API "Auth events
+    /// selection") that is the state key of some event of the graph, in selection order. Keys no event
+    /// has are skipped: no state can hold them. A key may come twice when the graph finds them from the
+    /// event ([`EventGraph::build`]); callers treat them as a set.
     #[inline]
-    pub fn auth_lookups(&self, e: EventIdx) -> &[NameIdx] {
-        &self.lookups[self.lookup_start[e.ix()] as usize..self.lookup_start[e.ix() + 1] as usize]
+    pub fn for_each_auth_key(&self, e: EventIdx, mut f: impl FnMut(StateKeyIdx)) {
+        if self.eager_lookups {
+            let names = &self.lookups
+                [self.lookup_start[e.ix()] as usize..self.lookup_start[e.ix() + 1] as usize];
+            for &name in names {
+                if let Some(k) = self.keys.key_of_name(name) {
+                    f(k);
+                }
+            }
+        } else {
+            let mut last: (&str, &str) = ("", "");
+            auth::for_each_auth_type(&self.nodes[e.ix()].event, |t, s| {
+                if (t, s) == last {
+                    return;
+                }
+                last = (t, s);
+                if let Some(k) = self.keys.get(t, s) {
+                    f(k);
+                }
+            });
+        }
     }
 
     pub fn keys(&self) -> &StateKeyInterner {
@@ -760,6 +769,65 @@ mod tests {
         assert_eq!(g.auth_events(c), [b, a]);
         assert!(g.node(b).rejected && !g.node(a).rejected);
         assert_eq!(g.keys().len(), 1);
+    }
+
+    /// The three ways to make a graph — `build` from auth-ordered input (no sort), `build` from shuffled
+    /// input (sorted), `new` + `insert` (lookups interned per event) — agree on every auth edge, state key
+    /// and auth lookup, and resolve to the same state.
+    #[test]
+    fn ordered_shuffled_and_inserted_graphs_agree() {
+        use crate::room_generator::{RoomConfig, generate};
+        for version in ["2", "10", "12"] {
+            let version = RoomVersion::from_id(version).expect("known");
+            let room = generate(&RoomConfig::small(version, 7));
+            let events: Vec<AuthEvent> = room.events.iter().cloned().map(AuthEvent::new).collect();
+            let ordered = EventGraph::build(version, events.clone(), &|_| false).expect("valid");
+            let mut shuffled_events = events.clone();
+            let mut rng = crate::room_generator::Rng::new(3);
+            for i in (1..shuffled_events.len()).rev() {
+                shuffled_events.swap(i, rng.below(i + 1));
+            }
+            let shuffled = EventGraph::build(version, shuffled_events, &|_| false).expect("valid");
+            let mut inserted = EventGraph::new(version, "");
+            for e in events {
+                inserted.insert(e, false).expect("auth-ordered");
+            }
+            fn named(g: &EventGraph, e: EventIdx) -> String {
+                let mut auth: Vec<&str> = g.auth_events(e).iter().map(|&a| g.event_id(a)).collect();
+                auth.sort_unstable();
+                let key = g.key_of(e).map(|k| g.keys().resolve(k));
+                let mut lookups = Vec::new();
+                g.for_each_auth_key(e, |k| lookups.push(g.keys().resolve(k)));
+                lookups.sort_unstable();
+                lookups.dedup();
+                let node = g.node(e);
+                let pl_auth = node.pl_auth.map(|p| g.event_id(p));
+                format!("{auth:?} {key:?} {lookups:?} {} {pl_auth:?}", node.power)
+            }
+            for pdu in &room.events {
+                let (o, s, i) = (
+                    ordered.idx(&pdu.event_id).expect("present"),
+                    shuffled.idx(&pdu.event_id).expect("present"),
+                    inserted.idx(&pdu.event_id).expect("present"),
+                );
+                assert_eq!(o, i, "auth-ordered input keeps its order");
+                assert_eq!(named(&ordered, o), named(&shuffled, s));
+                assert_eq!(named(&ordered, o), named(&inserted, i));
+            }
+            let resolved = |g: &EventGraph| {
+                let sets: Vec<Vec<EventIdx>> = room
+                    .fork_states
+                    .iter()
+                    .map(|set| set.iter().filter_map(|id| g.idx(id)).collect())
+                    .collect();
+                let refs: Vec<&[EventIdx]> = sets.iter().map(Vec::as_slice).collect();
+                crate::resolve::resolve(g, &refs)
+                    .expect("resolves")
+                    .to_named(g)
+            };
+            assert_eq!(resolved(&ordered), resolved(&shuffled));
+            assert_eq!(resolved(&ordered), resolved(&inserted));
+        }
     }
 
     #[test]

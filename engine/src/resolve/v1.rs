@@ -85,13 +85,11 @@ pub(crate) fn resolve(
     let mut auth_events: HashMap<StateKeyIdx, EventIdx> = HashMap::new();
     for (_, events) in &conflicted {
         for &e in events {
-            for &name in graph.auth_lookups(e) {
-                if let Some(k) = graph.keys().key_of_name(name)
-                    && let Some(&u) = unconflicted.get(&k)
-                {
+            graph.for_each_auth_key(e, |k| {
+                if let Some(&u) = unconflicted.get(&k) {
                     auth_events.entry(k).or_insert(u);
                 }
-            }
+            });
         }
     }
 
@@ -159,13 +157,11 @@ fn resolve_auth_events(
     order.reverse();
     let mut state: HashMap<StateKeyIdx, EventIdx> = HashMap::new();
     for &e in &order {
-        for &name in graph.auth_lookups(e) {
-            if let Some(k) = graph.keys().key_of_name(name)
-                && let Some(&a) = auth_events.get(&k)
-            {
+        graph.for_each_auth_key(e, |k| {
+            if let Some(&a) = auth_events.get(&k) {
                 state.insert(k, a);
             }
-        }
+        });
     }
     let mut prev = order[0];
     for &e in &order[1..] {

@@ -273,14 +273,13 @@ fn iterative_auth_checks(
                     check.put(k, a);
                 }
             }
-            for &name in graph.auth_lookups(e) {
-                if let Some(k) = graph.keys().key_of_name(name)
-                    && let Some(cur) = state.get(k)
+            graph.for_each_auth_key(e, |k| {
+                if let Some(cur) = state.get(k)
                     && !graph.node(cur).rejected
                 {
                     check.put(k, cur);
                 }
-            }
+            });
             if auth::check_state_dependent(&node.event, &check, create).is_err() {
                 continue;
             }
