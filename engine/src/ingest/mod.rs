@@ -950,12 +950,11 @@ impl Engine {
         self.reader().extremities(room_id)
     }
 
-    fn event_id_of(&self, num: u64) -> Result<String, IngestError> {
-        self.reader().event_id_of(num)
-    }
-
-    /// Resolves named state sets of a stored room with the room's algorithm, using the stored events and
-    /// auth-chain index. Every event named must be a stored event of the room.
+    /// Resolves named state sets of a stored room with the room's algorithm, on the room's persistent
+    /// event graph and chain cover index: no graph is built per call, and the work is that of the
+    /// conflict (the conflicted entries, the auth difference, the unconflicted events the auth checks
+    /// read), not of the state's size or the room's history. Every event named must be a stored,
+    /// non-outlier state event of the room at its own `(type, state_key)`.
     pub fn resolve(
         &mut self,
         room_id: &str,
@@ -973,38 +972,64 @@ impl Engine {
             let loaded = RoomState::load(&sh, room_id, &rec)?;
             self.rooms.insert(room_id.to_owned(), loaded);
         }
-        let mut sets = Vec::with_capacity(state_sets.len());
-        for set in state_sets {
-            let mut nums = Vec::with_capacity(set.len());
-            for id in set.values() {
-                let n = self
-                    .store
-                    .event_num(id)?
-                    .ok_or_else(|| IngestError::UnknownEvent(id.clone()))?;
-                nums.push(n);
-            }
-            sets.push(nums);
-        }
         let sh = shared!(self);
         let room = self
             .rooms
             .get_mut(room_id)
             .ok_or_else(|| IngestError::UnknownRoom(room_id.to_owned()))?;
+        // Event numbers, and what names them in the answer (most resolved events come from the sets).
+        let mut named: FastMap<u64, (&(String, String), &String)> = FastMap::default();
+        let mut sets = Vec::with_capacity(state_sets.len());
+        for (i, set) in state_sets.iter().enumerate() {
+            let mut nums = Vec::with_capacity(set.len());
+            for (key, id) in set {
+                let n = room
+                    .event_num(&sh, id)
+                    .map_err(IngestError::Resolve)?
+                    .ok_or_else(|| IngestError::UnknownEvent(id.clone()))?;
+                if let std::collections::hash_map::Entry::Vacant(slot) = named.entry(n) {
+                    let event = room.auth_event(&sh, n).map_err(IngestError::Resolve)?;
+                    let pdu = &event.pdu;
+                    if *pdu.room_id != *room_id
+                        || *pdu.event_type != *key.0
+                        || pdu.state_key.as_deref() != Some(key.1.as_str())
+                    {
+                        return Err(IngestError::Resolve(format!(
+                            "state set {i}: ({:?}, {:?}) names {id}, which is not that room's \
+                             event for that key",
+                            key.0, key.1
+                        )));
+                    }
+                    slot.insert((key, id));
+                }
+                nums.push(n);
+            }
+            sets.push(nums);
+        }
         let resolved = room
             .resolve_sets(&sh, &sets)
             .map_err(IngestError::Resolve)?;
         let mut out = StateMap::new();
-        for (k, e) in resolved {
-            let key = match self.store.state_key(k)? {
-                Some(key) => key,
-                None => {
-                    // Interned during this resolution and not committed yet: find it in memory.
-                    return Err(IngestError::Resolve(format!(
-                        "state key {k} unknown to the store"
-                    )));
+        for (_, e) in resolved {
+            match named.get(&e) {
+                Some(&(key, id)) => {
+                    out.insert(key.clone(), id.clone());
                 }
-            };
-            out.insert((key.event_type, key.state_key), self.event_id_of(e)?);
+                None => {
+                    let event = room.auth_event(&sh, e).map_err(IngestError::Resolve)?;
+                    let pdu = &event.pdu;
+                    let Some(state_key) = pdu.state_key.as_deref() else {
+                        return Err(IngestError::Resolve(format!(
+                            "resolved a non-state event {}",
+                            pdu.event_id
+                        )));
+                    };
+                    out.insert(
+                        (pdu.event_type.to_string(), state_key.to_owned()),
+                        pdu.event_id.to_string(),
+                    );
+                }
+            }
         }
         Ok(out)
     }

@@ -1634,10 +1634,10 @@ impl RoomState {
     /// undecided one (an event is only ever in the auth chain of later events). `None` when that
     /// history reaches back before what this process has seen, or would cost more than the full
     /// resolution: the caller then resolves the full sets.
-    fn fast_inputs(
+    fn fast_inputs<S: KeyedState>(
         &mut self,
         sh: &Shared<'_>,
-        views: &[&StateView],
+        views: &[&S],
         conflicted_keys: &[u32],
     ) -> RoomResult<Option<FastInputs>> {
         let base = views[0];
@@ -1753,10 +1753,10 @@ impl RoomState {
     }
 
     /// Whether `e` is an unconflicted entry of the views whose first member is `base`.
-    fn is_unconflicted(
+    fn is_unconflicted<S: KeyedState>(
         &mut self,
         sh: &Shared<'_>,
-        base: &StateView,
+        base: &S,
         conflicted_keys: &[u32],
         e: u64,
     ) -> RoomResult<bool> {
@@ -1844,15 +1844,94 @@ impl RoomState {
         Ok(view)
     }
 
-    /// Resolves state sets given as event numbers, with the room's incrementally built event graph;
-    /// the events each resolution needs (the sets and their auth chains, from the persisted auth-chain
-    /// index) are added to the graph the first time they are needed.
+    /// Resolves state sets given as event numbers (each one event per key), with the room's event graph
+    /// and chain cover: the full state, as `(key number, event number)` in key order.
+    ///
+    /// Only the conflict is paid for (as in fork resolution, [`RoomState::fast_inputs`]): the sets'
+    /// events at the conflicted keys, the auth difference of the full sets from the chain cover, and the
+    /// unconflicted events the auth checks read enter the graph — the first time they are needed; the
+    /// graph persists across calls. The rest of the state is copied from the first set. Room version 1,
+    /// or a difference whose history this process has not seen, resolves the full sets.
     pub fn resolve_sets(
         &mut self,
         sh: &Shared<'_>,
         sets: &[Vec<u64>],
     ) -> Result<Vec<(u32, u64)>, String> {
-        self.resolve_sets_with(sh, sets, None)
+        let mut maps: Vec<IntMap<u32, u64>> = Vec::with_capacity(sets.len());
+        for set in sets {
+            let mut map = IntMap::default();
+            map.reserve(set.len());
+            for &e in set {
+                let Some(k) = self.key_of_interned(sh, e).map_err(|e| e.to_string())? else {
+                    return Err(format!("event number {e} is not a state event"));
+                };
+                if let Some(other) = map.insert(k, e)
+                    && other != e
+                {
+                    return Err(format!(
+                        "a state set holds two events for one key (event numbers {other} and {e})"
+                    ));
+                }
+            }
+            maps.push(map);
+        }
+        let Some((base, others)) = maps.split_first() else {
+            return Ok(Vec::new());
+        };
+        let mut conflicted_keys: Vec<u32> = Vec::new();
+        for other in others {
+            for (&k, &e) in base {
+                if other.get(&k) != Some(&e) {
+                    conflicted_keys.push(k);
+                }
+            }
+            conflicted_keys.extend(other.keys().filter(|k| !base.contains_key(k)));
+        }
+        conflicted_keys.sort_unstable();
+        conflicted_keys.dedup();
+        let mut state: Vec<(u32, u64)> = base.iter().map(|(&k, &e)| (k, e)).collect();
+        state.sort_unstable();
+        if conflicted_keys.is_empty() {
+            return Ok(state);
+        }
+        let refs: Vec<&IntMap<u32, u64>> = maps.iter().collect();
+        let fast = if self.version.state_res == StateResAlgorithm::V1 {
+            None
+        } else {
+            self.fast_inputs(sh, &refs, &conflicted_keys)
+                .map_err(|e| e.to_string())?
+        };
+        let resolved = match &fast {
+            Some(inputs) => {
+                self.stats.partial += 1;
+                self.resolve_sets_with(sh, &inputs.sets, Some(&inputs.difference))?
+            }
+            None => {
+                self.stats.full += 1;
+                return self.resolve_sets_with(sh, sets, None).map(|mut full| {
+                    full.sort_unstable();
+                    full
+                });
+            }
+        };
+        state.retain(|(k, _)| conflicted_keys.binary_search(k).is_err());
+        state.extend(
+            resolved
+                .into_iter()
+                .filter(|(k, _)| conflicted_keys.binary_search(k).is_ok()),
+        );
+        state.sort_unstable();
+        Ok(state)
+    }
+
+    /// The number of an event id of this room (cached in memory), `None` if not stored.
+    pub fn event_num(&mut self, sh: &Shared<'_>, id: &str) -> Result<Option<u64>, String> {
+        self.lookup(sh, id).map_err(|e| e.to_string())
+    }
+
+    /// A stored event's auth facts (cached in memory).
+    pub fn auth_event(&mut self, sh: &Shared<'_>, num: u64) -> Result<Arc<AuthEvent>, String> {
+        self.load_auth(sh, num).map_err(|e| e.to_string())
     }
 
     /// Resolves the full state of `views` (O(state): the fallback of [`RoomState::fast_inputs`]).
@@ -1970,6 +2049,32 @@ impl RoomState {
             out.push((kn, num));
         }
         Ok(out)
+    }
+}
+
+/// A state map keyed by store key numbers: a stored snapshot, or a caller's state set.
+pub(crate) trait KeyedState {
+    fn get(&self, key: u32) -> Option<u64>;
+    fn len(&self) -> usize;
+}
+
+impl KeyedState for StateView {
+    fn get(&self, key: u32) -> Option<u64> {
+        StateView::get(self, key)
+    }
+
+    fn len(&self) -> usize {
+        StateView::len(self)
+    }
+}
+
+impl KeyedState for IntMap<u32, u64> {
+    fn get(&self, key: u32) -> Option<u64> {
+        std::collections::HashMap::get(self, &key).copied()
+    }
+
+    fn len(&self) -> usize {
+        std::collections::HashMap::len(self)
     }
 }
 
