@@ -163,9 +163,13 @@ impl Case {
             .iter()
             .filter(|id| self.room.fork_states.iter().all(|s| s.contains(id)))
             .count();
-        let difference = roomgraph::resolve::auth_chain::AuthChainIndex::build(&self.graph)
-            .auth_difference(&self.refs())
-            .len();
+        let mut difference = Vec::new();
+        roomgraph::resolve::auth_chain::Reachability::default().auth_difference(
+            &self.graph,
+            &self.refs(),
+            &mut difference,
+        );
+        let difference = difference.len();
         eprintln!(
             "{name}: v{}, {} events, {state_events} state events, {members} member keys, {pls} power-levels \
              events, {} forks, {} conflicted events, auth difference {difference} events",
@@ -307,35 +311,14 @@ fn flamegraph(case: &Case, path: &str) {
     drop(outputs);
 }
 
-/// A contested room of about `events` events: a long power-levels history (one change per three joins),
-/// then three servers that fork and each send state (display names, leaves, kicks, power changes) without
-/// hearing from each other, so the state sets conflict and their auth chains differ by hundreds of events.
-fn contested_room(version: &str, events: usize) -> GeneratedRoom {
-    let v = RoomVersion::from_id(version).expect("known");
-    let members = events * 2 / 5;
-    let per_fork = events / 6;
-    generate(&RoomConfig {
-        version: v,
-        seed: events as u64,
-        servers: 3,
-        users_per_server: 6,
-        bootstrap_members: members,
-        bootstrap_pl_changes: members / 3,
-        steps: 3 * per_fork,
-        merge_probability: 0.02,
-        malicious_server: true,
-        message_ratio: 0.0,
-        member_activity: 0.6,
-    })
-}
-
 /// `resolve_request`: request documents of 1 000 – 3 000 events shaped like contested rooms (long power
 /// histories, three state sets, auth differences of hundreds of events), from parsed events to the resolved
 /// map, against ruma-state-res's `resolve` with the auth chains prepared outside its timer.
 fn resolve_request(c: &mut Criterion) {
     for version in ["11", "12"] {
         for events in [1_000, 3_000] {
-            let case = Case::new(contested_room(version, events));
+            let v = RoomVersion::from_id(version).expect("known");
+            let case = Case::new(generate(&RoomConfig::contested(v, events)));
             bench_case(
                 c,
                 &format!("resolve_request/v{version}/{events}"),

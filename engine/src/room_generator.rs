@@ -103,6 +103,27 @@ impl RoomConfig {
         }
     }
 
+    /// A contested room of about `events` events: a long power-levels history (one change per three
+    /// joins), then three servers that fork and each send state (display names, leaves, kicks, power
+    /// changes; the third keeps events that fail auth) without hearing from each other, so the state
+    /// sets conflict and their auth chains differ by hundreds of events (`resolve_request` benchmark).
+    pub fn contested(version: &'static RoomVersion, events: usize) -> RoomConfig {
+        let members = events * 2 / 5;
+        RoomConfig {
+            version,
+            seed: events as u64,
+            servers: 3,
+            users_per_server: 6,
+            bootstrap_members: members,
+            bootstrap_pl_changes: members / 3,
+            steps: events / 2,
+            merge_probability: 0.02,
+            malicious_server: true,
+            message_ratio: 0.0,
+            member_activity: 0.6,
+        }
+    }
+
     /// A big room: `members` joined members, `pl_changes` power-level events in its history, then
     /// `forks` servers each sending `events_per_fork` state events without hearing from each other.
     pub fn large(

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use resolve_support::*;
 use roomgraph::auth::AuthEvent;
 use roomgraph::resolve::{
-    AuthChainIndex, EventGraph, EventIdx, ResolveOptions, Resolver, auth_chain::Reachability,
+    EventGraph, EventIdx, ResolveOptions, Resolver, auth_chain::Reachability,
 };
 
 fn pl(users: &[(&str, i64)]) -> String {
@@ -428,7 +428,17 @@ fn check_auth_difference(
     cases: &[(&[&[&str]], &[&str])],
 ) {
     let (graph, idx) = abstract_graph(edges);
-    let index = AuthChainIndex::build(&graph);
+    let mut index = roomgraph::resolve::chain_cover::ChainCover::new();
+    for e in 0..graph.len() as u32 {
+        let auth: Vec<u64> = graph
+            .auth_events(EventIdx(e))
+            .iter()
+            .map(|a| u64::from(a.0))
+            .collect();
+        index
+            .insert(u64::from(e), e, &auth)
+            .expect("auth events first");
+    }
     let mut reach = Reachability::default();
     for (sets, want) in cases {
         let sets: Vec<Vec<EventIdx>> = sets
@@ -450,15 +460,21 @@ fn check_auth_difference(
         want_sorted.sort();
         assert_eq!(got_names, want_sorted, "linear pass, sets {sets:?}");
         let from_index: Vec<&str> = {
-            let mut v: Vec<&str> = index
-                .auth_difference(&refs)
+            let nums: Vec<Vec<u64>> = sets
                 .iter()
-                .map(|i| name(&EventIdx(i)))
+                .map(|s| s.iter().map(|e| u64::from(e.0)).collect())
+                .collect();
+            let num_refs: Vec<&[u64]> = nums.iter().map(Vec::as_slice).collect();
+            let mut v: Vec<&str> = index
+                .auth_difference(&num_refs)
+                .expect("indexed")
+                .iter()
+                .map(|&i| name(&EventIdx(i as u32)))
                 .collect();
             v.sort();
             v
         };
-        assert_eq!(from_index, want_sorted, "roaring index, sets {sets:?}");
+        assert_eq!(from_index, want_sorted, "chain cover index, sets {sets:?}");
     }
 }
 
@@ -540,7 +556,17 @@ fn conflicted_subgraph_chain_cover_cases() {
         ("G2", &["G1"]),
     ];
     let (graph, idx) = abstract_graph(edges);
-    let index = AuthChainIndex::build(&graph);
+    let mut index = roomgraph::resolve::chain_cover::ChainCover::new();
+    for e in 0..graph.len() as u32 {
+        let auth: Vec<u64> = graph
+            .auth_events(EventIdx(e))
+            .iter()
+            .map(|a| u64::from(a.0))
+            .collect();
+        index
+            .insert(u64::from(e), e, &auth)
+            .expect("auth events first");
+    }
     let mut reach = Reachability::default();
     let cases: &[(&[&str], &[&str])] = &[
         (&["B1", "B3"], &["B1", "B2", "B3"]),
@@ -562,9 +588,15 @@ fn conflicted_subgraph_chain_cover_cases() {
         let mut got_names: Vec<&str> = got.iter().map(|e| name(e.0)).collect();
         got_names.sort();
         assert_eq!(got_names, *want, "linear passes for {conflicted:?}");
-        let mut from_index: Vec<&str> = index.conflicted_subgraph(&c).iter().map(name).collect();
+        let nums: Vec<u64> = c.iter().map(|e| u64::from(e.0)).collect();
+        let mut from_index: Vec<&str> = index
+            .conflicted_subgraph(&nums)
+            .expect("indexed")
+            .iter()
+            .map(|&e| name(e as u32))
+            .collect();
         from_index.sort();
-        assert_eq!(from_index, *want, "roaring index for {conflicted:?}");
+        assert_eq!(from_index, *want, "chain cover index for {conflicted:?}");
     }
 }
 

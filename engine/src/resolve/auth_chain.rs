@@ -1,113 +1,17 @@
 //! Auth chains, the auth difference and the v2.1 conflicted state subgraph.
 //!
-//! Two tools, both linear and safe against adversarial graphs:
-//! - [`AuthChainIndex`]: one roaring bitmap per event holding its auth chain. Inserting an event unions the
-//!   bitmaps of its at most 10 auth events (bounded cost per insertion, never a walk), after which "auth
-//!   chain of X" and "auth difference of these sets" are bitmap operations. Meant for long-lived graphs
-//!   (ingest, many small resolutions in one room).
-//! - [`Reachability`]: single passes over the topologically numbered [`EventGraph`] with reused scratch
+//! [`Reachability`]: single passes over the topologically numbered [`EventGraph`] with reused scratch
 //!   buffers — the auth difference in one descending pass carrying a bit per state set, and the
 //!   conflicted state subgraph as the intersection of one descending (ancestors) and one ascending
 //!   (descendants) pass. No path enumeration, no per-event sets. Used by a one-shot resolution, where
-//!   building the index first would cost more than the passes.
+//!   building an index first would cost more than the passes. Long-lived graphs (ingest, `Engine::resolve`)
+//!   keep the chain cover index instead ([`super::chain_cover`]).
 //!
 //! Auth chains here include the state-set events themselves when forming the auth difference, as Synapse
 //! does (`AuthChainDifferenceTestCase`); see `docs/state-resolution.md`.
 
-use roaring::RoaringBitmap;
-
 use super::intern::{EventGraph, EventIdx};
 
-/// Per-event auth chains as roaring bitmaps (the chain excludes the event itself).
-#[derive(Debug, Default, Clone)]
-pub struct AuthChainIndex {
-    chains: Vec<RoaringBitmap>,
-}
-
-impl AuthChainIndex {
-    /// Indexes every event of `graph` in order.
-    pub fn build(graph: &EventGraph) -> AuthChainIndex {
-        let mut index = AuthChainIndex {
-            chains: Vec::with_capacity(graph.len()),
-        };
-        for i in 0..graph.len() as u32 {
-            index.insert(EventIdx(i), graph.auth_events(EventIdx(i)));
-        }
-        index
-    }
-
-    /// Indexes the next event (its index must be `self.len()`), given its auth events, which must be
-    /// indexed already. Cost: at most one bitmap union per auth event.
-    pub fn insert(&mut self, e: EventIdx, auth_events: &[EventIdx]) {
-        debug_assert_eq!(e.ix(), self.chains.len());
-        let mut chain = RoaringBitmap::new();
-        for a in auth_events {
-            if let Some(c) = self.chains.get(a.ix()) {
-                chain |= c;
-            }
-            chain.insert(a.0);
-        }
-        self.chains.push(chain);
-    }
-
-    pub fn len(&self) -> usize {
-        self.chains.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.chains.is_empty()
-    }
-
-    /// The auth chain of `e` (not including `e`).
-    pub fn auth_chain(&self, e: EventIdx) -> &RoaringBitmap {
-        &self.chains[e.ix()]
-    }
-
-    /// Whether `ancestor` is in the auth chain of `e`.
-    pub fn is_ancestor(&self, ancestor: EventIdx, e: EventIdx) -> bool {
-        self.chains[e.ix()].contains(ancestor.0)
-    }
-
-    /// The union of the auth chains of `events` and the events themselves.
-    pub fn closure<'a>(&self, events: impl IntoIterator<Item = &'a EventIdx>) -> RoaringBitmap {
-        let mut out = RoaringBitmap::new();
-        for e in events {
-            out |= &self.chains[e.ix()];
-            out.insert(e.0);
-        }
-        out
-    }
-
-    /// The auth difference of state sets: union minus intersection of their closures.
-    pub fn auth_difference(&self, state_sets: &[&[EventIdx]]) -> RoaringBitmap {
-        let closures: Vec<RoaringBitmap> =
-            state_sets.iter().map(|s| self.closure(s.iter())).collect();
-        let Some((first, rest)) = closures.split_first() else {
-            return RoaringBitmap::new();
-        };
-        let mut union = first.clone();
-        let mut inter = first.clone();
-        for c in rest {
-            union |= c;
-            inter &= c;
-        }
-        union - inter
-    }
-
-    /// The conflicted state subgraph: events on auth paths from one conflicted event to another.
-    pub fn conflicted_subgraph(&self, conflicted: &[EventIdx]) -> RoaringBitmap {
-        let set: RoaringBitmap = conflicted.iter().map(|e| e.0).collect();
-        let backward = self.closure(conflicted.iter());
-        // An event is in the subgraph if it is an ancestor-or-self of a conflicted event and some
-        // conflicted event is in its auth chain (or it is conflicted itself).
-        backward
-            .iter()
-            .filter(|&x| set.contains(x) || !(&self.chains[x as usize] & &set).is_empty())
-            .collect()
-    }
-}
-
-/// Reusable scratch for the linear reachability passes.
 #[derive(Debug, Default)]
 pub struct Reachability {
     masks: Vec<u64>,
@@ -230,23 +134,43 @@ mod tests {
     use crate::room_generator::{RoomConfig, generate};
     use crate::room_version::RoomVersion;
 
-    /// The roaring index and the linear passes agree on generated rooms.
+    /// The linear passes and the chain cover index agree on generated rooms.
     #[test]
-    fn index_and_passes_agree() {
+    fn passes_and_chain_cover_agree() {
+        use crate::resolve::chain_cover::ChainCover;
         for seed in 0..6 {
             let room = generate(&RoomConfig::small(
                 RoomVersion::from_id("12").expect("known"),
                 seed,
             ));
             let (graph, sets) = room.graph();
-            let index = AuthChainIndex::build(&graph);
+            let mut cover = ChainCover::new();
+            for e in 0..graph.len() as u32 {
+                let e = EventIdx(e);
+                let Some(key) = graph.key_of(e) else { continue };
+                let auth: Vec<u64> = graph
+                    .auth_events(e)
+                    .iter()
+                    .map(|a| u64::from(a.0))
+                    .collect();
+                cover
+                    .insert(u64::from(e.0), key.0, &auth)
+                    .expect("auth events first");
+            }
             let refs: Vec<&[EventIdx]> = sets.iter().map(Vec::as_slice).collect();
             let mut reach = Reachability::default();
             let mut diff = Vec::new();
             reach.auth_difference(&graph, &refs, &mut diff);
-            let from_index: Vec<EventIdx> =
-                index.auth_difference(&refs).iter().map(EventIdx).collect();
-            assert_eq!(diff, from_index, "seed {seed}");
+            let nums: Vec<Vec<u64>> = sets
+                .iter()
+                .map(|s| s.iter().map(|e| u64::from(e.0)).collect())
+                .collect();
+            let num_refs: Vec<&[u64]> = nums.iter().map(Vec::as_slice).collect();
+            let as_idx = |v: Vec<u64>| -> Vec<EventIdx> {
+                v.into_iter().map(|n| EventIdx(n as u32)).collect()
+            };
+            let from_cover = as_idx(cover.auth_difference(&num_refs).expect("indexed"));
+            assert_eq!(diff, from_cover, "seed {seed}");
             let conflicted: Vec<EventIdx> = diff
                 .iter()
                 .copied()
@@ -254,12 +178,13 @@ mod tests {
                 .collect();
             let mut sub = Vec::new();
             reach.conflicted_subgraph(&graph, &conflicted, &mut sub);
-            let from_index: Vec<EventIdx> = index
-                .conflicted_subgraph(&conflicted)
-                .iter()
-                .map(EventIdx)
-                .collect();
-            assert_eq!(sub, from_index, "seed {seed}");
+            let conflicted_nums: Vec<u64> = conflicted.iter().map(|e| u64::from(e.0)).collect();
+            let from_cover = as_idx(
+                cover
+                    .conflicted_subgraph(&conflicted_nums)
+                    .expect("indexed"),
+            );
+            assert_eq!(sub, from_cover, "seed {seed}");
         }
     }
 }

@@ -7,7 +7,7 @@
 //! Where the spec is ambiguous the engine follows Synapse; every such choice is listed in
 //! `docs/state-resolution.md`.
 //!
-//! Modules: [`intern`] (the graph), [`auth_chain`] (auth difference, conflicted subgraph, roaring index),
+//! Modules: [`intern`] (the graph), [`auth_chain`] (auth difference and conflicted subgraph by linear passes), [`chain_cover`] (the index of long-lived graphs),
 //! [`topo`] (Kahn's algorithm with a heap), [`mainline`] (memoised mainline ordering), [`v2`] (v2 and
 //! v2.1), [`v1`], [`request`] (the `roomgraph resolve` input format).
 
@@ -22,7 +22,6 @@ pub mod v2;
 
 use std::collections::BTreeMap;
 
-pub use auth_chain::AuthChainIndex;
 pub use chain_cover::ChainCover;
 pub use intern::{EventGraph, EventIdx, NameIdx, StateKeyIdx};
 pub use request::ResolveRequest;

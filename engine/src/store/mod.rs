@@ -86,7 +86,8 @@ pub enum Cf {
     /// event number → [`EventMeta`]: snapshots before and after, status, room id, event id, and the
     /// event numbers of its `prev_events` and `auth_events` (the DAG edges).
     EventState = 9,
-    /// event number → serialized roaring treemap of the event's auth chain (state events).
+    /// room ‖ event number → the event's chain cover row (`ChainRow`: key hash, position, links; state
+    /// events; `docs/auth-chain-index.md`).
     AuthChains = 10,
 }
 

@@ -1,0 +1,106 @@
+//! Store-backed resolution: `Engine::resolve(room, state_sets)` on a stored room's persistent event graph
+//! and chain cover index, against ruma-state-res 0.18's `resolve` on the same sets in the same run.
+//!
+//! - `resolve_store/v{11,12}/{1000,3000}`: the contested rooms of the `resolve_request` benchmark
+//!   (`RoomConfig::contested`: a long power-levels history, three servers forking; one keeps events that
+//!   fail auth, which ingest rejects and both sides are told about), ingested into a fresh store; the
+//!   state sets are the three servers' states.
+//!
+//! What is timed: roomgraph — `Engine::resolve` from named state sets (`StateMap`s, built outside the
+//! timer) to the named resolved state: id → number lookups, the split by key, the auth difference from
+//! the chain cover, the resolution on the room's graph (which persists across calls: after the first call
+//! nothing is added to it) and naming the full state; ruma — `ruma::state_res::resolve` with the auth
+//! chains precomputed outside the timer. Both are checked to agree before timing. Run:
+//! `cargo bench -p roomgraph --bench resolve_store`.
+
+#[path = "../tests/resolve_support/ruma_oracle.rs"]
+mod ruma_oracle;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use roomgraph::canonical_json::{JsonValue, to_canonical_string};
+use roomgraph::ingest::{Engine, Outcome, StateMap};
+use roomgraph::room_generator::{RoomConfig, generate};
+use roomgraph::room_version::RoomVersion;
+use ruma_oracle::RumaRoom;
+
+fn resolve_store(c: &mut Criterion) {
+    for version in ["11", "12"] {
+        for events in [1_000, 3_000] {
+            let v = RoomVersion::from_id(version).expect("known");
+            let room = generate(&RoomConfig::contested(v, events));
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut engine = Engine::open(dir.path()).expect("open");
+            let lines: Vec<String> = room
+                .events
+                .iter()
+                .map(|p| to_canonical_string(&JsonValue::Object(p.json.clone())))
+                .collect();
+            let mut outcomes = engine.ingest(&lines).expect("ingest");
+            outcomes.extend(engine.finish().expect("finish"));
+            let rejected: HashSet<String> = outcomes
+                .iter()
+                .filter(|o| o.outcome == Outcome::Rejected)
+                .filter_map(|o| o.event_id.clone())
+                .collect();
+            let by_id: BTreeMap<&str, &roomgraph::pdu::Pdu<'static>> =
+                room.events.iter().map(|p| (&*p.event_id, p)).collect();
+            let sets: Vec<StateMap> = room
+                .fork_states
+                .iter()
+                .map(|ids| {
+                    ids.iter()
+                        .map(|id| {
+                            let p = by_id[id.as_str()];
+                            let key = (
+                                p.event_type.to_string(),
+                                p.state_key.as_deref().unwrap_or_default().to_owned(),
+                            );
+                            (key, id.clone())
+                        })
+                        .collect()
+                })
+                .collect();
+            let rejected_refs: Vec<&str> = rejected.iter().map(String::as_str).collect();
+            let ruma = RumaRoom::from_pdus(v, &room.events, &rejected_refs);
+            let ours: ruma_oracle::Named = engine
+                .resolve(&room.room_id, &sets)
+                .expect("roomgraph resolves")
+                .into_iter()
+                .collect();
+            assert!(
+                ours == ruma.resolve(&room.fork_states),
+                "roomgraph and ruma agree before timing"
+            );
+            let name = format!("resolve_store/v{version}/{events}");
+            eprintln!(
+                "{name}: {} events, {} rejected by ingest, {} state sets of {} entries",
+                room.events.len(),
+                rejected.len(),
+                sets.len(),
+                sets.iter().map(BTreeMap::len).max().unwrap_or(0)
+            );
+            let mut group = c.benchmark_group(name);
+            group
+                .warm_up_time(Duration::from_secs(1))
+                .measurement_time(Duration::from_secs(3));
+            group.bench_function("roomgraph Engine::resolve", |b| {
+                b.iter(|| engine.resolve(&room.room_id, &sets).map(|s| s.len()))
+            });
+            let (maps, chains) = ruma.inputs(&room.fork_states);
+            group.bench_function("ruma", |b| {
+                b.iter_batched(
+                    || chains.clone(),
+                    |ch| ruma.run(&maps, ch),
+                    BatchSize::LargeInput,
+                )
+            });
+            group.finish();
+        }
+    }
+}
+
+criterion_group!(benches, resolve_store);
+criterion_main!(benches);
