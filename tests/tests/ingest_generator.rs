@@ -192,21 +192,35 @@ fn generated_rooms_agree_across_orders_and_with_direct_resolution() {
 /// with the sets in another order. The resolutions take the conflict-only path.
 #[test]
 fn engine_resolve_of_fork_states_matches_direct_resolution() {
-    for (seed, v) in [(11u64, "10"), (12, "11"), (13, "12"), (14, "1")] {
-        let version = RoomVersion::from_id(v).expect("version");
-        let room = generate(&RoomConfig {
-            version,
-            seed,
-            servers: 3,
-            users_per_server: 4,
-            bootstrap_members: 120,
-            bootstrap_pl_changes: 40,
-            steps: 150,
-            merge_probability: 0.02,
-            malicious_server: true,
-            message_ratio: 0.0,
-            member_activity: 0.6,
-        });
+    let small = |seed, version| RoomConfig {
+        version,
+        seed,
+        servers: 3,
+        users_per_server: 4,
+        bootstrap_members: 120,
+        bootstrap_pl_changes: 40,
+        steps: 150,
+        merge_probability: 0.02,
+        malicious_server: true,
+        message_ratio: 0.0,
+        member_activity: 0.6,
+    };
+    for (config, v) in [
+        (small(11u64, RoomVersion::from_id("10").expect("v10")), "10"),
+        (small(12, RoomVersion::from_id("11").expect("v11")), "11"),
+        (small(13, RoomVersion::from_id("12").expect("v12")), "12"),
+        (small(14, RoomVersion::from_id("1").expect("v1")), "1"),
+        // The criterion `resolve_store` rooms: long power history, a server keeping failed events.
+        (
+            RoomConfig::contested(RoomVersion::from_id("11").expect("v11"), 1_000),
+            "11",
+        ),
+        (
+            RoomConfig::contested(RoomVersion::from_id("12").expect("v12"), 1_000),
+            "12",
+        ),
+    ] {
+        let room = generate(&config);
         assert!(room.fork_states.len() >= 2, "v{v}: the servers forked");
         let (_dir, mut engine, outcomes) = ingest(&lines(&room), 10_000);
         let rejected: HashSet<String> = outcomes
