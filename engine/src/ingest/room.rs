@@ -45,6 +45,8 @@ pub(crate) struct Item {
     pub unsigned: Option<Box<AuthFailure>>,
     /// Sequence number of the persisted pending row, if this event was pending before.
     pub pending_seq: Option<u64>,
+    /// Stored as an outlier whatever its prev events ([`Engine::ingest_outliers`](super::Engine)).
+    pub outlier: bool,
 }
 
 /// What the store knows about an event of this room.
@@ -340,7 +342,13 @@ impl RoomState {
                 return Ok(());
             }
         };
-        let placement = self.place(sh, &item.event, &parents, &mut out.writes)?;
+        // An outlier by request (a send_join response) waits for no prev event: it joins the
+        // timeline when received again as an ordinary event once they are in it.
+        let placement = if item.outlier {
+            Placement::Outlier(SmallVec::new())
+        } else {
+            self.place(sh, &item.event, &parents, &mut out.writes)?
+        };
         if let Placement::Wait(missing) = placement {
             if existing.is_none() {
                 self.park(sh, item, missing, out);
@@ -722,6 +730,7 @@ impl RoomState {
                     redacted,
                     unsigned,
                     pending_seq: None,
+                    outlier: false,
                 },
                 num,
             ));
@@ -751,9 +760,18 @@ impl RoomState {
         } = item;
         let num = sh.next_event.fetch_add(1, Ordering::Relaxed);
         self.log_from = self.log_from.min(num);
+        let is_create = event.is_create() && event.pdu.state_key.as_deref() == Some("");
         // Synapse validates an outlier's signatures before its auth events, as a timeline event's.
         let verdict = match (unsigned, self.create.clone()) {
             (Some(failure), _) => Err(format!("signature check on receipt: {failure}")),
+            (None, Some((_, create))) if is_create => Err(format!(
+                "the room already has a create event ({})",
+                create.pdu.event_id
+            )),
+            (None, None) if is_create => {
+                auth::check_state_independent(&event, &[], None, &|_| false)
+                    .map_err(|e| format!("auth against its auth_events: {e}"))
+            }
             (None, None) => Err("the room has no accepted create event".to_owned()),
             (None, Some((_, create))) => {
                 self.check_auth_events(sh, &event, &parents.auth, &create)?
@@ -765,6 +783,10 @@ impl RoomState {
         };
         let reason = verdict.err().unwrap_or_default();
         let writes = &mut out.writes;
+        // A create event stored as an outlier (a send_join response's) founds the room all the same.
+        if is_create && status == EventStatus::Outlier {
+            self.set_create(num, &event, writes);
+        }
         if let Some(sk) = event.pdu.state_key.as_deref() {
             self.index_auth_chain(num, &parents.auth, &event, writes)?;
             if !status.is_rejected() {
@@ -821,6 +843,20 @@ impl RoomState {
             reason: (!reason.is_empty()).then_some(reason),
             deoutliered: false,
         })
+    }
+
+    /// Makes `num` the room's create event and queues the room's record.
+    fn set_create(&mut self, num: u64, event: &Arc<AuthEvent>, writes: &mut Writes) {
+        self.create = Some((num, Arc::clone(event)));
+        writes.put(
+            Cf::Rooms,
+            self.room_id.as_bytes(),
+            RoomRecord {
+                room_version: self.version.id.to_owned(),
+                create_event: num,
+            }
+            .encode(),
+        );
     }
 
     /// The event's rows: id, record and state row.
@@ -1243,16 +1279,7 @@ impl RoomState {
                 .insert(num, parents.prev.iter().copied().collect());
         }
         if is_create && verdict.status == EventStatus::Accepted {
-            self.create = Some((num, Arc::clone(&event)));
-            writes.put(
-                Cf::Rooms,
-                self.room_id.as_bytes(),
-                RoomRecord {
-                    room_version: self.version.id.to_owned(),
-                    create_event: num,
-                }
-                .encode(),
-            );
+            self.set_create(num, &event, writes);
         }
 
         let status = verdict.status;
