@@ -21,6 +21,7 @@
 //! replays them.
 
 pub mod hints;
+pub mod join;
 pub mod lines;
 pub mod reader;
 pub mod room;
