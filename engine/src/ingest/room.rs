@@ -104,6 +104,8 @@ pub(crate) struct RoomState {
     pub stats: ResolutionStats,
     /// Events waiting for a missing event id.
     pub waiting: FastMap<String, Vec<Item>>,
+    /// Events in `waiting` without a pending row yet (parked by the current run).
+    unsaved: usize,
     /// Outliers by the missing or outlier prev event they wait for (persisted: `outlier_wait_key`).
     outlier_wait: FastMap<Box<str>, SmallVec<[u64; 2]>>,
     /// Outliers stored by this process, by number.
@@ -209,6 +211,7 @@ impl RoomState {
             log_from: 0,
             stats: ResolutionStats::default(),
             waiting: FastMap::default(),
+            unsaved: 0,
             outlier_wait: FastMap::default(),
             outlier_bytes: IntMap::default(),
             cited: ahash::HashSet::default(),
@@ -281,7 +284,25 @@ impl RoomState {
                 }
             }
         }
+        self.persist_waiting(sh, &mut out.writes);
         Ok(out)
+    }
+
+    /// Writes the pending rows of the events parked by this run that are still waiting. An event
+    /// parked and woken within one run (unordered input: most of a send_join response) costs no row:
+    /// writing each one and deleting it in the same batch doubled the bytes committed.
+    fn persist_waiting(&mut self, sh: &Shared<'_>, writes: &mut Writes) {
+        if self.unsaved == 0 {
+            return;
+        }
+        for items in self.waiting.values_mut() {
+            for item in items.iter_mut().filter(|i| i.pending_seq.is_none()) {
+                let seq = sh.next_pending.fetch_add(1, Ordering::Relaxed);
+                writes.put(Cf::Meta, pending_key(seq), &item.raw);
+                item.pending_seq = Some(seq);
+            }
+        }
+        self.unsaved = 0;
     }
 
     /// One event: a duplicate, parked until its auth events arrive, stored as an outlier, or applied
@@ -425,8 +446,9 @@ impl RoomState {
         Ok(())
     }
 
-    /// Puts an event into the waiting set (persisted), or reports it when the set is full.
-    fn park(&mut self, sh: &Shared<'_>, mut item: Item, missing: String, out: &mut RoomOutput) {
+    /// Puts an event into the waiting set (persisted at the end of the run if it still waits then:
+    /// [`RoomState::persist_waiting`]), or reports it when the set is full.
+    fn park(&mut self, sh: &Shared<'_>, item: Item, missing: String, out: &mut RoomOutput) {
         if item.pending_seq.is_none() {
             if sh.pending_count.load(Ordering::Relaxed) >= sh.max_pending {
                 out.outcomes.push(EventOutcome {
@@ -441,9 +463,7 @@ impl RoomState {
                 });
                 return;
             }
-            let seq = sh.next_pending.fetch_add(1, Ordering::Relaxed);
-            out.writes.put(Cf::Meta, pending_key(seq), item.raw.clone());
-            item.pending_seq = Some(seq);
+            self.unsaved += 1;
         }
         sh.pending_count.fetch_add(1, Ordering::Relaxed);
         self.waiting.entry(missing).or_default().push(item);
