@@ -275,6 +275,12 @@ impl RoomState {
             ..RoomOutput::default()
         };
         items.sort_by_key(|i| i.line);
+        // Sized once for the run: growing them event by event rehashed ~10 % of a 38 000-event
+        // send_join response's apply time away.
+        self.ids.reserve(items.len());
+        self.info.reserve(items.len());
+        self.auth_cache.reserve(items.len());
+        self.event_keys.reserve(items.len());
         let mut queue: VecDeque<Work> = items.into_iter().map(Work::New).collect();
         while let Some(work) = queue.pop_front() {
             match work {
@@ -841,14 +847,18 @@ impl RoomState {
             self.outlier_wait.entry(g.clone()).or_default().push(num);
         }
         let was_redacted = redacted.is_some();
-        self.outlier_bytes.insert(
-            num,
-            OutlierBytes {
-                raw,
-                redacted,
-                line,
-            },
-        );
+        // Kept to de-outlier it when its gap closes (an outlier by request waits for nothing: it is
+        // de-outliered only when received again, with its bytes).
+        if !gaps.is_empty() {
+            self.outlier_bytes.insert(
+                num,
+                OutlierBytes {
+                    raw,
+                    redacted,
+                    line,
+                },
+            );
+        }
         let (outcome, mut reason) = match status {
             EventStatus::Outlier => (Outcome::Outlier, String::new()),
             _ => (Outcome::Rejected, format!("outlier: {reason}")),
