@@ -258,7 +258,6 @@ pub fn roomgraph_join(
     }]);
     let o = engine.ingest(&[join]).map_err(|e| e.to_string())?;
     let join_outcome = o.first().map_or(Outcome::Pending, |o| o.outcome);
-    eprintln!("DEBUG join {o:?}");
     let join_s = start.elapsed().as_secs_f64() - split_s - ingest_s;
 
     // Checks (not timed).
