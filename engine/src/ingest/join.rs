@@ -246,11 +246,9 @@ impl Sim {
         let content = format!(r#"{{"membership":"{membership}"{extra}}}"#);
         self.build("m.room.member", sender, Some(target), &content, auth, true);
         match membership {
-            "join" => {
-                if !self.joined_at.contains_key(target) {
-                    self.joined_at.insert(target.to_owned(), self.joined.len());
-                    self.joined.push(target.to_owned());
-                }
+            "join" if !self.joined_at.contains_key(target) => {
+                self.joined_at.insert(target.to_owned(), self.joined.len());
+                self.joined.push(target.to_owned());
             }
             "leave" | "ban" => {
                 if let Some(i) = self.joined_at.remove(target) {
@@ -502,13 +500,11 @@ pub fn generate(spec: &JoinSpec) -> JoinResponse {
                 }
             }
             // Someone who left comes back (while the room is public).
-            200..=219 => {
-                if sim.public() && !sim.left.is_empty() {
-                    let i = sim.rng.below(sim.left.len());
-                    let u = sim.left.swap_remove(i);
-                    let extra = sim.profile(&u);
-                    sim.member(&u, &u, "join", &extra);
-                }
+            200..=219 if sim.public() && !sim.left.is_empty() => {
+                let i = sim.rng.below(sim.left.len());
+                let u = sim.left.swap_remove(i);
+                let extra = sim.profile(&u);
+                sim.member(&u, &u, "join", &extra);
             }
             // The topic changes.
             220..=222 => {
@@ -590,7 +586,7 @@ pub fn generate(spec: &JoinSpec) -> JoinResponse {
                 )
             }
         };
-        let built = sim.build(&ty, &sender, Some(&key), &content, auth, false);
+        let built = sim.build(ty, &sender, Some(&key), &content, auth, false);
         if ty == "m.room.power_levels" {
             last_bad_pl = Some(built.0.clone());
         }
