@@ -6,6 +6,8 @@
 //! parsing, event ids and content hashes, in parallel) and then `Engine::ingest` with per-batch durable
 //! commits, and prints events/s, peak RSS and the store size on disk.
 
+mod join;
+
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -106,6 +108,9 @@ enum Cmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Join a huge room: a send_join response like Matrix HQ's stored by roomgraph and by a
+    /// ruma-state-res path, side by side (`join.rs`).
+    Join(join::JoinArgs),
 }
 
 fn main() {
@@ -127,6 +132,7 @@ fn main() {
             check_resolutions,
         } => ingest_file(&db, &file, batch_lines, no_sync, check_resolutions),
         Cmd::Batches { file, sizes, dir } => batches(&file, &sizes, dir),
+        Cmd::Join(args) => join::run(&args),
     };
     if let Err(e) = result {
         eprintln!("roomgraph-bench: {e}");

@@ -21,6 +21,7 @@
 //! replays them.
 
 pub mod hints;
+pub mod join;
 pub mod lines;
 pub mod reader;
 pub mod room;
@@ -333,6 +334,8 @@ struct Input {
     line: Option<u64>,
     bytes: Vec<u8>,
     pending_seq: Option<u64>,
+    /// Store as an outlier whatever its prev events ([`Engine::ingest_outliers`]).
+    outlier: bool,
 }
 
 /// A line that failed to parse: its outcome and the pending row to delete, if it had one.
@@ -445,6 +448,7 @@ impl Engine {
                 line: None,
                 bytes: v,
                 pending_seq: Some(seq),
+                outlier: false,
             });
         }
         Ok(Engine {
@@ -535,6 +539,45 @@ impl Engine {
     pub fn ingest_stream(
         &mut self,
         batches: impl IntoIterator<Item = Vec<(u64, Vec<u8>)>>,
+        committed: impl FnMut(Vec<EventOutcome>) -> Result<(), String>,
+    ) -> Result<(), IngestError> {
+        self.ingest_stream_as(batches, false, committed)
+    }
+
+    /// Stores every event of a batch as an **outlier**, as Synapse persists the `state` and
+    /// `auth_chain` of a `send_join` response or a `/state` answer (`_auth_and_persist_outliers`):
+    /// each is checked against its own auth events only (spec step 4), in any input order (an event
+    /// whose auth events are not stored yet waits for them, and is applied as soon as the last one
+    /// is); its prev events are not looked at. The state of the joined room is then given to the
+    /// join event with a [`StateHint::Before`] before it is ingested ([`Engine::ingest`]).
+    ///
+    /// These outliers do not wait for their prev events: they join the timeline when received again
+    /// once their prev events are in it (backfill), as any outlier does. One atomic commit; events
+    /// still waiting at the end are reported by [`Engine::finish`], and are treated as ordinary
+    /// events if replayed from the persisted pending set by a later engine session.
+    pub fn ingest_outliers<B: AsRef<[u8]>>(
+        &mut self,
+        batch: &[B],
+    ) -> Result<Vec<EventOutcome>, IngestError> {
+        let batch: Vec<(u64, Vec<u8>)> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as u64 + 1, b.as_ref().to_vec()))
+            .collect();
+        let mut outcomes = Vec::new();
+        self.ingest_stream_as(std::iter::once(batch), true, |o| {
+            outcomes = o;
+            Ok(())
+        })?;
+        Ok(outcomes)
+    }
+
+    /// [`Engine::ingest_stream`]; with `outliers`, every new event is stored as an outlier
+    /// ([`Engine::ingest_outliers`]).
+    fn ingest_stream_as(
+        &mut self,
+        batches: impl IntoIterator<Item = Vec<(u64, Vec<u8>)>>,
+        outliers: bool,
         mut committed: impl FnMut(Vec<EventOutcome>) -> Result<(), String>,
     ) -> Result<(), IngestError> {
         if self.poisoned {
@@ -552,6 +595,7 @@ impl Engine {
                     line: Some(n),
                     bytes,
                     pending_seq: None,
+                    outlier: outliers,
                 }
             }));
             let store = Arc::clone(&self.store);
@@ -1264,6 +1308,7 @@ fn finish_item(input: Input, checked: Result<Received, String>) -> Result<Item, 
             redacted,
             unsigned,
             pending_seq: input.pending_seq,
+            outlier: input.outlier,
         }),
         Err(reason) => Err(EventOutcome {
             line: input.line,
