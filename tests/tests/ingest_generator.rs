@@ -102,7 +102,7 @@ fn generated_rooms_agree_across_orders_and_with_direct_resolution() {
     ] {
         let version = RoomVersion::from_id(v).expect("version");
         let cfg = RoomConfig {
-            malicious_server: false,
+            malicious_servers: 0,
             ..RoomConfig::small(version, seed)
         };
         let room = generate(&cfg);
