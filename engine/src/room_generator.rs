@@ -936,4 +936,35 @@ mod tests {
         assert_eq!(graph.len(), a.events.len());
         assert_eq!(sets.len(), a.fork_states.len());
     }
+
+    /// The state-heavy preset, scaled down to ~600 events (the bootstrap weighs more there, so the
+    /// rejected share is lower than the ~45 % of the 7 000-event room).
+    #[test]
+    fn state_heavy_room_has_the_promised_shape() {
+        let v = RoomVersion::from_id("12").expect("known");
+        for seed in [14, 1] {
+            let room = generate(&RoomConfig::state_heavy(v, seed, 600));
+            let s = room.shape();
+            assert_eq!(room.rejected.len(), room.events.len());
+            assert!((500..=700).contains(&s.events), "seed {seed}: {s:?}");
+            assert!(s.percent(s.state_events) >= 88.0, "seed {seed}: {s:?}");
+            assert!(s.percent(s.merges) >= 35.0, "seed {seed}: {s:?}");
+            assert!(
+                s.power_levels >= 80 && s.power_levels_accepted >= 30,
+                "seed {seed}: {s:?}"
+            );
+            assert!(s.percent(s.rejected) >= 20.0, "seed {seed}: {s:?}");
+            assert!(
+                s.joins > 50 && s.leaves > 30 && s.bans > 5 && s.display_names > 100,
+                "seed {seed}: {s:?}"
+            );
+            // Only the malicious servers (s3–s5) send events the generator rejects.
+            for (pdu, &rejected) in room.events.iter().zip(&room.rejected) {
+                if rejected {
+                    let server = crate::pdu::server_name(&pdu.sender);
+                    assert!(matches!(server, "s3.example" | "s4.example" | "s5.example"));
+                }
+            }
+        }
+    }
 }
