@@ -368,12 +368,12 @@ fn drive(args: &JoinArgs, dir: &Path, files: &Files) -> Result<(), String> {
             name,
         ])
     };
-    let generated = phase("generate")?;
+    let generated = phase("generate")?.report;
     eprintln!("generated: {generated}");
     let meta = read_meta(files)?;
-    let ours = phase("roomgraph")?;
+    let ours = phase("roomgraph")?.report;
     eprintln!("roomgraph: {ours}");
-    let theirs = phase("ruma")?;
+    let theirs = phase("ruma")?.report;
     eprintln!("ruma: {theirs}");
     let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(0.0);
     let mib = |v: &serde_json::Value| f(v, "peak_rss_bytes") / (1024.0 * 1024.0);

@@ -4,13 +4,16 @@
 //! `roomgraph-bench ingest` generates a trace (≥ 1 000 000 events over ≥ 100 rooms, one room with
 //! ≥ 50 000 members and frequent forks), times a parse+hash-only pass over it (the physical limit: PDU
 //! parsing, event ids and content hashes, in parallel) and then `Engine::ingest` with per-batch durable
-//! commits, and prints events/s, peak RSS and the store size on disk.
+//! commits, and prints events/s, peak RSS, the store size on disk and the bytes written per event.
+//! `roomgraph-bench heavy` does the same for one contested, state-heavy room ([`heavy`]).
+
+mod heavy;
+mod process;
 
 mod join;
 
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
@@ -24,12 +27,14 @@ use roomgraph::room_version::RoomVersion;
 /// (fork/join of the room jobs, sorting and writing the batch, one fsync) is amortised over more events
 /// — 5–9 % more events/s on the 1 M trace (docs/BENCHMARKS.md § ingest); every batch stays durable
 /// before its outcomes count.
-const DEFAULT_BATCH_LINES: usize = 32_768;
+pub(crate) const DEFAULT_BATCH_LINES: usize = 32_768;
 
 /// The same allocator as the `roomgraph` binary, so the harness measures what users run.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use roomgraph::store::{StoreOptions, SyncPolicy};
+
+use crate::process::peak_rss_bytes;
 
 #[derive(Parser)]
 #[command(name = "roomgraph-bench", about = "roomgraph benchmarks")]
@@ -75,11 +80,27 @@ enum Cmd {
         #[command(flatten)]
         trace: TraceArgs,
     },
+    /// Generate the state-heavy room, then measure parse+hash and ingest of it (each in a child
+    /// process); print the report.
+    Heavy(heavy::HeavyArgs),
+    /// Write the state-heavy room as NDJSON and print its shape.
+    GenerateHeavy {
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        room: heavy::HeavyRoom,
+    },
     /// Parse + hash every line (no store): the reference rate.
     ParseHash {
         file: PathBuf,
         #[arg(long, default_value_t = DEFAULT_BATCH_LINES)]
         batch_lines: usize,
+        /// The room version the lines are parsed as.
+        #[arg(long, default_value = "11")]
+        room_version: String,
+        /// Passes over the file (rates and CPU are per event per pass).
+        #[arg(long, default_value_t = 1)]
+        passes: usize,
     },
     /// Ingest a file into a store with per-batch durable commits.
     IngestFile {
@@ -123,7 +144,14 @@ fn main() {
             batch_lines,
         } => drive(dir, &trace, batch_lines),
         Cmd::Generate { out, trace } => generate_file(&out, &trace),
-        Cmd::ParseHash { file, batch_lines } => parse_hash(&file, batch_lines),
+        Cmd::Heavy(args) => heavy::drive(&args),
+        Cmd::GenerateHeavy { out, room } => heavy::generate_file(&out, &room),
+        Cmd::ParseHash {
+            file,
+            batch_lines,
+            room_version,
+            passes,
+        } => parse_hash(&file, batch_lines, &room_version, passes),
         Cmd::IngestFile {
             db,
             file,
@@ -138,18 +166,6 @@ fn main() {
         eprintln!("roomgraph-bench: {e}");
         std::process::exit(2);
     }
-}
-
-fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 fn spec(t: &TraceArgs) -> TraceSpec {
@@ -205,31 +221,44 @@ fn line_batches(
     ))
 }
 
-fn parse_hash(file: &Path, batch_lines: usize) -> Result<(), String> {
-    let v11 = RoomVersion::from_id("11").map_err(|e| e.to_string())?;
-    let start = Instant::now();
+fn parse_hash(
+    file: &Path,
+    batch_lines: usize,
+    room_version: &str,
+    passes: usize,
+) -> Result<(), String> {
+    let version = RoomVersion::from_id(room_version).map_err(|e| e.to_string())?;
+    let passes = passes.max(1);
+    let (start, cpu) = (Instant::now(), process::self_cpu_seconds());
     let mut ok = 0u64;
     let mut events = 0u64;
-    let mut batches = line_batches(file, batch_lines)?;
-    for lines in &mut batches {
-        events += lines.len() as u64;
-        ok += lines
-            .par_iter()
-            .filter(|(_, l)| {
-                let l = l.strip_suffix(b"\n").unwrap_or(l);
-                Pdu::parse(l, v11)
-                    .map(|p| p.content_hash_matches())
-                    .unwrap_or(false)
-            })
-            .count() as u64;
+    for _ in 0..passes {
+        let mut batches = line_batches(file, batch_lines)?;
+        for lines in &mut batches {
+            events += lines.len() as u64;
+            ok += lines
+                .par_iter()
+                .filter(|(_, l)| {
+                    let l = l.strip_suffix(b"\n").unwrap_or(l);
+                    Pdu::parse(l, version)
+                        .map(|p| p.content_hash_matches())
+                        .unwrap_or(false)
+                })
+                .count() as u64;
+        }
+        if let Some(e) = batches.take_error() {
+            return Err(format!("{}: {e}", file.display()));
+        }
     }
-    if let Some(e) = batches.take_error() {
-        return Err(format!("{}: {e}", file.display()));
-    }
-    let secs = start.elapsed().as_secs_f64();
+    let (secs, cpu) = (
+        start.elapsed().as_secs_f64(),
+        process::self_cpu_seconds() - cpu,
+    );
+    let per_pass = events / passes as u64;
     println!(
         "{}",
-        serde_json::json!({"events": events, "hash_ok": ok, "seconds": secs, "events_per_s": events as f64 / secs,
+        serde_json::json!({"events": per_pass, "passes": passes, "hash_ok": ok / passes as u64,
+            "seconds": secs, "cpu_seconds": cpu, "events_per_s": events as f64 / secs,
             "peak_rss_bytes": peak_rss_bytes()})
     );
     Ok(())
@@ -254,7 +283,7 @@ fn ingest_file(
         check_resolutions,
         ..EngineOptions::default()
     };
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), process::self_cpu_seconds());
     let mut engine = Engine::open_with(db, options).map_err(|e| e.to_string())?;
     let mut summary = Summary::default();
     let mut batches = 0u64;
@@ -273,12 +302,15 @@ fn ingest_file(
     }
     let o = engine.finish().map_err(|e| e.to_string())?;
     summary.add(&o);
-    let secs = start.elapsed().as_secs_f64();
+    let (secs, cpu) = (
+        start.elapsed().as_secs_f64(),
+        process::self_cpu_seconds() - cpu,
+    );
     let size = engine.store().size_on_disk();
     let resolutions = engine.resolution_stats();
     println!(
         "{}",
-        serde_json::json!({"events": events, "seconds": secs, "events_per_s": events as f64 / secs,
+        serde_json::json!({"events": events, "seconds": secs, "cpu_seconds": cpu, "events_per_s": events as f64 / secs,
             "batches": batches, "sync_per_batch": !no_sync, "peak_rss_bytes": peak_rss_bytes(), "store_bytes": size,
             "accepted": summary.accepted, "rejected": summary.rejected, "soft_failed": summary.soft_failed,
             "pending": summary.pending, "duplicates": summary.duplicates, "invalid": summary.invalid,
@@ -379,19 +411,10 @@ fn batches(file: &Path, sizes: &[usize], dir: Option<PathBuf>) -> Result<(), Str
     }
 }
 
-fn child(args: &[&str]) -> Result<serde_json::Value, String> {
+/// Runs this binary with `args` (see [`process::run`]).
+fn child(args: &[&str]) -> Result<process::ChildRun, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new(exe)
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| format!("{args:?}: bad output: {e}"))
+    process::run(&exe, args)
 }
 
 fn drive(dir: Option<PathBuf>, t: &TraceArgs, batch_lines: usize) -> Result<(), String> {
@@ -435,17 +458,22 @@ fn drive(dir: Option<PathBuf>, t: &TraceArgs, batch_lines: usize) -> Result<(), 
             "--seed",
             &seed,
         ])?
+        .report
     };
     eprintln!("generated: {generated}");
-    let ph = child(&["parse-hash", trace_s, "--batch-lines", &b])?;
+    let ph = child(&["parse-hash", trace_s, "--batch-lines", &b])?.report;
     eprintln!("parse+hash: {ph}");
-    let ing = child(&["ingest-file", "--db", db_s, trace_s, "--batch-lines", &b])?;
+    let run = child(&["ingest-file", "--db", db_s, trace_s, "--batch-lines", &b])?;
+    let ing = &run.report;
     eprintln!("ingest: {ing}");
     let ratio =
         ing["events_per_s"].as_f64().unwrap_or(0.0) / ph["events_per_s"].as_f64().unwrap_or(1.0);
+    let events = ing["events"].as_f64().unwrap_or(0.0).max(1.0);
     println!(
         "{}",
-        serde_json::json!({"trace": generated, "parse_hash": ph, "ingest": ing, "ingest_vs_parse_hash": ratio})
+        serde_json::json!({"trace": generated, "parse_hash": ph, "ingest": ing, "ingest_vs_parse_hash": ratio,
+            "ingest_write_bytes": run.write_bytes, "ingest_cancelled_write_bytes": run.cancelled_write_bytes,
+            "write_bytes_per_event": run.write_bytes as f64 / events})
     );
     Ok(())
 }

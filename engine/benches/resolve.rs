@@ -253,8 +253,12 @@ fn small_room(version: &str) -> GeneratedRoom {
             bootstrap_pl_changes: 1,
             steps: 9,
             merge_probability: 0.0,
-            malicious_server: false,
+            malicious_servers: 0,
+            force_probability: 0.5,
+            quarantine: false,
+            honest_admins: false,
             message_ratio: 0.0,
+            power_ratio: 0.0,
             member_activity: 0.0,
         };
         let room = generate(&cfg);

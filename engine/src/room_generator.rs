@@ -75,10 +75,21 @@ pub struct RoomConfig {
     pub steps: usize,
     /// Chance per step that the acting server first learns another server's extremities and merges.
     pub merge_probability: f64,
-    /// The last server keeps events that fail the auth rules (a malicious or buggy server).
-    pub malicious_server: bool,
+    /// The last this many servers keep events that fail the auth rules (malicious or buggy servers).
+    pub malicious_servers: usize,
+    /// Chance that a malicious server keeps its next event whatever the auth rules say.
+    pub force_probability: f64,
+    /// Honest servers do not learn the extremities of a server whose view holds a rejected event (as a
+    /// real server would not build on events it rejected), so only malicious servers build on them.
+    pub quarantine: bool,
+    /// The first user of each honest server is an admin (power 100) rather than a moderator (50), and
+    /// malicious servers' users have no power (their power-levels changes, kicks and bans fail).
+    pub honest_admins: bool,
     /// Share of actions that are messages (non-state events).
     pub message_ratio: f64,
+    /// Share of the state actions that are changes of a member's power level (on top of the random
+    /// mix's ~14 %), sent by the local admin or moderator.
+    pub power_ratio: f64,
     /// Share of actions taken by a random bootstrap member of the acting server (a display-name change,
     /// sometimes a leave), so that forks of a big room touch many distinct keys.
     pub member_activity: f64,
@@ -97,8 +108,12 @@ impl RoomConfig {
             bootstrap_pl_changes: rng.below(3),
             steps: 20 + rng.below(50),
             merge_probability: 0.15,
-            malicious_server: rng.chance(0.5),
+            malicious_servers: usize::from(rng.chance(0.5)),
+            force_probability: 0.5,
+            quarantine: false,
+            honest_admins: false,
             message_ratio: 0.05,
+            power_ratio: 0.0,
             member_activity: 0.0,
         }
     }
@@ -118,8 +133,12 @@ impl RoomConfig {
             bootstrap_pl_changes: members / 3,
             steps: events / 2,
             merge_probability: 0.02,
-            malicious_server: true,
+            malicious_servers: 1,
+            force_probability: 0.5,
+            quarantine: false,
+            honest_admins: false,
             message_ratio: 0.0,
+            power_ratio: 0.0,
             member_activity: 0.6,
         }
     }
@@ -143,12 +162,49 @@ impl RoomConfig {
             bootstrap_pl_changes: pl_changes,
             steps: forks * events_per_fork,
             merge_probability: 0.0,
-            malicious_server: false,
+            malicious_servers: 0,
+            force_probability: 0.5,
+            quarantine: false,
+            honest_admins: false,
             message_ratio: 0.0,
+            power_ratio: 0.0,
             member_activity: 0.8,
         }
     }
+
+    /// A contested, state-heavy room of about `events` events (issue 14's adversarial room): six
+    /// servers, three of them malicious (their powerless members send power-levels changes, kicks and
+    /// bans, and keep building on what they sent), an admin on each honest server, frequent merges,
+    /// membership churn among `events / 24` bootstrap members, about 8 % messages. At 7 000 events (seeds
+    /// 1–3 and 14): ~92 % state events, 43–45 % of events with two or more prev events, ~1 200
+    /// power-levels events (~45 % of them accepted), 40–48 % rejected.
+    pub fn state_heavy(version: &'static RoomVersion, seed: u64, events: usize) -> RoomConfig {
+        let members = events / 24;
+        let pl_changes = events / 240;
+        let bootstrap = 40 + members + members / 97 + pl_changes;
+        RoomConfig {
+            version,
+            seed,
+            servers: 6,
+            users_per_server: 6,
+            bootstrap_members: members,
+            bootstrap_pl_changes: pl_changes,
+            steps: events.saturating_sub(bootstrap) * STATE_HEAVY_STEPS_PER_100_EVENTS / 100,
+            merge_probability: 0.85,
+            malicious_servers: 3,
+            force_probability: 0.9,
+            quarantine: true,
+            honest_admins: true,
+            message_ratio: 0.1,
+            power_ratio: 0.1,
+            member_activity: 0.25,
+        }
+    }
 }
+
+/// Steps per 100 events past the bootstrap in [`RoomConfig::state_heavy`] (honest servers drop the
+/// actions that fail auth on their view).
+const STATE_HEAVY_STEPS_PER_100_EVENTS: usize = 116;
 
 /// A generated room.
 #[derive(Debug, Clone)]
@@ -161,9 +217,81 @@ pub struct GeneratedRoom {
     pub fork_states: Vec<Vec<String>>,
     /// The forward extremities of each server at the end (parallel to `fork_states` before dedup).
     pub tips: Vec<Vec<String>>,
+    /// The generator's verdict, parallel to `events`: the event failed the auth rules on its sender's
+    /// view and was kept by a malicious server, or cites such an event among its auth events.
+    pub rejected: Vec<bool>,
+}
+
+/// What a generated room is made of (see [`GeneratedRoom::shape`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoomShape {
+    pub events: usize,
+    pub state_events: usize,
+    /// Events with two or more prev events.
+    pub merges: usize,
+    pub power_levels: usize,
+    /// Power-levels events the generator expects to be accepted.
+    pub power_levels_accepted: usize,
+    pub joins: usize,
+    pub leaves: usize,
+    pub bans: usize,
+    pub invites: usize,
+    /// Member events of a joined user naming a display name.
+    pub display_names: usize,
+    /// Events the generator expects to be rejected (`GeneratedRoom::rejected`).
+    pub rejected: usize,
+}
+
+impl RoomShape {
+    /// `part` of all events, in percent.
+    pub fn percent(&self, part: usize) -> f64 {
+        100.0 * part as f64 / self.events.max(1) as f64
+    }
 }
 
 impl GeneratedRoom {
+    /// Counts of the room's events by kind.
+    pub fn shape(&self) -> RoomShape {
+        let mut shape = RoomShape {
+            events: self.events.len(),
+            ..RoomShape::default()
+        };
+        for (pdu, &rejected) in self.events.iter().zip(&self.rejected) {
+            shape.rejected += usize::from(rejected);
+            shape.state_events += usize::from(pdu.is_state());
+            shape.merges += usize::from(pdu.prev_events.len() >= 2);
+            match &*pdu.event_type {
+                "m.room.power_levels" => {
+                    shape.power_levels += 1;
+                    shape.power_levels_accepted += usize::from(!rejected);
+                }
+                "m.room.member" => {
+                    let content = pdu.content();
+                    match content.get("membership").and_then(|m| m.as_str()) {
+                        Some("join") if content.get("displayname").is_some() => {
+                            shape.display_names += 1;
+                        }
+                        Some("join") => shape.joins += 1,
+                        Some("leave") => shape.leaves += 1,
+                        Some("ban") => shape.bans += 1,
+                        Some("invite") => shape.invites += 1,
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        shape
+    }
+
+    /// The events as NDJSON lines (canonical JSON), in generation order: every event after its auth
+    /// and prev events, as a server could receive them.
+    pub fn ndjson_lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.events
+            .iter()
+            .map(|pdu| to_canonical_string(&JsonValue::Object(pdu.json.clone())))
+    }
+
     /// The room as a `roomgraph resolve` request document.
     pub fn to_request_json(&self) -> String {
         let mut out = String::from("{\"room_version\":");
@@ -230,6 +358,9 @@ struct Sim {
     creator: String,
     room_id: String,
     resolver: Resolver,
+    /// The generator's verdicts: by event index, and parallel to `pdus`.
+    rejected: RoaringBitmap,
+    verdicts: Vec<bool>,
 }
 
 /// Simulates a room as configured.
@@ -246,6 +377,8 @@ pub fn generate(cfg: &RoomConfig) -> GeneratedRoom {
         creator: "@admin:s0.example".to_owned(),
         room_id: String::new(),
         resolver: Resolver::new(),
+        rejected: RoaringBitmap::new(),
+        verdicts: Vec::new(),
     };
     sim.bootstrap();
     for _ in 0..cfg.steps {
@@ -276,6 +409,7 @@ pub fn generate(cfg: &RoomConfig) -> GeneratedRoom {
         events: sim.pdus,
         fork_states,
         tips,
+        rejected: sim.verdicts,
     }
 }
 
@@ -302,9 +436,13 @@ impl Sim {
         if !v.privileged_creators {
             users.insert(creator.clone(), json!(100));
         }
-        // A moderator on every server, so kicks and bans come from everywhere.
+        // A moderator (or an admin) on every server, so kicks and bans come from everywhere.
         for s in 0..self.cfg.servers {
-            users.insert(user(0, s), json!(50));
+            match (self.cfg.honest_admins, self.malicious(s)) {
+                (false, _) => users.insert(user(0, s), json!(50)),
+                (true, false) => users.insert(user(0, s), json!(100)),
+                (true, true) => None,
+            };
         }
         let pl = json!({
             "users": users, "users_default": 0, "events_default": 0, "state_default": 50,
@@ -373,7 +511,25 @@ impl Sim {
     }
 
     fn malicious(&self, server: usize) -> bool {
-        self.cfg.malicious_server && server + 1 == self.cfg.servers && self.cfg.servers > 1
+        server > 0 && server >= self.cfg.servers.saturating_sub(self.cfg.malicious_servers)
+    }
+
+    /// With [`RoomConfig::honest_admins`], whether `user_id` is an honest server's admin or the creator:
+    /// they stay in the room (no leaves, kicks or bans of them), so the honest servers keep changing
+    /// power levels all along.
+    fn is_honest_admin(&self, user_id: &str) -> bool {
+        self.cfg.honest_admins
+            && (user_id == self.creator
+                || (0..self.cfg.servers).any(|s| !self.malicious(s) && user_id == user(0, s)))
+    }
+
+    /// Whether `server`'s view holds an event the generator rejects (in its state or extremities).
+    fn holds_rejected(&self, server: usize) -> bool {
+        let view = &self.views[server];
+        view.tips
+            .iter()
+            .chain(view.state.values())
+            .any(|e| self.rejected.contains(e.0))
     }
 
     /// Members of `view` with the given membership.
@@ -439,9 +595,11 @@ impl Sim {
         let server = self.rng.below(self.cfg.servers);
         if self.cfg.servers > 1 && self.rng.chance(self.cfg.merge_probability) {
             let other = (server + 1 + self.rng.below(self.cfg.servers - 1)) % self.cfg.servers;
-            self.merge(server, other);
+            if !(self.cfg.quarantine && !self.malicious(server) && self.holds_rejected(other)) {
+                self.merge(server, other);
+            }
         }
-        let force = self.malicious(server) && self.rng.chance(0.5);
+        let force = self.malicious(server) && self.rng.chance(self.cfg.force_probability);
         if self.cfg.member_activity > 0.0
             && self.cfg.bootstrap_members > self.cfg.servers
             && self.rng.chance(self.cfg.member_activity)
@@ -494,7 +652,12 @@ impl Sim {
         } else {
             sender.clone()
         };
-        match self.rng.below(100) {
+        let change_power = self.cfg.power_ratio > 0.0 && self.rng.chance(self.cfg.power_ratio);
+        match if change_power {
+            43
+        } else {
+            self.rng.below(100)
+        } {
             0..=14 => {
                 let candidates: Vec<String> = locals
                     .iter()
@@ -506,7 +669,9 @@ impl Sim {
                 }
             }
             15..=21 => {
-                self.emit_member(server, &sender, &sender, "leave", force);
+                if !self.is_honest_admin(&sender) {
+                    self.emit_member(server, &sender, &sender, "leave", force);
+                }
             }
             22..=26 => {
                 let target = user(
@@ -518,7 +683,9 @@ impl Sim {
                 }
             }
             27..=33 => {
-                if let Some(target) = self.rng.pick(&joined).cloned() {
+                if let Some(target) = self.rng.pick(&joined).cloned()
+                    && !self.is_honest_admin(&target)
+                {
                     self.emit_member(server, &privileged, &target, "leave", force);
                 }
             }
@@ -527,7 +694,9 @@ impl Sim {
                     self.rng.below(self.cfg.users_per_server),
                     self.rng.below(self.cfg.servers),
                 );
-                self.emit_member(server, &privileged, &target, "ban", force);
+                if !self.is_honest_admin(&target) {
+                    self.emit_member(server, &privileged, &target, "ban", force);
+                }
             }
             40..=42 => {
                 let banned = self.with_membership(server, "ban");
@@ -744,7 +913,7 @@ impl Sim {
             self.room_id = pdu.room_id.to_string();
         }
         let event = AuthEvent::new(pdu.clone());
-        if !is_create && !force {
+        let fails = !is_create && {
             let Some(create) = self.graph.create().map(|c| self.graph.event(c)) else {
                 return;
             };
@@ -752,14 +921,20 @@ impl Sim {
                 view,
                 graph: &self.graph,
             };
-            if auth::check_state_dependent(&event, &state, create).is_err() {
-                return;
-            }
+            auth::check_state_dependent(&event, &state, create).is_err()
+        };
+        if fails && !force {
+            return;
         }
+        let rejected = fails || auth.iter().any(|a| self.rejected.contains(a.0));
         let Ok(idx) = self.graph.insert(event, false) else {
             return;
         };
         self.pdus.push(pdu);
+        self.verdicts.push(rejected);
+        if rejected {
+            self.rejected.insert(idx.0);
+        }
         let view = &mut self.views[server];
         if let Some(k) = state_key {
             view.state
@@ -785,5 +960,36 @@ mod tests {
         let (graph, sets) = a.graph();
         assert_eq!(graph.len(), a.events.len());
         assert_eq!(sets.len(), a.fork_states.len());
+    }
+
+    /// The state-heavy preset, scaled down to ~600 events (the bootstrap weighs more there, so the
+    /// rejected share is lower than the ~45 % of the 7 000-event room).
+    #[test]
+    fn state_heavy_room_has_the_promised_shape() {
+        let v = RoomVersion::from_id("12").expect("known");
+        for seed in [14, 1] {
+            let room = generate(&RoomConfig::state_heavy(v, seed, 600));
+            let s = room.shape();
+            assert_eq!(room.rejected.len(), room.events.len());
+            assert!((500..=700).contains(&s.events), "seed {seed}: {s:?}");
+            assert!(s.percent(s.state_events) >= 88.0, "seed {seed}: {s:?}");
+            assert!(s.percent(s.merges) >= 35.0, "seed {seed}: {s:?}");
+            assert!(
+                s.power_levels >= 80 && s.power_levels_accepted >= 30,
+                "seed {seed}: {s:?}"
+            );
+            assert!(s.percent(s.rejected) >= 20.0, "seed {seed}: {s:?}");
+            assert!(
+                s.joins > 50 && s.leaves > 30 && s.bans > 5 && s.display_names > 100,
+                "seed {seed}: {s:?}"
+            );
+            // Only the malicious servers (s3–s5) send events the generator rejects.
+            for (pdu, &rejected) in room.events.iter().zip(&room.rejected) {
+                if rejected {
+                    let server = crate::pdu::server_name(&pdu.sender);
+                    assert!(matches!(server, "s3.example" | "s4.example" | "s5.example"));
+                }
+            }
+        }
     }
 }

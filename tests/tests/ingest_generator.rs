@@ -102,7 +102,7 @@ fn generated_rooms_agree_across_orders_and_with_direct_resolution() {
     ] {
         let version = RoomVersion::from_id(v).expect("version");
         let cfg = RoomConfig {
-            malicious_server: false,
+            malicious_servers: 0,
             ..RoomConfig::small(version, seed)
         };
         let room = generate(&cfg);
@@ -201,8 +201,12 @@ fn engine_resolve_of_fork_states_matches_direct_resolution() {
         bootstrap_pl_changes: 40,
         steps: 150,
         merge_probability: 0.02,
-        malicious_server: true,
+        malicious_servers: 1,
+        force_probability: 0.5,
+        quarantine: false,
+        honest_admins: false,
         message_ratio: 0.0,
+        power_ratio: 0.0,
         member_activity: 0.6,
     };
     for (config, v) in [
@@ -279,5 +283,45 @@ fn engine_resolve_of_fork_states_matches_direct_resolution() {
             .resolve(&room.room_id, &[wrong, sets[1].clone()])
             .expect_err("wrong key");
         assert!(err.to_string().contains(&id), "{err}");
+    }
+}
+
+/// The state-heavy room of `roomgraph-bench heavy`, scaled down: ingest in generation order rejects
+/// every event the generator rejects (events that fail the auth rules on a malicious server's view, and
+/// events citing them), and hardly any other (at most 1 %: a server's view and ingest's state before
+/// an event can differ where forks merged; none on these seeds).
+#[test]
+fn state_heavy_room_rejections_match_the_generator() {
+    let version = RoomVersion::from_id("12").expect("version");
+    for seed in [14u64, 1] {
+        let room = generate(&RoomConfig::state_heavy(version, seed, 600));
+        let (_d, _engine, outcomes) = ingest(&lines(&room), 10_000);
+        let outcomes = final_outcomes(&outcomes);
+        assert_eq!(outcomes.len(), room.events.len(), "seed {seed}");
+        let mut extra = Vec::new();
+        for (pdu, &expected) in room.events.iter().zip(&room.rejected) {
+            let got = outcomes.get(&*pdu.event_id).copied();
+            if expected {
+                assert_eq!(
+                    got,
+                    Some(Outcome::Rejected),
+                    "seed {seed}: {}",
+                    pdu.event_id
+                );
+            } else if got == Some(Outcome::Rejected) {
+                extra.push(pdu.event_id.to_string());
+            }
+        }
+        let expected = room.rejected.iter().filter(|&&r| r).count();
+        assert!(
+            expected * 100 >= room.events.len() * 20,
+            "seed {seed}: {expected} rejected of {}",
+            room.events.len()
+        );
+        assert!(
+            extra.len() * 100 <= room.events.len(),
+            "seed {seed}: ingest rejects {} more events than the generator: {extra:?}",
+            extra.len()
+        );
     }
 }

@@ -59,6 +59,10 @@ struct Chain {
     /// Links to other chains, by target chain: `(origin seq, highest target seq reached)`, both
     /// strictly ascending.
     links: HashMap<u64, Vec<(u32, u32)>>,
+    /// The same links in insertion order, so ascending by origin seq: `(origin seq, target chain,
+    /// highest target seq reached)`. Growing a closure along this chain from one bound to a higher one
+    /// reads exactly the links whose origins lie between them.
+    by_origin: Vec<(u32, u64, u32)>,
     /// The chains with links into this one.
     linked_from: Vec<u64>,
 }
@@ -181,6 +185,7 @@ impl ChainCover {
                         key,
                         events: vec![event],
                         links: HashMap::new(),
+                        by_origin: Vec::new(),
                         linked_from: Vec::new(),
                     },
                 );
@@ -194,6 +199,7 @@ impl ChainCover {
                     Vec::new()
                 });
                 list.push((pos.seq, l.seq));
+                chain.by_origin.push((pos.seq, l.chain, l.seq));
             }
             if first && let Some(target) = self.chains.get_mut(&l.chain) {
                 target.linked_from.push(pos.chain);
@@ -213,6 +219,7 @@ impl ChainCover {
             key,
             events: Vec::new(),
             links: HashMap::new(),
+            by_origin: Vec::new(),
             linked_from: Vec::new(),
         });
         chain.events.push(event);
@@ -224,6 +231,7 @@ impl ChainCover {
             }
             let reached = list.last().map_or(0, |&(_, r)| r).max(l.seq);
             list.push((ins.pos.seq, reached));
+            chain.by_origin.push((ins.pos.seq, l.chain, reached));
         }
         for t in new_targets {
             if let Some(target) = self.chains.get_mut(&t) {
@@ -236,12 +244,6 @@ impl ChainCover {
 
     fn pos_of(&self, event: u64) -> Result<ChainPos, ChainError> {
         self.position(event).ok_or(ChainError::Unknown(event))
-    }
-
-    /// The highest target seq `chain` reaches in `list` from origins up to `seq` (0: none).
-    fn reached(list: &[(u32, u32)], seq: u32) -> u32 {
-        let i = list.partition_point(|&(o, _)| o <= seq);
-        if i == 0 { 0 } else { list[i - 1].1 }
     }
 
     /// The reach of `starts` (themselves included), stopping early once `stop` says so.
@@ -282,16 +284,16 @@ impl ChainCover {
             let Some(chain) = self.chains.get(&c) else {
                 continue;
             };
-            for (t, list) in &chain.links {
-                let r = Self::reached(list, s);
-                // Nothing new unless a link with an origin in (from, s] reaches further.
-                if r <= Self::reached(list, from) {
-                    continue;
+            // Only links with an origin in (from, s] can reach further than before.
+            let first = chain.by_origin.partition_point(|&(o, _, _)| o <= from);
+            for &(o, t, r) in &chain.by_origin[first..] {
+                if o > s {
+                    break;
                 }
-                let m = max.entry(*t).or_insert(0);
+                let m = max.entry(t).or_insert(0);
                 if r > *m {
                     *m = r;
-                    queue.push(*t);
+                    queue.push(t);
                 }
             }
         }
