@@ -664,7 +664,7 @@ impl Engine {
                 let sh = shared!(self);
                 let mut work: Vec<(String, Vec<Item>)> = Vec::new();
                 for (id, room) in self.rooms.iter_mut() {
-                    let ready = room.take_unblocked(&sh)?;
+                    let ready = room.take_unblocked(&sh, &mut writes)?;
                     if !ready.is_empty() {
                         work.push((id.clone(), ready));
                     }

@@ -477,13 +477,17 @@ impl RoomState {
 
     /// Moves waiting events whose missing parent is now stored (e.g. in another room) back into play,
     /// and outliers whose missing prev event is now stored in another room (they are then rejected).
-    pub fn take_unblocked(&mut self, sh: &Shared<'_>) -> RoomResult<Vec<Item>> {
+    /// The deletions of the outliers' wait rows go into `writes`, committed with the work.
+    pub fn take_unblocked(
+        &mut self,
+        sh: &Shared<'_>,
+        writes: &mut Writes,
+    ) -> RoomResult<Vec<Item>> {
         let mut ready = Vec::new();
         let gaps: Vec<Box<str>> = self.outlier_wait.keys().cloned().collect();
         for g in gaps {
             if !self.ids.contains_key(&*g) && sh.store.event_num(&g)?.is_some() {
-                let mut writes = Writes::default();
-                for (item, _) in self.outliers_waiting_for(sh, &g, &mut writes)? {
+                for (item, _) in self.outliers_waiting_for(sh, &g, writes)? {
                     ready.push(item);
                 }
             }

@@ -18,6 +18,7 @@ const BOB: &str = "@bob:b.org";
 /// A hand-built v10 room: named events as NDJSON lines.
 struct Fixture {
     version: &'static RoomVersion,
+    room: &'static str,
     lines: BTreeMap<&'static str, String>,
     ids: BTreeMap<&'static str, String>,
     depths: BTreeMap<&'static str, i64>,
@@ -26,8 +27,14 @@ struct Fixture {
 impl Fixture {
     /// create, alice's join, power levels (alice 100), public join rules, bob's join.
     fn new() -> Fixture {
+        Fixture::in_room(ROOM)
+    }
+
+    /// The same five events in room `room`.
+    fn in_room(room: &'static str) -> Fixture {
         let mut f = Fixture {
             version: RoomVersion::from_id("10").expect("v10"),
+            room,
             lines: BTreeMap::new(),
             ids: BTreeMap::new(),
             depths: BTreeMap::new(),
@@ -116,10 +123,23 @@ impl Fixture {
 
     fn add(&mut self, name: &'static str, b: EventBuilder, prev: &[&str], auth: &[&str]) -> String {
         let depth = prev.iter().map(|p| self.depths[p]).max().unwrap_or(0) + 1;
-        let prev: Vec<&str> = prev.iter().map(|p| self.ids[p].as_str()).collect();
+        let prev: Vec<String> = prev.iter().map(|p| self.ids[p].clone()).collect();
+        self.add_with_prev_ids(name, b, depth, &prev, auth)
+    }
+
+    /// Like `add`, with prev events given by id (events of another room, or unknown ones).
+    fn add_with_prev_ids(
+        &mut self,
+        name: &'static str,
+        b: EventBuilder,
+        depth: i64,
+        prev: &[String],
+        auth: &[&str],
+    ) -> String {
+        let prev: Vec<&str> = prev.iter().map(String::as_str).collect();
         let auth: Vec<&str> = auth.iter().map(|a| self.ids[a].as_str()).collect();
         let line = b
-            .room_id(ROOM)
+            .room_id(self.room)
             .depth(depth)
             .prev_events(&prev)
             .auth_events(&auth)
@@ -679,4 +699,47 @@ fn an_outlier_missing_its_senders_signature_is_rejected_and_stays_rejected() {
         f.names(&engine.extremities(ROOM).expect("ext")),
         names(&["gap"])
     );
+}
+
+/// An outlier whose missing prev event turns up in another room is rejected once: its wait row is
+/// deleted with that outcome, so a later session neither settles it again nor reports it.
+#[test]
+fn an_outlier_whose_prev_event_is_stored_in_another_room_is_settled_once() {
+    let mut a = Fixture::new();
+    let b = Fixture::in_room("!other:a.org");
+    let foreign = b.id("bob");
+    let msg = EventBuilder::with_json_content(a.version, "m.room.message", BOB, r#"{"body":"x"}"#);
+    a.add_with_prev_ids("child", msg, 9, &[foreign], &["create", "power", "bob"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut engine = open(dir.path());
+    let mut order: Vec<&str> = SETUP.to_vec();
+    order.push("child");
+    let outcomes = ingest_batched(&mut engine, &a.lines(&order), 64);
+    assert_eq!(last_outcome(&outcomes, &a.id("child")), Outcome::Outlier);
+
+    // Room B arrives: the outlier's gap is closed by an event of another room.
+    let outcomes = ingest_batched(&mut engine, &b.lines(&SETUP), 64);
+    let settled = outcome_of(&outcomes, &a.id("child"));
+    assert_eq!(settled.len(), 1, "{outcomes:?}");
+    assert_eq!(settled[0].outcome, Outcome::Rejected);
+    let status = engine
+        .event(&a.id("child"))
+        .expect("read")
+        .expect("stored")
+        .status;
+
+    // A later session: nothing left to settle.
+    drop(engine);
+    let mut engine = open(dir.path());
+    let outcomes = ingest_batched(&mut engine, &[], 64);
+    assert!(
+        outcome_of(&outcomes, &a.id("child")).is_empty(),
+        "{outcomes:?}"
+    );
+    let again = engine
+        .event(&a.id("child"))
+        .expect("read")
+        .expect("stored")
+        .status;
+    assert_eq!(again, status);
 }
