@@ -47,24 +47,7 @@ fn resolve_store(c: &mut Criterion) {
                 .filter(|o| o.outcome == Outcome::Rejected)
                 .filter_map(|o| o.event_id.clone())
                 .collect();
-            let by_id: BTreeMap<&str, &roomgraph::pdu::Pdu<'static>> =
-                room.events.iter().map(|p| (&*p.event_id, p)).collect();
-            let sets: Vec<StateMap> = room
-                .fork_states
-                .iter()
-                .map(|ids| {
-                    ids.iter()
-                        .map(|id| {
-                            let p = by_id[id.as_str()];
-                            let key = (
-                                p.event_type.to_string(),
-                                p.state_key.as_deref().unwrap_or_default().to_owned(),
-                            );
-                            (key, id.clone())
-                        })
-                        .collect()
-                })
-                .collect();
+            let sets: Vec<StateMap> = room.named_fork_states();
             let rejected_refs: Vec<&str> = rejected.iter().map(String::as_str).collect();
             let ruma = RumaRoom::from_pdus(v, &room.events, &rejected_refs);
             let ours: ruma_oracle::Named = engine

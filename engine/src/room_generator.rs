@@ -250,6 +250,27 @@ impl RoomShape {
 }
 
 impl GeneratedRoom {
+    /// The fork states keyed by `(type, state_key)`, as state sets are handed to a resolver.
+    pub fn named_fork_states(&self) -> Vec<std::collections::BTreeMap<(String, String), String>> {
+        let by_id: std::collections::HashMap<&str, &Pdu<'static>> =
+            self.events.iter().map(|p| (&*p.event_id, p)).collect();
+        self.fork_states
+            .iter()
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| {
+                        let p = by_id.get(id.as_str())?;
+                        let key = (
+                            p.event_type.to_string(),
+                            p.state_key.as_deref().unwrap_or_default().to_owned(),
+                        );
+                        Some((key, id.clone()))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Counts of the room's events by kind.
     pub fn shape(&self) -> RoomShape {
         let mut shape = RoomShape {

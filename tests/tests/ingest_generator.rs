@@ -232,24 +232,7 @@ fn engine_resolve_of_fork_states_matches_direct_resolution() {
             .filter(|o| o.outcome == Outcome::Rejected)
             .filter_map(|o| o.event_id.clone())
             .collect();
-        let by_id: BTreeMap<&str, &roomgraph::pdu::Pdu<'static>> =
-            room.events.iter().map(|p| (&*p.event_id, p)).collect();
-        let mut sets: Vec<StateMap> = room
-            .fork_states
-            .iter()
-            .map(|ids| {
-                ids.iter()
-                    .map(|id| {
-                        let p = by_id[id.as_str()];
-                        let key = (
-                            p.event_type.to_string(),
-                            p.state_key.as_deref().unwrap_or_default().to_owned(),
-                        );
-                        (key, id.clone())
-                    })
-                    .collect()
-            })
-            .collect();
+        let mut sets: Vec<StateMap> = room.named_fork_states();
         let want = direct(&room, &rejected, &sets);
         let before = engine.resolution_stats();
         assert_eq!(
