@@ -1053,8 +1053,27 @@ impl Engine {
         let resolved = room
             .resolve_sets(&sh, &sets)
             .map_err(IngestError::Resolve)?;
-        let mut out = StateMap::new();
-        for (_, e) in resolved {
+        // Named from the sets: the first set's entries that survive, in its (sorted) order, so the
+        // map is built in one pass; then the few resolved events it does not hold.
+        let mut kept: FastMap<u64, bool> = FastMap::default();
+        kept.reserve(resolved.len());
+        kept.extend(resolved.iter().map(|&(_, e)| (e, false)));
+        let mut out: StateMap = StateMap::new();
+        if let (Some(first), Some(nums)) = (state_sets.first(), sets.first()) {
+            out = first
+                .iter()
+                .zip(nums)
+                .filter_map(|((key, id), n)| {
+                    let seen = kept.get_mut(n)?;
+                    *seen = true;
+                    Some((key.clone(), id.clone()))
+                })
+                .collect();
+        }
+        for (e, seen) in kept {
+            if seen {
+                continue;
+            }
             match named.get(&e) {
                 Some(&(key, id)) => {
                     out.insert(key.clone(), id.clone());
