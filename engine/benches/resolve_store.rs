@@ -1,16 +1,18 @@
 //! Store-backed resolution: `Engine::resolve(room, state_sets)` on a stored room's persistent event graph
 //! and chain cover index, against ruma-state-res 0.18's `resolve` on the same sets in the same run.
 //!
-//! - `resolve_store/v{11,12}/{1000,3000}`: the contested rooms of the `resolve_request` benchmark
+//! - `resolve_store/v{11,12}/{1000,3000,large}`: the contested rooms of the `resolve_request` benchmark
 //!   (`RoomConfig::contested`: a long power-levels history, three servers forking; one keeps events that
 //!   fail auth, which ingest rejects and both sides are told about), ingested into a fresh store; the
-//!   state sets are the three servers' states.
+//!   state sets are the three servers' states; `large` is the `resolve_large` room of `benches/resolve.rs`
+//!   (20 000 members, 300 power-levels changes, four servers forking with 500 state events each).
 //!
 //! What is timed: roomgraph — `Engine::resolve` from named state sets (`StateMap`s, built outside the
 //! timer) to the named resolved state: id → number lookups, the split by key, the auth difference from
 //! the chain cover, the resolution on the room's graph (which persists across calls: after the first call
 //! nothing is added to it) and naming the full state; ruma — `ruma::state_res::resolve` with the auth
-//! chains precomputed outside the timer. Both are checked to agree before timing. Run:
+//! chains precomputed outside the timer. Engine::resolve is checked against the stateless resolver and
+//! ruma's differences against its known divergence before timing. Run:
 //! `cargo bench -p roomgraph --bench resolve_store`.
 
 #[path = "../tests/resolve_support/ruma_oracle.rs"]
@@ -29,10 +31,27 @@ use roomgraph::room_version::RoomVersion;
 use ruma_oracle::RumaRoom;
 
 fn resolve_store(c: &mut Criterion) {
+    let mut cases: Vec<(&str, String, RoomConfig)> = Vec::new();
     for version in ["11", "12"] {
+        let v = RoomVersion::from_id(version).expect("known");
         for events in [1_000, 3_000] {
-            let v = RoomVersion::from_id(version).expect("known");
-            let room = generate(&RoomConfig::contested(v, events));
+            cases.push((
+                version,
+                events.to_string(),
+                RoomConfig::contested(v, events),
+            ));
+        }
+        // The `resolve_large` room of `benches/resolve.rs`: 20 000 members, 4 forks of 500 events.
+        cases.push((
+            version,
+            "large".into(),
+            RoomConfig::large(v, 42, 20_000, 300, 4, 500),
+        ));
+    }
+    for (version, events, config) in cases {
+        {
+            let v = config.version;
+            let room = generate(&config);
             let dir = tempfile::tempdir().expect("tempdir");
             let mut engine = Engine::open(dir.path()).expect("open");
             let lines: Vec<String> = room

@@ -53,7 +53,7 @@ use crate::store::{
     Writes, codec,
 };
 
-use room::{Item, RoomState};
+use room::{Item, RoomState, SetChange};
 
 /// What happened to one input event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1021,59 +1021,66 @@ impl Engine {
             .rooms
             .get_mut(room_id)
             .ok_or_else(|| IngestError::UnknownRoom(room_id.to_owned()))?;
-        // Event numbers, and what names them in the answer (most resolved events come from the sets).
+        let Some((first, rest)) = state_sets.split_first() else {
+            return Ok(StateMap::new());
+        };
+        // The first set in full; the others as their differences from it, found by walking the sorted
+        // maps side by side, so entries equal to the first set's cost a string comparison each.
+        let first: Vec<(&(String, String), &String)> = first.iter().collect();
+        let mut base: Vec<u64> = Vec::with_capacity(first.len());
+        for &(key, id) in &first {
+            base.push(entry_number(room, &sh, room_id, 0, key, id)?);
+        }
+        // What names the events of the other sets' changes in the answer.
         let mut named: FastMap<u64, (&(String, String), &String)> = FastMap::default();
-        let mut sets = Vec::with_capacity(state_sets.len());
-        for (i, set) in state_sets.iter().enumerate() {
-            let mut nums = Vec::with_capacity(set.len());
-            for (key, id) in set {
-                let n = room
-                    .event_num(&sh, id)
-                    .map_err(IngestError::Resolve)?
-                    .ok_or_else(|| IngestError::UnknownEvent(id.clone()))?;
-                if let std::collections::hash_map::Entry::Vacant(slot) = named.entry(n) {
-                    let event = room.auth_event(&sh, n).map_err(IngestError::Resolve)?;
-                    let pdu = &event.pdu;
-                    if *pdu.room_id != *room_id
-                        || *pdu.event_type != *key.0
-                        || pdu.state_key.as_deref() != Some(key.1.as_str())
-                    {
-                        return Err(IngestError::Resolve(format!(
-                            "state set {i}: ({:?}, {:?}) names {id}, which is not that room's \
-                             event for that key",
-                            key.0, key.1
-                        )));
+        let mut overlays: Vec<Vec<SetChange>> = Vec::with_capacity(rest.len());
+        for (i, set) in rest.iter().enumerate() {
+            let mut changes = Vec::new();
+            let mut a = 0;
+            let mut other = set.iter().peekable();
+            loop {
+                let order = match (first.get(a), other.peek()) {
+                    (None, None) => break,
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (Some(&(ka, _)), Some(&(kb, _))) => ka.cmp(kb),
+                };
+                match order {
+                    std::cmp::Ordering::Less => {
+                        changes.push(SetChange::Remove(base[a]));
+                        a += 1;
                     }
-                    slot.insert((key, id));
+                    std::cmp::Ordering::Greater | std::cmp::Ordering::Equal => {
+                        let Some((key, id)) = other.next() else {
+                            break;
+                        };
+                        let same = order == std::cmp::Ordering::Equal && first[a].1 == id;
+                        if order == std::cmp::Ordering::Equal {
+                            a += 1;
+                        }
+                        if !same {
+                            let n = entry_number(room, &sh, room_id, i + 1, key, id)?;
+                            named.insert(n, (key, id));
+                            changes.push(SetChange::Set(n));
+                        }
+                    }
                 }
-                nums.push(n);
             }
-            sets.push(nums);
+            overlays.push(changes);
         }
-        let resolved = room
-            .resolve_sets(&sh, &sets)
+        let delta = room
+            .resolve_sets(&sh, &base, &overlays)
             .map_err(IngestError::Resolve)?;
-        // Named from the sets: the first set's entries that survive, in its (sorted) order, so the
-        // map is built in one pass; then the few resolved events it does not hold.
-        let mut kept: FastMap<u64, bool> = FastMap::default();
-        kept.reserve(resolved.len());
-        kept.extend(resolved.iter().map(|&(_, e)| (e, false)));
-        let mut out: StateMap = StateMap::new();
-        if let (Some(first), Some(nums)) = (state_sets.first(), sets.first()) {
-            out = first
-                .iter()
-                .zip(nums)
-                .filter_map(|((key, id), n)| {
-                    let seen = kept.get_mut(n)?;
-                    *seen = true;
-                    Some((key.clone(), id.clone()))
-                })
-                .collect();
-        }
-        for (e, seen) in kept {
-            if seen {
-                continue;
-            }
+        // The first set's entries that survive, in its (sorted) order, so the map is built in one
+        // pass; then the few resolved events it does not hold.
+        let removed: FastMap<u64, ()> = delta.removed.iter().map(|&e| (e, ())).collect();
+        let mut out: StateMap = first
+            .iter()
+            .zip(&base)
+            .filter(|(_, n)| !removed.contains_key(n))
+            .map(|(&(key, id), _)| (key.clone(), id.clone()))
+            .collect();
+        for e in delta.added {
             match named.get(&e) {
                 Some(&(key, id)) => {
                     out.insert(key.clone(), id.clone());
@@ -1096,6 +1103,34 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// The number of the event a state set names at `key`, checked to be a stored event of the room at
+/// that key (`set` is the set's position, for the error).
+fn entry_number(
+    room: &mut RoomState,
+    sh: &Shared<'_>,
+    room_id: &str,
+    set: usize,
+    key: &(String, String),
+    id: &String,
+) -> Result<u64, IngestError> {
+    let n = room
+        .event_num(sh, id)
+        .map_err(IngestError::Resolve)?
+        .ok_or_else(|| IngestError::UnknownEvent(id.clone()))?;
+    let event = room.auth_event(sh, n).map_err(IngestError::Resolve)?;
+    let pdu = &event.pdu;
+    if *pdu.room_id != *room_id
+        || *pdu.event_type != *key.0
+        || pdu.state_key.as_deref() != Some(key.1.as_str())
+    {
+        return Err(IngestError::Resolve(format!(
+            "state set {set}: ({:?}, {:?}) names {id}, which is not that room's event for that key",
+            key.0, key.1
+        )));
+    }
+    Ok(n)
 }
 
 /// The range of `b` without leading and trailing ASCII whitespace.

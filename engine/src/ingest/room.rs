@@ -1905,84 +1905,103 @@ impl RoomState {
         Ok(view)
     }
 
-    /// Resolves state sets given as event numbers (each one event per key), with the room's event graph
-    /// and chain cover: the full state, as `(key number, event number)` in key order.
+    /// Resolves caller-supplied state sets with the room's event graph and chain cover. The sets come
+    /// as the first set's events (`base`, event numbers, one per key) and, per other set, its
+    /// differences from the first (`overlays`: an event replacing or adding the entry of its key, or
+    /// the removal of a base entry), so a caller handing over large, mostly equal sets pays per
+    /// difference. Returns the resolved state as its difference from the first set.
     ///
     /// Only the conflict is paid for (as in fork resolution, [`RoomState::fast_inputs`]): the sets'
-    /// events at the conflicted keys, the auth difference of the full sets from the chain cover, and the
-    /// unconflicted events the auth checks read enter the graph — the first time they are needed; the
-    /// graph persists across calls. The rest of the state is copied from the first set. Room version 1,
-    /// or a difference whose history this process has not seen, resolves the full sets.
+    /// events at the conflicted keys, the auth difference from the chain cover, and the unconflicted
+    /// events the auth checks read enter the graph — the first time they are needed; the graph persists
+    /// across calls. The rest of the state is the first set's. Room version 1, or a difference whose
+    /// history this process has not seen, resolves the full sets.
     pub fn resolve_sets(
         &mut self,
         sh: &Shared<'_>,
-        sets: &[Vec<u64>],
-    ) -> Result<Vec<(u32, u64)>, String> {
-        let mut maps: Vec<IntMap<u32, u64>> = Vec::with_capacity(sets.len());
-        for set in sets {
-            let mut map = IntMap::default();
-            map.reserve(set.len());
-            for &e in set {
-                let Some(k) = self.key_of_interned(sh, e).map_err(|e| e.to_string())? else {
-                    return Err(format!("event number {e} is not a state event"));
-                };
-                if let Some(other) = map.insert(k, e)
-                    && other != e
-                {
-                    return Err(format!(
-                        "a state set holds two events for one key (event numbers {other} and {e})"
-                    ));
-                }
+        base: &[u64],
+        overlays: &[Vec<SetChange>],
+    ) -> Result<StateDelta, String> {
+        let mut base_map: IntMap<u32, u64> = IntMap::default();
+        base_map.reserve(base.len());
+        for &e in base {
+            let k = self.state_key_num(sh, e)?;
+            if let Some(other) = base_map.insert(k, e)
+                && other != e
+            {
+                return Err(format!(
+                    "a state set holds two events for one key (event numbers {other} and {e})"
+                ));
             }
-            maps.push(map);
         }
-        let Some((base, others)) = maps.split_first() else {
-            return Ok(Vec::new());
-        };
+        let mut changes: Vec<IntMap<u32, Option<u64>>> = Vec::with_capacity(overlays.len());
         let mut conflicted_keys: Vec<u32> = Vec::new();
-        for other in others {
-            for (&k, &e) in base {
-                if other.get(&k) != Some(&e) {
+        for overlay in overlays {
+            let mut map: IntMap<u32, Option<u64>> = IntMap::default();
+            map.reserve(overlay.len());
+            for change in overlay {
+                let (k, v) = match *change {
+                    SetChange::Set(e) => (self.state_key_num(sh, e)?, Some(e)),
+                    SetChange::Remove(e) => (self.state_key_num(sh, e)?, None),
+                };
+                if base_map.get(&k).copied() != v {
                     conflicted_keys.push(k);
                 }
+                map.insert(k, v);
             }
-            conflicted_keys.extend(other.keys().filter(|k| !base.contains_key(k)));
+            changes.push(map);
         }
         conflicted_keys.sort_unstable();
         conflicted_keys.dedup();
-        let mut state: Vec<(u32, u64)> = base.iter().map(|(&k, &e)| (k, e)).collect();
-        state.sort_unstable();
         if conflicted_keys.is_empty() {
-            return Ok(state);
+            return Ok(StateDelta::default());
         }
-        let refs: Vec<&IntMap<u32, u64>> = maps.iter().collect();
+        let empty = IntMap::default();
+        let views: Vec<Overlay<'_>> = std::iter::once(Overlay::new(&base_map, &empty))
+            .chain(changes.iter().map(|c| Overlay::new(&base_map, c)))
+            .collect();
+        let refs: Vec<&Overlay<'_>> = views.iter().collect();
         let fast = if self.version.state_res == StateResAlgorithm::V1 {
             None
         } else {
             self.fast_inputs(sh, &refs, &conflicted_keys)
                 .map_err(|e| e.to_string())?
         };
-        let resolved = match &fast {
+        let resolved: IntMap<u32, u64> = match fast {
             Some(inputs) => {
                 self.stats.partial += 1;
                 self.resolve_sets_with(sh, &inputs.sets, Some(&inputs.difference))?
+                    .into_iter()
+                    .filter(|(k, _)| conflicted_keys.binary_search(k).is_ok())
+                    .collect()
             }
             None => {
                 self.stats.full += 1;
-                return self.resolve_sets_with(sh, sets, None).map(|mut full| {
-                    full.sort_unstable();
-                    full
-                });
+                let full: Vec<Vec<u64>> = views.iter().map(Overlay::events).collect();
+                self.resolve_sets_with(sh, &full, None)?
+                    .into_iter()
+                    .collect()
             }
         };
-        state.retain(|(k, _)| conflicted_keys.binary_search(k).is_err());
-        state.extend(
-            resolved
-                .into_iter()
-                .filter(|(k, _)| conflicted_keys.binary_search(k).is_ok()),
-        );
-        state.sort_unstable();
-        Ok(state)
+        // Only conflicted keys can differ from the first set (every algorithm keeps what all sets
+        // agree on).
+        let mut delta = StateDelta::default();
+        for &k in &conflicted_keys {
+            let (before, after) = (base_map.get(&k).copied(), resolved.get(&k).copied());
+            if before != after {
+                delta.removed.extend(before);
+                delta.added.extend(after);
+            }
+        }
+        Ok(delta)
+    }
+
+    /// The key number of a state event, or an error naming the event number.
+    fn state_key_num(&mut self, sh: &Shared<'_>, e: u64) -> Result<u32, String> {
+        match self.key_of_interned(sh, e).map_err(|e| e.to_string())? {
+            Some(k) => Ok(k),
+            None => Err(format!("event number {e} is not a state event")),
+        }
     }
 
     /// The number of an event id of this room (cached in memory), `None` if not stored.
@@ -2129,13 +2148,67 @@ impl KeyedState for StateView {
     }
 }
 
-impl KeyedState for IntMap<u32, u64> {
+/// A resolved state as its difference from the first input set.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StateDelta {
+    /// Events of the first set that are not in the resolved state.
+    pub removed: Vec<u64>,
+    /// Events of the resolved state that are not in the first set.
+    pub added: Vec<u64>,
+}
+
+/// How a caller's state set differs from the first set at one key (see [`RoomState::resolve_sets`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetChange {
+    /// This event holds its key (replacing the first set's event there, or adding the key).
+    Set(u64),
+    /// The first set's event for its key is absent from this set.
+    Remove(u64),
+}
+
+/// A state set as the first set plus changes by key number.
+struct Overlay<'a> {
+    base: &'a IntMap<u32, u64>,
+    changes: &'a IntMap<u32, Option<u64>>,
+    len: usize,
+}
+
+impl<'a> Overlay<'a> {
+    fn new(base: &'a IntMap<u32, u64>, changes: &'a IntMap<u32, Option<u64>>) -> Overlay<'a> {
+        let mut len = base.len();
+        for (k, v) in changes {
+            match (base.contains_key(k), v.is_some()) {
+                (false, true) => len += 1,
+                (true, false) => len -= 1,
+                _ => {}
+            }
+        }
+        Overlay { base, changes, len }
+    }
+
+    /// Every event of the set.
+    fn events(&self) -> Vec<u64> {
+        let mut out: Vec<u64> = self
+            .base
+            .iter()
+            .filter(|(k, _)| !self.changes.contains_key(k))
+            .map(|(_, &e)| e)
+            .collect();
+        out.extend(self.changes.values().flatten().copied());
+        out
+    }
+}
+
+impl KeyedState for Overlay<'_> {
     fn get(&self, key: u32) -> Option<u64> {
-        std::collections::HashMap::get(self, &key).copied()
+        match self.changes.get(&key) {
+            Some(v) => *v,
+            None => self.base.get(&key).copied(),
+        }
     }
 
     fn len(&self) -> usize {
-        std::collections::HashMap::len(self)
+        self.len
     }
 }
 
