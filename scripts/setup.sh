@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build roomgraph: clang and libclang-dev (rust-rocksdb's
-# bindgen) and a C++ compiler (RocksDB). Does nothing when they are present. Sourced by the other scripts.
+# bindgen), a C++ compiler (RocksDB) and python3
+# (the socket client's tests). Does nothing when they are present. Sourced by the other scripts.
 set -euo pipefail
 
 need=()
 command -v clang >/dev/null 2>&1 || need+=(clang)
 compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/lib/*/libclang*.so*" >/dev/null || need+=(libclang-dev)
 command -v c++ >/dev/null 2>&1 || need+=(g++)
+# The Python socket client's tests (ffi/python/, run by engine/tests/cli_serve.rs).
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 if ((${#need[@]})); then
     echo "scripts/setup.sh: installing ${need[*]}" >&2
     if [[ $(id -u) -eq 0 ]]; then sudo=(); else sudo=(sudo); fi

@@ -9,6 +9,7 @@ mod auth_check;
 #[cfg(feature = "store")]
 mod demo;
 mod resolve;
+mod serve;
 #[cfg(feature = "store")]
 mod store_cmds;
 use roomgraph::canonical_json::{self, JsonValue, NumberPolicy};
@@ -154,6 +155,10 @@ enum Command {
         #[arg(default_value = "-")]
         file: String,
     },
+    /// Serve the library over a local socket: length-prefixed JSON requests answered as the commands
+    /// answer them (the wire contract: docs/protocol.md). Stops on SIGTERM/SIGINT once in-flight
+    /// requests are answered.
+    Serve(serve::ServeArgs),
     /// Check every PDU of an NDJSON file (default: the embedded sample room) and print one line each.
     Inspect {
         #[arg(long = "room-version", value_name = "V", default_value = "11")]
@@ -193,6 +198,7 @@ fn run(command: Command) -> Result<(), Failure> {
     match command {
         #[cfg(feature = "store")]
         Command::Demo { db } => demo::run(db, &mut stdout).map_err(Failure)?,
+        Command::Serve(args) => serve::run(args).map_err(Failure)?,
         Command::AuthCheck { file } => {
             let input = read_input(&file)?;
             auth_check::run(&input, &mut stdout).map_err(Failure)?

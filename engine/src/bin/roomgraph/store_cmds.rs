@@ -139,7 +139,7 @@ pub fn ingest(args: IngestArgs<'_>, out: &mut dyn Write) -> Result<(), String> {
 
 /// The summary line. Written field by field: the fields and their order are the command-line contract
 /// (the counts as before, then `signatures`).
-fn summary_json(summary: &Summary, signatures: &str) -> String {
+pub fn summary_json(summary: &Summary, signatures: &str) -> String {
     let Summary {
         accepted,
         rejected,
@@ -194,15 +194,15 @@ fn report(
 
 /// One line of the `--outcomes` file. Field order is the order on the line.
 #[derive(serde::Serialize)]
-struct OutcomeLine<'a> {
+pub struct OutcomeLine<'a> {
     /// The 1-based input line; `None` for an event replayed from the pending set of an earlier run.
-    line: Option<u64>,
-    event_id: Option<&'a str>,
-    outcome: &'a str,
-    reason: &'a str,
+    pub line: Option<u64>,
+    pub event_id: Option<&'a str>,
+    pub outcome: &'a str,
+    pub reason: &'a str,
     /// On the second line of an outlier that joined the timeline (absent otherwise).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    deoutliered: bool,
+    pub deoutliered: bool,
 }
 
 /// The `--outcomes` file, written in input order. The engine decides a batch's events in its own order,
@@ -376,14 +376,24 @@ pub fn nested(map: &StateMap) -> serde_json::Value {
 
 pub fn event(db: &Path, event_id: &str, out: &mut dyn Write) -> Result<(), String> {
     let reader = Reader::open(db).map_err(|e| e.to_string())?;
-    let ev = reader
-        .event(event_id)
+    let json = event_json(&reader, event_id)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("unknown event {event_id}"))?;
+    writeln!(out, "{json}").map_err(|e| e.to_string())
+}
+
+/// A stored event as `roomgraph event` prints it (`None`: not in the store).
+pub fn event_json(
+    reader: &Reader,
+    event_id: &str,
+) -> Result<Option<serde_json::Value>, IngestError> {
+    let Some(ev) = reader.event(event_id)? else {
+        return Ok(None);
+    };
     let pdu: serde_json::Value = serde_json::from_slice(&ev.pdu).unwrap_or_else(|_| {
         serde_json::Value::String(String::from_utf8_lossy(&ev.pdu).into_owned())
     });
-    let json = serde_json::json!({
+    Ok(Some(serde_json::json!({
         "event_id": ev.event_id,
         "room_id": ev.room_id,
         "room_version": ev.room_version,
@@ -391,6 +401,5 @@ pub fn event(db: &Path, event_id: &str, out: &mut dyn Write) -> Result<(), Strin
         "reason": ev.reason,
         "redacted": ev.redacted,
         "pdu": pdu,
-    });
-    writeln!(out, "{json}").map_err(|e| e.to_string())
+    })))
 }
