@@ -42,16 +42,7 @@ pub fn ingest(args: IngestArgs<'_>, out: &mut dyn Write) -> Result<(), String> {
         Some(p) => read_hints(p)?,
         None => Vec::new(),
     };
-    let keys = match keys {
-        Some(path) => {
-            let bytes =
-                std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-            let ring =
-                KeyRing::from_json(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-            Some(Arc::new(ring))
-        }
-        None => None,
-    };
+    let keys = keys.map(read_keys).transpose()?;
     let options = EngineOptions {
         keys,
         ..EngineOptions::default()
@@ -402,4 +393,11 @@ pub fn event_json(
         "redacted": ev.redacted,
         "pdu": pdu,
     })))
+}
+
+/// The server keys of a `--keys` file (`KeyRing::from_json`), shared by `ingest` and `serve`.
+pub fn read_keys(path: &std::path::Path) -> Result<Arc<KeyRing>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let ring = KeyRing::from_json(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Arc::new(ring))
 }

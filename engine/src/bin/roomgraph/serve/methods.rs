@@ -156,7 +156,7 @@ mod store {
     use std::ops::Range;
     use std::path::{Path, PathBuf};
     use std::sync::atomic::Ordering;
-    use std::sync::{Arc, Mutex, mpsc};
+    use std::sync::{Mutex, mpsc};
     use std::thread::JoinHandle;
 
     use serde::Deserialize;
@@ -165,7 +165,6 @@ mod store {
     use roomgraph::ingest::{
         Engine, EngineOptions, EventOutcome, IngestError, Position, Reader, Summary,
     };
-    use roomgraph::signatures::KeyRing;
 
     use super::{ApiError, Method, params};
     use crate::serve::{Responder, Shared};
@@ -202,16 +201,7 @@ mod store {
         db: &Path,
         keys: Option<&Path>,
     ) -> Result<(StoreSide, JoinHandle<()>), String> {
-        let keys = match keys {
-            Some(path) => {
-                let bytes =
-                    std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-                let ring =
-                    KeyRing::from_json(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-                Some(Arc::new(ring))
-            }
-            None => None,
-        };
+        let keys = keys.map(crate::store_cmds::read_keys).transpose()?;
         let engine = Engine::open_with(
             db,
             EngineOptions {
