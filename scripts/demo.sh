@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-exec cargo run --locked -q -p roomgraph -- demo "$@"
+exec cargo run --locked -q -p roomgraph-cli -- demo "$@"

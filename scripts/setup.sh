@@ -8,7 +8,7 @@ need=()
 command -v clang >/dev/null 2>&1 || need+=(clang)
 compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/lib/*/libclang*.so*" >/dev/null || need+=(libclang-dev)
 command -v c++ >/dev/null 2>&1 || need+=(g++)
-# The Python socket client's tests (ffi/python/, run by engine/tests/cli_serve.rs).
+# The Python socket client's tests (ffi/python/, run by engine/cli/tests/cli/serve.rs).
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 if ((${#need[@]})); then
     echo "scripts/setup.sh: installing ${need[*]}" >&2

@@ -7,8 +7,8 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use roomgraph::room_generator::{RoomConfig, generate};
 use roomgraph::room_version::RoomVersion;
+use roomgraph_testkit::room_generator::{RoomConfig, generate};
 
 use crate::process::{self, ChildRun};
 

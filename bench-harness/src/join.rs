@@ -1,5 +1,5 @@
 //! `roomgraph-bench join`: joining a huge room. A `send_join` response shaped like Matrix HQ's
-//! ([`roomgraph::ingest::join`]) is stored the way Synapse stores one (`process_remote_join`): the state
+//! ([`roomgraph_testkit::join`]) is stored the way Synapse stores one (`process_remote_join`): the state
 //! and auth chain as outliers, each checked against its own auth events, in the order they come
 //! (unordered: events wait for their auth events), then the join event with the response's state as
 //! the state before it. Two paths do that work on the same bytes, each in its own child process (so
@@ -22,10 +22,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rayon::prelude::*;
-use roomgraph::ingest::join::{JoinResponse, JoinSpec, generate};
 use roomgraph::ingest::{Engine, Outcome, Position, StateHint};
 use roomgraph::pdu::Pdu;
 use roomgraph::room_version::RoomVersion;
+use roomgraph_testkit::join::{JoinResponse, JoinSpec, generate};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 

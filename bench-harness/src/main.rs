@@ -18,10 +18,11 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use rayon::prelude::*;
-use roomgraph::ingest::trace::{TraceSpec, generate};
-use roomgraph::ingest::{Engine, EngineOptions, LineBatches, Summary};
+use roomgraph::ingest::{Engine, EngineOptions, Summary};
 use roomgraph::pdu::Pdu;
 use roomgraph::room_version::RoomVersion;
+use roomgraph_cli::ndjson::LineBatches;
+use roomgraph_testkit::trace::{TraceSpec, generate};
 
 /// Lines per batch (per atomic, fsynced commit). 32 768 rather than the CLI's 8 192: the per-batch work
 /// (fork/join of the room jobs, sorting and writing the batch, one fsync) is amortised over more events
@@ -135,7 +136,7 @@ enum Cmd {
 }
 
 fn main() {
-    roomgraph::allocator::keep_freed_pages();
+    roomgraph_cli::allocator::keep_freed_pages();
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Ingest {

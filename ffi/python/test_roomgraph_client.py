@@ -1,6 +1,6 @@
 """Tests of roomgraph_client against a real ``roomgraph serve`` process.
 
-Run by ``engine/tests/cli_serve.rs`` (``cargo test``), which sets ``ROOMGRAPH_BIN`` to the binary it
+Run by ``engine/cli/tests/cli/serve.rs`` (``cargo test``), which sets ``ROOMGRAPH_BIN`` to the binary it
 built; by hand: ``ROOMGRAPH_BIN=target/debug/roomgraph python3 -m unittest ffi/python/test_roomgraph_client.py``.
 """
 

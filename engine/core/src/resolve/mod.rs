@@ -1,0 +1,153 @@
+//! State resolution for every room version: v1 (room version 1), v2 (room versions 2–11) and v2.1 (room
+//! version 12, MSC4297). Pure: the caller hands over the events (an [`EventGraph`]) and the state sets and
+//! gets the resolved state map back.
+//!
+//! Data flow: PDUs → [`AuthEvent`](crate::auth::AuthEvent) → [`EventGraph`] (dense [`EventIdx`] /
+//! [`StateKeyIdx`], auth edges in topological order) → [`Resolver::resolve`] → [`ResolvedState`].
+//! Where the spec is ambiguous the engine follows Synapse; every such choice is listed in
+//! `docs/state-resolution.md`.
+//!
+//! Modules: [`intern`] (the graph), [`auth_chain`] (auth difference and conflicted subgraph by linear passes), [`chain_cover`] (the index of long-lived graphs),
+//! [`topo`] (Kahn's algorithm with a heap), [`mainline`] (memoised mainline ordering), [`v2`] (v2 and
+//! v2.1), [`v1`], [`request`] (the `roomgraph resolve` input format).
+
+pub mod auth_chain;
+pub mod chain_cover;
+mod error;
+pub mod intern;
+pub mod mainline;
+pub mod request;
+mod resolved;
+pub mod topo;
+pub mod v1;
+pub mod v2;
+
+pub use chain_cover::ChainCover;
+pub use error::ResolveError;
+pub use intern::{EventGraph, EventIdx, NameIdx, StateKeyIdx};
+pub use request::ResolveRequest;
+pub use resolved::ResolvedState;
+
+use crate::room_version::StateResAlgorithm;
+
+/// Options for one resolution.
+#[derive(Debug, Clone, Copy)]
+pub struct ResolveOptions {
+    /// Run independent sub-steps on the current rayon pool. Results are identical either way.
+    pub parallel: bool,
+}
+
+impl Default for ResolveOptions {
+    fn default() -> Self {
+        ResolveOptions { parallel: true }
+    }
+}
+
+/// A state resolver with scratch buffers reused across resolutions (allocation per resolution, not per
+/// event). Not shared between threads; create one per worker.
+#[derive(Debug, Default)]
+pub struct Resolver {
+    pub(crate) options: ResolveOptions,
+    pub(crate) scratch: v2::Scratch,
+}
+
+impl Resolver {
+    pub fn new() -> Resolver {
+        Resolver::default()
+    }
+
+    pub fn with_options(options: ResolveOptions) -> Resolver {
+        Resolver {
+            options,
+            scratch: v2::Scratch::default(),
+        }
+    }
+
+    /// Resolves `state_sets` (each one event per `(type, state_key)`) with the algorithm of the graph's
+    /// room version.
+    pub fn resolve(
+        &mut self,
+        graph: &EventGraph,
+        state_sets: &[&[EventIdx]],
+    ) -> Result<ResolvedState, ResolveError> {
+        match graph.version().state_res {
+            StateResAlgorithm::V1 => v1::resolve(graph, state_sets),
+            StateResAlgorithm::V2 => v2::resolve(
+                &mut self.scratch,
+                self.options.parallel,
+                graph,
+                state_sets,
+                false,
+                None,
+            ),
+            StateResAlgorithm::V2_1 => v2::resolve(
+                &mut self.scratch,
+                self.options.parallel,
+                graph,
+                state_sets,
+                true,
+                None,
+            ),
+        }
+    }
+
+    /// [`Resolver::resolve`] with the auth difference supplied by the caller instead of computed from
+    /// `state_sets`. For callers that know more about the sets than the sets show: the store's ingest
+    /// path passes only the conflicted entries plus the unconflicted entries the auth checks can read,
+    /// and computes the difference of the *full* sets from its persisted auth-chain index. The result is
+    /// that of [`Resolver::resolve`] on the full sets, at the conflicted keys, provided `auth_difference`
+    /// is the full sets' difference. Room version 1 (no auth difference in its algorithm) ignores it.
+    pub fn resolve_with_auth_difference(
+        &mut self,
+        graph: &EventGraph,
+        state_sets: &[&[EventIdx]],
+        auth_difference: &[EventIdx],
+    ) -> Result<ResolvedState, ResolveError> {
+        match graph.version().state_res {
+            StateResAlgorithm::V1 => v1::resolve(graph, state_sets),
+            StateResAlgorithm::V2 => v2::resolve(
+                &mut self.scratch,
+                self.options.parallel,
+                graph,
+                state_sets,
+                false,
+                Some(auth_difference),
+            ),
+            StateResAlgorithm::V2_1 => v2::resolve(
+                &mut self.scratch,
+                self.options.parallel,
+                graph,
+                state_sets,
+                true,
+                Some(auth_difference),
+            ),
+        }
+    }
+}
+
+/// Resolves many independent requests on the same graph in parallel (one [`Resolver`] per rayon worker).
+/// Each result is the one a single-threaded [`Resolver::resolve`] gives.
+pub fn resolve_many(
+    graph: &EventGraph,
+    batches: &[Vec<Vec<EventIdx>>],
+) -> Vec<Result<ResolvedState, ResolveError>> {
+    use rayon::prelude::*;
+    batches
+        .par_iter()
+        .map_init(
+            || Resolver::with_options(ResolveOptions { parallel: false }),
+            |resolver, sets| {
+                let refs: Vec<&[EventIdx]> = sets.iter().map(Vec::as_slice).collect();
+                resolver.resolve(graph, &refs)
+            },
+        )
+        .collect()
+}
+
+/// Resolves `state_sets` with a fresh [`Resolver`].
+pub fn resolve(
+    graph: &EventGraph,
+    state_sets: &[&[EventIdx]],
+) -> Result<ResolvedState, ResolveError> {
+    Resolver::new().resolve(graph, state_sets)
+}
