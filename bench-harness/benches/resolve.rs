@@ -163,7 +163,7 @@ impl Case {
             .filter(|id| self.room.fork_states.iter().all(|s| s.contains(id)))
             .count();
         let mut difference = Vec::new();
-        roomgraph::resolve::auth_chain::Reachability::default().auth_difference(
+        roomgraph::resolve::Reachability::default().auth_difference(
             &self.graph,
             &self.refs(),
             &mut difference,

@@ -363,20 +363,16 @@ fn decisions(db: &Path, file: &Path, batch_lines: usize) -> Result<serde_json::V
     digest(&engine.finish().map_err(|e| e.to_string())?);
     let secs = start.elapsed().as_secs_f64();
     let mut rooms = blake3::Hasher::new();
-    let room_rows = engine
-        .store()
-        .scan_prefix(roomgraph::store::Cf::Rooms, &[])
-        .map_err(|e| e.to_string())?;
-    for (room, _) in &room_rows {
-        let room = String::from_utf8_lossy(room);
-        let ext = engine.extremities(&room).map_err(|e| e.to_string())?;
-        let state = engine.current_state(&room).map_err(|e| e.to_string())?;
+    let room_ids = engine.rooms().map_err(|e| e.to_string())?;
+    for room in &room_ids {
+        let ext = engine.extremities(room).map_err(|e| e.to_string())?;
+        let state = engine.current_state(room).map_err(|e| e.to_string())?;
         let state: Vec<_> = state.into_iter().collect();
         rooms.update(serde_json::json!([room, ext, state]).to_string().as_bytes());
     }
     engine.close_for_exit();
     Ok(serde_json::json!({
-        "batch_lines": batch_lines, "seconds": secs, "rooms": room_rows.len(),
+        "batch_lines": batch_lines, "seconds": secs, "rooms": room_ids.len(),
         "accepted": summary.accepted, "rejected": summary.rejected, "soft_failed": summary.soft_failed,
         "outliers": summary.outliers, "deoutliered": summary.deoutliered, "pending": summary.pending,
         "outcomes_blake3": outcomes.finalize().to_hex().to_string(),

@@ -3,16 +3,16 @@
 
 /// Moved from `engine/core/src/resolve/auth_chain.rs`.
 mod resolve_auth_chain {
-    use roomgraph::resolve::intern::EventIdx;
+    use roomgraph::resolve::EventIdx;
 
-    use roomgraph::resolve::auth_chain::*;
+    use roomgraph::resolve::*;
     use roomgraph::room_version::RoomVersion;
     use roomgraph_testkit::room_generator::{RoomConfig, generate};
 
     /// The linear passes and the chain cover index agree on generated rooms.
     #[test]
     fn passes_and_chain_cover_agree() {
-        use roomgraph::resolve::chain_cover::ChainCover;
+        use roomgraph::resolve::ChainCover;
         for seed in 0..6 {
             let room = generate(&RoomConfig::small(
                 RoomVersion::from_id("12").expect("known"),
@@ -73,7 +73,7 @@ mod resolve_intern {
     use roomgraph::resolve::ResolveError;
     use roomgraph::room_version::RoomVersion;
 
-    use roomgraph::resolve::intern::*;
+    use roomgraph::resolve::*;
     use roomgraph_testkit::builder::EventBuilder;
 
     fn ev(version: &'static RoomVersion, id: &str, auth: &[&str], room: &str) -> AuthEvent {

@@ -11,9 +11,7 @@ use std::collections::BTreeMap;
 
 use resolve_support::*;
 use roomgraph::auth::AuthEvent;
-use roomgraph::resolve::{
-    EventGraph, EventIdx, ResolveOptions, Resolver, auth_chain::Reachability,
-};
+use roomgraph::resolve::{EventGraph, EventIdx, Reachability, ResolveOptions, Resolver};
 
 fn pl(users: &[(&str, i64)]) -> String {
     let body: Vec<String> = users.iter().map(|(u, l)| format!(r#""{u}":{l}"#)).collect();
@@ -428,7 +426,7 @@ fn check_auth_difference(
     cases: &[(&[&[&str]], &[&str])],
 ) {
     let (graph, idx) = abstract_graph(edges);
-    let mut index = roomgraph::resolve::chain_cover::ChainCover::new();
+    let mut index = roomgraph::resolve::ChainCover::new();
     for e in 0..graph.len() as u32 {
         let auth: Vec<u64> = graph
             .auth_events(EventIdx(e))
@@ -556,7 +554,7 @@ fn conflicted_subgraph_chain_cover_cases() {
         ("G2", &["G1"]),
     ];
     let (graph, idx) = abstract_graph(edges);
-    let mut index = roomgraph::resolve::chain_cover::ChainCover::new();
+    let mut index = roomgraph::resolve::ChainCover::new();
     for e in 0..graph.len() as u32 {
         let auth: Vec<u64> = graph
             .auth_events(EventIdx(e))

@@ -129,6 +129,10 @@ pub use roomgraph_core::{
     auth, canonical_json, event_id, fast_hash, hashes, limits, pdu, redaction, resolve,
     room_version, signatures,
 };
-pub use roomgraph_store as store;
+/// What an embedder sees of the RocksDB store: open options, statuses and errors. The layout itself
+/// (column families, row codecs) is `roomgraph-store`'s own.
+pub mod store {
+    pub use roomgraph_store::{EventStatus, Store, StoreError, StoreOptions, SyncPolicy};
+}
 
 pub mod ingest;

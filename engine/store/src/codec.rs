@@ -388,12 +388,12 @@ impl<'a> Reader<'a> {
 }
 
 /// One event's row of the chain cover index (`auth_chains`): the hash of its `(type, state_key)` and
-/// what [`ChainCover::insert`](roomgraph_core::resolve::chain_cover::ChainCover::insert) added.
+/// what [`ChainCover::insert`](roomgraph_core::resolve::ChainCover::insert) added.
 /// Layout: `key u32 ‖ chain u64 ‖ seq u32 ‖ (chain u64 ‖ seq u32)*`, big-endian.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainRow {
     pub key: u32,
-    pub inserted: roomgraph_core::resolve::chain_cover::Inserted,
+    pub inserted: roomgraph_core::resolve::Inserted,
 }
 
 impl ChainRow {
@@ -409,7 +409,7 @@ impl ChainRow {
     }
 
     pub fn decode(v: &[u8]) -> Result<ChainRow, String> {
-        use roomgraph_core::resolve::chain_cover::{ChainPos, Inserted};
+        use roomgraph_core::resolve::{ChainPos, Inserted};
         let (key, rest) = v
             .split_first_chunk::<4>()
             .ok_or("chain row shorter than its key hash")?;
@@ -446,7 +446,7 @@ mod tests {
 
     #[test]
     fn chain_rows_round_trip_and_bad_ones_are_refused() {
-        use roomgraph_core::resolve::chain_cover::{ChainPos, Inserted};
+        use roomgraph_core::resolve::{ChainPos, Inserted};
         let row = ChainRow {
             key: 0xdead_beef,
             inserted: Inserted {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use roomgraph::ingest::{Engine, Position};
 use roomgraph::room_version::RoomVersion;
-use roomgraph::store::{Cf, META_SCHEMA, Store, Writes};
+use roomgraph_store::{Cf, META_SCHEMA, Store, Writes};
 use roomgraph_testkit::builder::EventBuilder;
 use roomgraph_testkit::trace::{Rng, Trace, TraceSpec, generate};
 

@@ -7,25 +7,29 @@
 //! Where the spec is ambiguous the engine follows Synapse; every such choice is listed in
 //! `docs/state-resolution.md`.
 //!
-//! Modules: [`intern`] (the graph), [`auth_chain`] (auth difference and conflicted subgraph by linear passes), [`chain_cover`] (the index of long-lived graphs),
-//! [`topo`] (Kahn's algorithm with a heap), [`mainline`] (memoised mainline ordering), [`v2`] (v2 and
-//! v2.1), [`v1`], [`request`] (the `roomgraph resolve` input format).
+//! Modules: `intern` (the graph), `auth_chain` (auth difference and conflicted subgraph by linear
+//! passes), `chain_cover` (the index of long-lived graphs), `topo` (Kahn's algorithm with a heap),
+//! `mainline` (memoised mainline ordering), `v2` (v2 and v2.1), `v1`, `request` (the `roomgraph
+//! resolve` input format). Their public items are re-exported here.
 
-pub mod auth_chain;
-pub mod chain_cover;
+mod auth_chain;
+mod chain_cover;
 mod error;
-pub mod intern;
-pub mod mainline;
-pub mod request;
+mod intern;
+mod mainline;
+mod request;
 mod resolved;
-pub mod topo;
-pub mod v1;
-pub mod v2;
+mod topo;
+mod v1;
+mod v2;
 
-pub use chain_cover::ChainCover;
+pub use auth_chain::Reachability;
+pub use chain_cover::{ChainCover, ChainError, ChainPos, Closure, Inserted, Reach};
 pub use error::ResolveError;
-pub use intern::{EventGraph, EventIdx, NameIdx, StateKeyIdx};
-pub use request::ResolveRequest;
+pub use intern::{
+    EventGraph, EventIdx, EventNode, NameIdx, StateKeyIdx, StateKeyInterner, is_power_event,
+};
+pub use request::{PreparedRequest, ResolveRequest};
 pub use resolved::ResolvedState;
 
 use crate::room_version::StateResAlgorithm;

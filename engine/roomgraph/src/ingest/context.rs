@@ -5,7 +5,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::fast_hash::FastMap;
-use crate::store::{Cf, StateKey, Store, StoreError, Writes, codec};
+use roomgraph_store::{Cf, StateKey, Store, StoreError, Writes, codec};
 
 use super::hints::StateHints;
 

@@ -48,7 +48,7 @@ use crate::pdu::Pdu;
 use crate::redaction::redact;
 use crate::room_version::RoomVersion;
 use crate::signatures::{self, KeyRing};
-use crate::store::{
+use roomgraph_store::{
     Cf, Counters, META_PENDING_PREFIX, Store, StoreError, StoreOptions, Writes, codec,
 };
 
@@ -762,6 +762,11 @@ impl Engine {
         self.reader().auth_chain(event_id)
     }
 
+    /// The rooms of the store ([`Reader::rooms`]).
+    pub fn rooms(&self) -> Result<Vec<String>, IngestError> {
+        self.reader().rooms()
+    }
+
     /// The forward extremities of a room ([`Reader::extremities`]).
     pub fn extremities(&self, room_id: &str) -> Result<Vec<String>, IngestError> {
         self.reader().extremities(room_id)
@@ -1062,8 +1067,8 @@ fn receive(
 /// is numbered after its auth events), and the old rows are deleted, all in one commit together with
 /// the end of the rebuild marker — an interrupted rebuild leaves the store as it was and runs again.
 fn rebuild_chain_index(store: &Store) -> Result<(), IngestError> {
-    use crate::resolve::chain_cover::ChainCover;
-    use crate::store::{ChainRow, META_CHAIN_REBUILD, chain_key};
+    use crate::resolve::ChainCover;
+    use roomgraph_store::{ChainRow, META_CHAIN_REBUILD, chain_key};
     let mut covers: HashMap<String, ChainCover> = HashMap::new();
     let mut w = Writes::default();
     store.for_each_event(|num, rec| {
@@ -1399,7 +1404,7 @@ mod tests {
     /// answers and ingests exactly as one written by this schema.
     #[test]
     fn a_schema_4_store_gets_its_chain_index_rebuilt() {
-        use crate::store::{META_SCHEMA, chain_room_prefix};
+        use roomgraph_store::{META_SCHEMA, chain_room_prefix};
         let trace = generate(&TraceSpec {
             events: 600,
             rooms: 3,

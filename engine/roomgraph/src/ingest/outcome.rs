@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::store::{EventStatus, StoreError};
+use roomgraph_store::{EventStatus, StoreError};
 
 /// What happened to one input event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

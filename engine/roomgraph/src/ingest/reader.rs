@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::resolve::chain_cover::ChainCover;
-use crate::store::{Cf, Store, StoreError, StoreOptions, chain_key};
+use crate::resolve::ChainCover;
+use roomgraph_store::{Cf, Store, StoreError, StoreOptions, chain_key};
 
 use super::outcome::{IngestError, Position, StateMap, StoredEvent};
 
@@ -104,6 +104,26 @@ impl Reader {
     }
 
     /// The forward extremities of a room as stored by the last commit, sorted by event id.
+    /// The rooms of the store (those whose create event is stored), sorted by id.
+    pub fn rooms(&self) -> Result<Vec<String>, IngestError> {
+        let mut out = Vec::new();
+        for (key, _) in self.store.scan_prefix(Cf::Rooms, &[])? {
+            match String::from_utf8(key) {
+                Ok(room) => out.push(room),
+                Err(e) => {
+                    return Err(StoreError::corrupt(
+                        Cf::Rooms,
+                        e.as_bytes(),
+                        "room id is not UTF-8",
+                    )
+                    .into());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     pub fn extremities(&self, room_id: &str) -> Result<Vec<String>, IngestError> {
         let (_, ext) = self
             .store
@@ -117,7 +137,6 @@ impl Reader {
         Ok(out)
     }
 
-    /// The id of a stored event number; a number without one is a corrupt store.
     /// The auth chain of a stored state event (not including it), as event ids ascending by event
     /// number, from the persisted chain cover index. It loads the room's index (one row per state
     /// event of the room), so it costs the room's state events, not the answer; an embedder asking

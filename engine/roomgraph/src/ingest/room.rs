@@ -10,12 +10,12 @@ use smallvec::SmallVec;
 
 use crate::auth::{self, AuthEvent, AuthEventsState, AuthFailure, AuthState};
 use crate::pdu::Pdu;
-use crate::resolve::chain_cover::{ChainCover, Closure};
+use crate::resolve::{ChainCover, Closure};
 use crate::resolve::{EventGraph, EventIdx, Resolver};
 use crate::room_version::{RoomVersion, StateResAlgorithm};
-use crate::store::codec;
-use crate::store::snapshot::StateDraft;
-use crate::store::{
+use roomgraph_store::codec;
+use roomgraph_store::snapshot::StateDraft;
+use roomgraph_store::{
     Cf, ChainRow, EMPTY_SNAPSHOT, EventStatus, META_CITED_PREFIX, META_OUTLIER_WAIT_PREFIX,
     META_PENDING_PREFIX, RoomRecord, SnapshotRecord, StateHash, StateView, StoreError, Writes,
     chain_key,

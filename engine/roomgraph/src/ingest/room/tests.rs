@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::ingest::{Engine, EngineOptions, EventOutcome, Outcome, Position, StateHint, StateMap};
 use crate::pdu::Pdu;
 use crate::room_version::RoomVersion;
-use crate::store::{EventStatus, StoreOptions, SyncPolicy};
+use roomgraph_store::{EventStatus, StoreOptions, SyncPolicy};
 use roomgraph_testkit::builder::EventBuilder;
 use roomgraph_testkit::trace::{TraceSpec, generate};
 
