@@ -236,7 +236,7 @@ pub fn roomgraph_join(
                     o.line,
                     o.event_id,
                     other.as_str(),
-                    o.reason
+                    o.reason_text()
                 ));
             }
         }

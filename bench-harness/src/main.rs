@@ -343,7 +343,7 @@ fn decisions(db: &Path, file: &Path, batch_lines: usize) -> Result<serde_json::V
                 o.line,
                 o.event_id,
                 o.outcome.as_str(),
-                o.reason,
+                o.reason_text(),
                 o.deoutliered
             ]);
             outcomes.update(line.to_string().as_bytes());

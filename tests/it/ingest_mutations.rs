@@ -92,7 +92,7 @@ proptest! {
             }
             *per_line.entry(line).or_default() += 1;
             if o.outcome == Outcome::Invalid {
-                let reason = o.reason.as_deref().unwrap_or_default();
+                let reason = o.reason_text().unwrap_or_default();
                 prop_assert!(reason.starts_with(&format!("line {line}: ")), "{reason}");
             }
         }

@@ -63,7 +63,7 @@ fn run_in(dir: &std::path::Path, out: &mut dyn Write) -> Result<(), String> {
             "  line {}: {} {}",
             o.line.unwrap_or(0),
             o.outcome.as_str(),
-            o.reason.as_deref().unwrap_or("")
+            o.reason_text().as_deref().unwrap_or("")
         )
         .map_err(io)?;
     }

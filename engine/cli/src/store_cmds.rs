@@ -174,7 +174,7 @@ fn report(
         if o.outcome == roomgraph::ingest::Outcome::Invalid {
             eprintln!(
                 "roomgraph: {}",
-                o.reason.as_deref().unwrap_or("invalid line")
+                o.reason_text().as_deref().unwrap_or("invalid line")
             );
         }
     }
@@ -191,7 +191,7 @@ pub struct OutcomeLine<'a> {
     pub line: Option<u64>,
     pub event_id: Option<&'a str>,
     pub outcome: &'a str,
-    pub reason: &'a str,
+    pub reason: String,
     /// On the second line of an outlier that joined the timeline (absent otherwise).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deoutliered: bool,
@@ -227,7 +227,7 @@ impl OutcomeFile {
                 line: o.line,
                 event_id: o.event_id.as_deref(),
                 outcome: o.outcome.as_str(),
-                reason: o.reason.as_deref().unwrap_or(""),
+                reason: o.reason_text().unwrap_or_default(),
                 deoutliered: o.deoutliered,
             })
             .map_err(|e| format!("writing outcomes: {e}"))?;

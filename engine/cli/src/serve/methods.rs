@@ -362,7 +362,7 @@ mod store {
                 line,
                 event_id: o.event_id.as_deref(),
                 outcome: o.outcome.as_str(),
-                reason: o.reason.as_deref().unwrap_or(""),
+                reason: o.reason_text().unwrap_or_default(),
                 deoutliered: o.deoutliered,
             })
             .collect();

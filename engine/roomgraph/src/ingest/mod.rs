@@ -28,7 +28,9 @@ mod receipt;
 pub mod room;
 
 pub use hints::{HintError, StateHint, StateHints};
-pub use outcome::{EventOutcome, IngestError, Outcome, Position, StateMap, StoredEvent, Summary};
+pub use outcome::{
+    EventOutcome, IngestError, Outcome, Position, Reason, StateMap, StoredEvent, Summary,
+};
 pub use reader::Reader;
 pub use room::ResolutionStats;
 
@@ -471,10 +473,7 @@ impl Engine {
                 line: o.input.line,
                 event_id: id,
                 outcome: Outcome::Pending,
-                reason: Some(format!(
-                    "unknown room {}: its create event has not been stored",
-                    o.room_id
-                )),
+                reason: Some(Reason::CreateNotStored(o.room_id.clone())),
                 deoutliered: false,
             });
         }
@@ -611,10 +610,10 @@ impl Engine {
                         line: input.line,
                         event_id: None,
                         outcome: Outcome::Pending,
-                        reason: Some(format!(
-                            "pending set full ({} events): not kept; unknown room {room_id}",
-                            self.max_pending
-                        )),
+                        reason: Some(Reason::UnknownRoomPendingSetFull {
+                            limit: self.max_pending,
+                            room_id: room_id.clone(),
+                        }),
                         deoutliered: false,
                     });
                     continue;
@@ -690,7 +689,7 @@ impl Engine {
                             line: item.line,
                             event_id: Some(item.event.pdu.event_id.to_string()),
                             outcome: Outcome::Pending,
-                            reason: Some(format!("unknown room {room_id}")),
+                            reason: Some(Reason::UnknownRoom(room_id.clone())),
                             deoutliered: false,
                         });
                     }
@@ -924,13 +923,6 @@ fn trimmed_range(b: &[u8]) -> (usize, usize) {
     (start, end.max(start))
 }
 
-fn line_prefix(line: Option<u64>) -> String {
-    match line {
-        Some(n) => format!("line {n}: "),
-        None => "pending event: ".to_owned(),
-    }
-}
-
 /// Routes one line: create events are parsed with the version in their content; other events are parsed
 /// right away when their room is loaded, else later.
 fn route(input: Input, rooms: &FastMap<String, RoomState>, keys: Option<&KeyRing>) -> Routed {
@@ -938,13 +930,15 @@ fn route(input: Input, rooms: &FastMap<String, RoomState>, keys: Option<&KeyRing
         Ok(routed) => return routed,
         Err(input) => input,
     };
-    let prefix = line_prefix(input.line);
-    let invalid = |input: &Input, reason: String| Routed::Invalid {
+    let invalid = |input: &Input, detail: String| Routed::Invalid {
         outcome: EventOutcome {
             line: input.line,
             event_id: None,
             outcome: Outcome::Invalid,
-            reason: Some(reason),
+            reason: Some(Reason::Invalid {
+                line: input.line,
+                detail,
+            }),
             deoutliered: false,
         },
         pending_seq: input.pending_seq,
@@ -957,7 +951,7 @@ fn route(input: Input, rooms: &FastMap<String, RoomState>, keys: Option<&KeyRing
                 Ok(JsonValue::Object(_)) => format!("invalid JSON: {e}"),
                 Ok(other) => format!("a PDU must be a JSON object, found {}", other.type_name()),
             };
-            return invalid(&input, format!("{prefix}{detail}"));
+            return invalid(&input, detail);
         }
     };
     let event_type = raw_str(r.event_type);
@@ -973,14 +967,14 @@ fn route(input: Input, rooms: &FastMap<String, RoomState>, keys: Option<&KeyRing
                 Err(_) => {
                     return invalid(
                         &input,
-                        format!("{prefix}m.room.create: `content.room_version` is not a string"),
+                        "m.room.create: `content.room_version` is not a string".to_owned(),
                     );
                 }
             },
         };
         let version = match RoomVersion::from_id(&version_id) {
             Ok(v) => v,
-            Err(e) => return invalid(&input, format!("{prefix}m.room.create: {e}")),
+            Err(e) => return invalid(&input, format!("m.room.create: {e}")),
         };
         let seq = input.pending_seq;
         return match parse_item(input, version, keys) {
@@ -994,7 +988,7 @@ fn route(input: Input, rooms: &FastMap<String, RoomState>, keys: Option<&KeyRing
     let Some(room_id) = raw_str(r.room_id) else {
         return invalid(
             &input,
-            format!("{prefix}pdu: key `room_id` is required and must be a string"),
+            "pdu: key `room_id` is required and must be a string".to_owned(),
         );
     };
     let room_id = room_id.into_owned();
@@ -1032,7 +1026,7 @@ struct Received {
 /// `validate_event_for_room_version`): signatures verified with `keys` when given (a failure is the
 /// reason the line is invalid: Synapse drops the event); the content hash (on a mismatch the redacted
 /// form is kept, as the spec says); then the presence of the required signatures on the kept form (a
-/// failure rejects the event). `Err` is the reason without the line prefix ([`finish_item`] adds it).
+/// failure rejects the event). `Err` is the detail of a [`Reason::Invalid`].
 fn receive(
     parsed: &Pdu<'_>,
     version: &'static RoomVersion,
@@ -1126,7 +1120,10 @@ fn finish_item(input: Input, checked: Result<Received, String>) -> Result<Item, 
             line: input.line,
             event_id: None,
             outcome: Outcome::Invalid,
-            reason: Some(format!("{}{reason}", line_prefix(input.line))),
+            reason: Some(Reason::Invalid {
+                line: input.line,
+                detail: reason,
+            }),
             deoutliered: false,
         }),
     }
@@ -1227,7 +1224,7 @@ mod tests {
             let reason = outcomes
                 .iter()
                 .find(|x| x.event_id.as_ref() == Some(id))
-                .and_then(|x| x.reason.clone());
+                .and_then(|x| x.reason_text());
             assert_eq!(*o, expected, "{id}: {reason:?}");
         }
         for room in &trace.rooms {
@@ -1523,7 +1520,7 @@ mod tests {
             .iter()
             .rev()
             .find(|o| o.event_id.as_deref() == Some(citing_id.as_str()))
-            .and_then(|o| o.reason.clone())
+            .and_then(|o| o.reason_text())
             .unwrap_or_default();
         assert!(reason.contains("belongs to another room"), "{reason}");
     }

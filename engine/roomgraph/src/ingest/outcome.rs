@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use roomgraph_store::{EventStatus, StoreError};
 
+use crate::auth::AuthFailure;
+
 /// What happened to one input event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Outcome {
@@ -41,6 +43,88 @@ impl Outcome {
     }
 }
 
+/// Why an event got its outcome: the check that decided it and, for the authorization rules, the rule
+/// that failed ([`AuthFailure`] names it in the numbering of the event's room version). `Display`
+/// gives the sentence `roomgraph ingest --outcomes` prints (`docs/ingest.md`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The input is not a PDU of its room's version (receipt check 1: JSON, schema, sizes, the room
+    /// version of a create event), or its signatures do not verify with the engine's keys (check 2).
+    /// `line` is the input's position (`None`: an event replayed from the persisted pending set).
+    #[error("{}{detail}", line_prefix(*line))]
+    Invalid { line: Option<u64>, detail: String },
+    /// A state hint for the event cannot be used (two events for one key).
+    #[error("{0}")]
+    BadHint(String),
+    /// A server that must sign the event did not (Synapse's receipt-time presence check).
+    #[error("signature check on receipt: {0}")]
+    Signature(AuthFailure),
+    /// The event breaks the rules against its own `auth_events` (receipt check 4).
+    #[error("auth against its auth_events: {0}")]
+    AuthEvents(AuthFailure),
+    /// The event breaks the rules against the state before it (receipt check 5).
+    #[error("auth against the state before the event: {0}")]
+    StateBefore(AuthFailure),
+    /// The event breaks the rules against the room's current state (receipt check 6: soft failure).
+    #[error("auth against the current state: {0}")]
+    CurrentState(AuthFailure),
+    /// A second create event for the room (the id of the first).
+    #[error("the room already has a create event ({0})")]
+    SecondCreate(String),
+    /// The room has no accepted create event to check against.
+    #[error("the room has no accepted create event")]
+    NoCreate,
+    /// An event other than the create event lists no `prev_events`.
+    #[error("an event other than the create event has no prev_events")]
+    NoPrevEvents,
+    /// A `prev_event` of the event belongs to another room.
+    #[error("prev_event {0} belongs to another room")]
+    ForeignPrevEvent(String),
+    /// The states after the event's prev events cannot be resolved.
+    #[error("the state before the event cannot be resolved: {0}")]
+    StateBeforeUnresolved(String),
+    /// The current state, with the state before an event at a gap, cannot be resolved.
+    #[error("the current state cannot be resolved: {0}")]
+    CurrentStateUnresolved(String),
+    /// The accepted event's new current state cannot be resolved (an internal failure: the event
+    /// is rejected rather than stored with a state nobody can compute).
+    #[error("internal: the new current state cannot be resolved: {0}")]
+    NewCurrentStateUnresolved(String),
+    /// The event waits for these events, its missing ancestors.
+    #[error("waiting for {}", .0.join(", "))]
+    Waiting(Vec<String>),
+    /// The pending set is full: the event is not kept (`waiting_for` says what it needed).
+    #[error(
+        "pending set full ({limit} events): not kept; waiting for {waiting_for}, submit it again later"
+    )]
+    PendingSetFull { limit: usize, waiting_for: String },
+    /// The event's room is not in the store.
+    #[error("unknown room {0}")]
+    UnknownRoom(String),
+    /// The event's room is not in the store because its create event is not (yet).
+    #[error("unknown room {0}: its create event has not been stored")]
+    CreateNotStored(String),
+    /// The event's room is unknown and the pending set is full: it is not kept.
+    #[error("pending set full ({limit} events): not kept; unknown room {room_id}")]
+    UnknownRoomPendingSetFull { limit: usize, room_id: String },
+    /// Stored as an outlier, rejected for this reason.
+    #[error("outlier: {0}")]
+    Outlier(Box<Reason>),
+    /// The content hash did not match: the event is stored redacted (receipt check 3), with the
+    /// reason of its outcome, if it has one.
+    #[error("content hash mismatch: stored redacted{}", .0.as_ref().map(|r| format!("; {r}")).unwrap_or_default())]
+    Redacted(Option<Box<Reason>>),
+}
+
+/// `line N: ` before the reason an input line is invalid (`pending event: ` for a replayed event).
+fn line_prefix(line: Option<u64>) -> String {
+    match line {
+        Some(n) => format!("line {n}: "),
+        None => "pending event: ".to_owned(),
+    }
+}
+
 /// The outcome of one input event. `line` is the 1-based input line (None for events replayed from the
 /// persisted pending set); `event_id` is None when the line could not be parsed.
 ///
@@ -52,8 +136,15 @@ pub struct EventOutcome {
     pub line: Option<u64>,
     pub event_id: Option<String>,
     pub outcome: Outcome,
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     pub deoutliered: bool,
+}
+
+impl EventOutcome {
+    /// The reason as the sentence `roomgraph ingest --outcomes` prints.
+    pub fn reason_text(&self) -> Option<String> {
+        self.reason.as_ref().map(ToString::to_string)
+    }
 }
 
 /// Counts of outcomes. A de-outliered event counts twice: as an outlier when it was stored, and under
@@ -142,4 +233,63 @@ pub enum IngestError {
     /// reopen it to go on.
     #[error("{0}")]
     Caller(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sentences are the command line's output contract (`--outcomes`, stderr for invalid lines).
+    #[test]
+    fn reasons_read_as_the_command_line_prints_them() {
+        let failure = AuthFailure {
+            rule: "4.7.2".to_owned(),
+            version: "11",
+            reason: "sender is not joined".to_owned(),
+        };
+        let cases = [
+            (
+                Reason::Invalid {
+                    line: Some(3),
+                    detail: "pdu: key `type` is required".to_owned(),
+                },
+                "line 3: pdu: key `type` is required",
+            ),
+            (
+                Reason::Invalid {
+                    line: None,
+                    detail: "x".to_owned(),
+                },
+                "pending event: x",
+            ),
+            (
+                Reason::StateBefore(failure.clone()),
+                "auth against the state before the event: rule 4.7.2 (v11): sender is not joined",
+            ),
+            (
+                Reason::Waiting(vec!["$a".to_owned(), "$b".to_owned()]),
+                "waiting for $a, $b",
+            ),
+            (
+                Reason::Redacted(None),
+                "content hash mismatch: stored redacted",
+            ),
+            (
+                Reason::Redacted(Some(Box::new(Reason::Outlier(Box::new(
+                    Reason::AuthEvents(failure),
+                ))))),
+                "content hash mismatch: stored redacted; outlier: auth against its auth_events: rule 4.7.2 (v11): sender is not joined",
+            ),
+            (
+                Reason::PendingSetFull {
+                    limit: 5,
+                    waiting_for: "$p".to_owned(),
+                },
+                "pending set full (5 events): not kept; waiting for $p, submit it again later",
+            ),
+        ];
+        for (reason, text) in cases {
+            assert_eq!(reason.to_string(), text);
+        }
+    }
 }

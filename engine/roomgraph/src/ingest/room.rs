@@ -22,7 +22,7 @@ use roomgraph_store::{
 };
 
 use super::context::Shared;
-use super::outcome::{EventOutcome, Outcome};
+use super::outcome::{EventOutcome, Outcome, Reason};
 use crate::fast_hash::{FastMap, FastSet, IntMap};
 
 /// Views kept in memory per room (each holds its own overlay; the full maps are shared).
@@ -177,7 +177,7 @@ struct OutlierBytes {
 /// The outcome of the checks for one event.
 struct Verdict {
     status: EventStatus,
-    reason: String,
+    reason: Option<Reason>,
 }
 
 impl RoomState {
@@ -414,7 +414,7 @@ impl RoomState {
                 line: item.line,
                 event_id: Some(id),
                 outcome: Outcome::Invalid,
-                reason: Some(reason),
+                reason: Some(Reason::BadHint(reason)),
                 deoutliered: false,
             },
             Placement::Timeline => {
@@ -463,10 +463,10 @@ impl RoomState {
                     line: item.line,
                     event_id: Some(item.event.pdu.event_id.to_string()),
                     outcome: Outcome::Pending,
-                    reason: Some(format!(
-                        "pending set full ({} events): not kept; waiting for {missing}, submit it again later",
-                        sh.max_pending
-                    )),
+                    reason: Some(Reason::PendingSetFull {
+                        limit: sh.max_pending,
+                        waiting_for: missing,
+                    }),
                     deoutliered: false,
                 });
                 return;
@@ -564,7 +564,9 @@ impl RoomState {
                     line: *line,
                     event_id: Some(id.clone()),
                     outcome: Outcome::Pending,
-                    reason: Some(format!("waiting for {}", roots.join(", "))),
+                    reason: Some(Reason::Waiting(
+                        roots.iter().map(|r| (*r).to_owned()).collect(),
+                    )),
                     deoutliered: false,
                 });
             }
@@ -795,16 +797,15 @@ impl RoomState {
         let is_create = event.is_create() && event.pdu.state_key.as_deref() == Some("");
         // Synapse validates an outlier's signatures before its auth events, as a timeline event's.
         let verdict = match (unsigned, self.create.clone()) {
-            (Some(failure), _) => Err(format!("signature check on receipt: {failure}")),
-            (None, Some((_, create))) if is_create => Err(format!(
-                "the room already has a create event ({})",
-                create.pdu.event_id
-            )),
+            (Some(failure), _) => Err(Reason::Signature(*failure)),
+            (None, Some((_, create))) if is_create => {
+                Err(Reason::SecondCreate(create.pdu.event_id.to_string()))
+            }
             (None, None) if is_create => {
                 auth::check_state_independent(&event, &[], None, &|_| false)
-                    .map_err(|e| format!("auth against its auth_events: {e}"))
+                    .map_err(Reason::AuthEvents)
             }
-            (None, None) => Err("the room has no accepted create event".to_owned()),
+            (None, None) => Err(Reason::NoCreate),
             (None, Some((_, create))) => {
                 self.check_auth_events(sh, &event, &parents.auth, &create)?
             }
@@ -813,7 +814,8 @@ impl RoomState {
             Ok(()) => EventStatus::Outlier,
             Err(_) => EventStatus::RejectedOutlier,
         };
-        let reason = verdict.err().unwrap_or_default();
+        let reason = verdict.err();
+        let stored_reason = reason.as_ref().map(ToString::to_string).unwrap_or_default();
         let writes = &mut out.writes;
         // A create event stored as an outlier (a send_join response's) founds the room all the same.
         if is_create && status == EventStatus::Outlier {
@@ -842,7 +844,7 @@ impl RoomState {
             num,
             &event_id,
             status,
-            &reason,
+            &stored_reason,
             redacted.as_deref().unwrap_or(&raw),
             redacted.is_some(),
             (EMPTY_SNAPSHOT, EMPTY_SNAPSHOT),
@@ -866,8 +868,11 @@ impl RoomState {
             );
         }
         let (outcome, mut reason) = match status {
-            EventStatus::Outlier => (Outcome::Outlier, String::new()),
-            _ => (Outcome::Rejected, format!("outlier: {reason}")),
+            EventStatus::Outlier => (Outcome::Outlier, None),
+            _ => (
+                Outcome::Rejected,
+                reason.map(|r| Reason::Outlier(Box::new(r))),
+            ),
         };
         if was_redacted {
             reason = redacted_reason(reason);
@@ -876,7 +881,7 @@ impl RoomState {
             line,
             event_id: Some(event_id),
             outcome,
-            reason: (!reason.is_empty()).then_some(reason),
+            reason,
             deoutliered: false,
         })
     }
@@ -1248,7 +1253,7 @@ impl RoomState {
         let mut verdict = match unsigned {
             Some(failure) => Verdict {
                 status: EventStatus::Rejected,
-                reason: format!("signature check on receipt: {failure}"),
+                reason: Some(Reason::Signature(*failure)),
             },
             None => verdict,
         };
@@ -1293,9 +1298,7 @@ impl RoomState {
                 Err(reason) => {
                     verdict = Verdict {
                         status: EventStatus::Rejected,
-                        reason: format!(
-                            "internal: the new current state cannot be resolved: {reason}"
-                        ),
+                        reason: Some(Reason::NewCurrentStateUnresolved(reason)),
                     };
                     after = before.clone();
                     self.set_info(
@@ -1325,7 +1328,11 @@ impl RoomState {
             num,
             &event_id,
             status,
-            &verdict.reason,
+            &verdict
+                .reason
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             redacted.as_deref().unwrap_or(&raw),
             was_redacted,
             (before.snap, after.snap),
@@ -1349,7 +1356,7 @@ impl RoomState {
             line,
             event_id: Some(event_id),
             outcome,
-            reason: (!reason.is_empty()).then_some(reason),
+            reason,
             deoutliered: existing.is_some(),
         })
     }
@@ -1491,7 +1498,7 @@ impl RoomState {
         event: &Arc<AuthEvent>,
         auth_nums: &[u64],
         create: &Arc<AuthEvent>,
-    ) -> RoomResult<Result<(), String>> {
+    ) -> RoomResult<Result<(), Reason>> {
         let mut auth_events: SmallVec<[Arc<AuthEvent>; 8]> = SmallVec::new();
         // At most 10 auth events: a list beats a map.
         let mut statuses: SmallVec<[(&str, EventStatus); 8]> = SmallVec::new();
@@ -1516,7 +1523,7 @@ impl RoomState {
                     .is_some_and(|(_, s)| s.is_rejected())
         };
         if let Err(e) = auth::check_state_independent(event, &refs, Some(create), &is_rejected) {
-            return Ok(Err(format!("auth against its auth_events: {e}")));
+            return Ok(Err(Reason::AuthEvents(e)));
         }
         let usable: SmallVec<[&AuthEvent; 8]> = auth_events
             .iter()
@@ -1524,7 +1531,7 @@ impl RoomState {
             .map(|a| &**a)
             .collect();
         if let Err(e) = auth::check_state_dependent(event, &AuthEventsState::new(&usable), create) {
-            return Ok(Err(format!("auth against its auth_events: {e}")));
+            return Ok(Err(Reason::AuthEvents(e)));
         }
         Ok(Ok(()))
     }
@@ -1544,32 +1551,24 @@ impl RoomState {
         parents: &Parents,
         writes: &mut Writes,
     ) -> RoomResult<(Verdict, Option<StateView>)> {
-        let reject = |reason: String| Verdict {
+        let reject = |reason: Reason| Verdict {
             status: EventStatus::Rejected,
-            reason,
+            reason: Some(reason),
         };
         let before = match before {
             Ok(v) => v,
             Err(reason) => {
-                return Ok((
-                    reject(format!(
-                        "the state before the event cannot be resolved: {reason}"
-                    )),
-                    None,
-                ));
+                return Ok((reject(Reason::StateBeforeUnresolved(reason)), None));
             }
         };
         if let Some(id) = foreign_prev {
-            return Ok((
-                reject(format!("prev_event {id} belongs to another room")),
-                Some(before),
-            ));
+            return Ok((reject(Reason::ForeignPrevEvent(id)), Some(before)));
         }
         if is_create {
             if let Some((_, create)) = &self.create {
                 let other = &create.pdu.event_id;
                 return Ok((
-                    reject(format!("the room already has a create event ({other})")),
+                    reject(Reason::SecondCreate(other.to_string())),
                     Some(before),
                 ));
             }
@@ -1578,28 +1577,19 @@ impl RoomState {
                     Ok(()) => (
                         Verdict {
                             status: EventStatus::Accepted,
-                            reason: String::new(),
+                            reason: None,
                         },
                         Some(before),
                     ),
-                    Err(e) => (
-                        reject(format!("auth against its auth_events: {e}")),
-                        Some(before),
-                    ),
+                    Err(e) => (reject(Reason::AuthEvents(e)), Some(before)),
                 },
             );
         }
         let Some((_, create)) = self.create.clone() else {
-            return Ok((
-                reject("the room has no accepted create event".into()),
-                Some(before),
-            ));
+            return Ok((reject(Reason::NoCreate), Some(before)));
         };
         if event.pdu.prev_events.is_empty() {
-            return Ok((
-                reject("an event other than the create event has no prev_events".into()),
-                Some(before),
-            ));
+            return Ok((reject(Reason::NoPrevEvents), Some(before)));
         }
 
         // Step 4: the event's own auth events.
@@ -1611,10 +1601,7 @@ impl RoomState {
         let keys = self.check_keys(sh, event)?;
         let state = self.state_for_check(sh, &keys, &before)?;
         if let Err(e) = auth::check_state_dependent(event, &ArcState(&state), &create) {
-            return Ok((
-                reject(format!("auth against the state before the event: {e}")),
-                Some(before),
-            ));
+            return Ok((reject(Reason::StateBefore(e)), Some(before)));
         }
 
         // Step 6: the current state (soft fail).
@@ -1631,7 +1618,7 @@ impl RoomState {
                     return Ok((
                         Verdict {
                             status: EventStatus::SoftFailed,
-                            reason: format!("the current state cannot be resolved: {reason}"),
+                            reason: Some(Reason::CurrentStateUnresolved(reason)),
                         },
                         Some(before),
                     ));
@@ -1646,7 +1633,7 @@ impl RoomState {
                 return Ok((
                     Verdict {
                         status: EventStatus::SoftFailed,
-                        reason: format!("auth against the current state: {e}"),
+                        reason: Some(Reason::CurrentState(e)),
                     },
                     Some(before),
                 ));
@@ -1655,7 +1642,7 @@ impl RoomState {
         Ok((
             Verdict {
                 status: EventStatus::Accepted,
-                reason: String::new(),
+                reason: None,
             },
             Some(before),
         ))
@@ -2304,12 +2291,8 @@ fn cited_key(room_id: &str, event_id: &str) -> Vec<u8> {
     k
 }
 
-fn redacted_reason(reason: String) -> String {
-    if reason.is_empty() {
-        "content hash mismatch: stored redacted".to_owned()
-    } else {
-        format!("content hash mismatch: stored redacted; {reason}")
-    }
+fn redacted_reason(reason: Option<Reason>) -> Option<Reason> {
+    Some(Reason::Redacted(reason.map(Box::new)))
 }
 
 pub(crate) fn pending_key(seq: u64) -> Vec<u8> {

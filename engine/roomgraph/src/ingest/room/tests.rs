@@ -609,14 +609,14 @@ fn state_before_hints_wait_for_their_events_and_must_be_one_per_key() {
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].outcome, Outcome::Pending);
     assert_eq!(
-        pending[0].reason.as_deref(),
+        pending[0].reason_text().as_deref(),
         Some(format!("waiting for {}", f.id("ban")).as_str())
     );
     let bad = outcome_of(&outcomes, &f.id("after_gap2"));
     assert_eq!(bad[0].outcome, Outcome::Invalid);
     assert!(
         bad[0]
-            .reason
+            .reason_text()
             .as_deref()
             .unwrap_or_default()
             .contains("both given for one")
@@ -629,7 +629,7 @@ fn state_before_hints_wait_for_their_events_and_must_be_one_per_key() {
     assert_eq!(o.len(), 1);
     assert_eq!(o[0].outcome, Outcome::Rejected);
     assert!(
-        o[0].reason
+        o[0].reason_text()
             .as_deref()
             .unwrap_or_default()
             .contains("state before")
@@ -653,7 +653,7 @@ fn pending_events_name_their_root_missing_ancestors() {
     for n in ["carol", "carol_msg"] {
         let o = outcome_of(&outcomes, &f.id(n));
         assert_eq!(o.last().map(|o| o.outcome), Some(Outcome::Pending), "{n}");
-        let reason = o.last().and_then(|o| o.reason.clone()).unwrap_or_default();
+        let reason = o.last().and_then(|o| o.reason_text()).unwrap_or_default();
         assert!(reason.contains(&power), "{n}: {reason}");
         assert!(!reason.contains(&f.id("carol")), "{n}: {reason}");
     }
@@ -683,7 +683,7 @@ fn an_outlier_missing_its_senders_signature_is_rejected_and_stays_rejected() {
     let first = outcome_of(&outcomes, &f.id("child"));
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].outcome, Outcome::Rejected);
-    let reason = first[0].reason.as_deref().unwrap_or_default();
+    let reason = first[0].reason_text().unwrap_or_default();
     assert!(
         reason.starts_with("outlier: signature check on receipt:") && reason.contains("b.org"),
         "{reason}"
