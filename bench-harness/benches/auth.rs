@@ -15,7 +15,7 @@ use std::hint::black_box;
 use auth_support::ruma_adaptor::{RumaPdu, convert, rules};
 use auth_support::*;
 use criterion::{Criterion, criterion_group, criterion_main};
-use roomgraph::auth::{AuthEvent, StateMap, check_state_dependent};
+use roomgraph::auth::{AuthEvent, StateLookup, check_state_dependent};
 use ruma::events::StateEventType;
 
 const USERS: usize = 10_000;
@@ -88,7 +88,7 @@ fn fixture() -> Fixture {
 
 fn bench_auth(c: &mut Criterion) {
     let f = fixture();
-    let state: StateMap<'_> = f.room.current_state();
+    let state: StateLookup<'_> = f.room.current_state();
     let create = f.room.create();
 
     let ruma_rules = rules(f.room.version);

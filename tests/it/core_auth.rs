@@ -6,7 +6,7 @@ mod auth_state {
 
     use roomgraph::auth::{AuthEvent, AuthState};
 
-    use roomgraph::auth::StateMap;
+    use roomgraph::auth::StateLookup;
     use roomgraph::room_version::RoomVersion;
     use roomgraph_testkit::builder::EventBuilder;
 
@@ -30,7 +30,7 @@ mod auth_state {
             make("m.room.third_party_invite", "tok"),
             make("m.room.topic", ""),
         ];
-        let state: StateMap<'_> = events.iter().collect();
+        let state: StateLookup<'_> = events.iter().collect();
         assert_eq!(state.len(), 6);
         for e in &events {
             let key = (&*e.pdu.event_type, e.pdu.state_key.as_deref().unwrap_or(""));

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use roomgraph::auth::{
-    AuthEvent, AuthEventsState, AuthFailure, StateMap, auth_types_for_event,
+    AuthEvent, AuthEventsState, AuthFailure, StateLookup, auth_types_for_event,
     check_signature_presence, check_state_dependent, check_state_independent,
 };
 use roomgraph::canonical_json::{JsonValue, to_canonical_string};
@@ -291,7 +291,7 @@ impl Room {
         self.add(event)
     }
 
-    pub fn current_state(&self) -> StateMap<'_> {
+    pub fn current_state(&self) -> StateLookup<'_> {
         self.state
             .values()
             .filter(|id| !self.rejected.contains(id))
@@ -356,7 +356,7 @@ impl Room {
             return Ok(());
         }
         check_state_dependent(event, &AuthEventsState::new(&auth), room_create)?;
-        let current: StateMap<'_> = self
+        let current: StateLookup<'_> = self
             .state
             .values()
             .filter(|id| !self.rejected.contains(id))

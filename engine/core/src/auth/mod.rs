@@ -31,7 +31,7 @@ pub use facts::{
     Authoriser, CreateFacts, JoinRule, MemberFacts, Membership, SignedClaim, ThirdPartyClaim,
 };
 pub use power_levels::{PowerLevel, PowerLevels};
-pub use state::{AuthEventsState, StateMap};
+pub use state::{AuthEventsState, StateLookup};
 
 use crate::pdu::Pdu;
 use crate::room_version::RoomVersion;

@@ -19,7 +19,7 @@ use crate::pdu::Pdu;
 use crate::room_version::RoomVersion;
 
 use super::numbering::Rules;
-use super::{AuthEvent, AuthEventsState, AuthFailure, StateMap, auth_types_for_event};
+use super::{AuthEvent, AuthEventsState, AuthFailure, StateLookup, auth_types_for_event};
 
 /// Where the checked event failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +149,7 @@ pub fn evaluate(input: &[u8]) -> Result<Verdict, RequestError> {
         .ok_or_else(|| RequestError(format!("event {} is not among the events", raw.event)))?;
     let rejected: HashSet<&str> = raw.rejected.iter().map(String::as_str).collect();
 
-    let mut state = StateMap::new();
+    let mut state = StateLookup::new();
     let mut state_keys = HashSet::new();
     for id in &raw.state {
         let state_event = events.get(id).ok_or_else(|| match malformed.get(id) {
@@ -179,7 +179,7 @@ fn check(
     event: &AuthEvent,
     events: &HashMap<String, AuthEvent>,
     malformed: &HashMap<String, String>,
-    state: &StateMap<'_>,
+    state: &StateLookup<'_>,
     rejected: &HashSet<&str>,
 ) -> Verdict {
     if let Err(failure) = super::check_signature_presence(&event.pdu) {
@@ -244,7 +244,7 @@ fn check(
     }
 
     // The state before the event, narrowed to the keys the rules may read.
-    let mut selected = StateMap::new();
+    let mut selected = StateLookup::new();
     for (event_type, state_key) in auth_types_for_event(event) {
         if let Some(e) = super::AuthState::get(state, event_type, &state_key) {
             selected.insert(e);

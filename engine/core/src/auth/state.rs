@@ -36,7 +36,7 @@ impl AuthState for AuthEventsState<'_> {
 /// general map. Keys are hashed with a keyed hash ([`FastHash`]): the user ids come from remote
 /// servers.
 #[derive(Debug, Clone, Default)]
-pub struct StateMap<'e> {
+pub struct StateLookup<'e> {
     create: Option<&'e AuthEvent>,
     power_levels: Option<&'e AuthEvent>,
     join_rules: Option<&'e AuthEvent>,
@@ -44,9 +44,9 @@ pub struct StateMap<'e> {
     others: HashMap<(&'e str, &'e str), &'e AuthEvent, FastHash>,
 }
 
-impl<'e> StateMap<'e> {
+impl<'e> StateLookup<'e> {
     pub fn new() -> Self {
-        StateMap::default()
+        StateLookup::default()
     }
 
     /// Adds a state event (events without a `state_key` are ignored); a later event for the same key
@@ -83,9 +83,9 @@ impl<'e> StateMap<'e> {
     }
 }
 
-impl<'e> FromIterator<&'e AuthEvent> for StateMap<'e> {
+impl<'e> FromIterator<&'e AuthEvent> for StateLookup<'e> {
     fn from_iter<I: IntoIterator<Item = &'e AuthEvent>>(iter: I) -> Self {
-        let mut state = StateMap::new();
+        let mut state = StateLookup::new();
         for event in iter {
             state.insert(event);
         }
@@ -93,7 +93,7 @@ impl<'e> FromIterator<&'e AuthEvent> for StateMap<'e> {
     }
 }
 
-impl AuthState for StateMap<'_> {
+impl AuthState for StateLookup<'_> {
     fn get(&self, event_type: &str, state_key: &str) -> Option<&AuthEvent> {
         match (event_type, state_key) {
             ("m.room.member", user) => self.members.get(user).copied(),

@@ -10,7 +10,7 @@
 //! Auth chains here include the state-set events themselves when forming the auth difference, as Synapse
 //! does (`AuthChainDifferenceTestCase`); see `docs/state-resolution.md`.
 
-use super::intern::{EventGraph, EventIdx};
+use super::graph::{EventGraph, EventIdx};
 
 #[derive(Debug, Default)]
 pub struct Reachability {

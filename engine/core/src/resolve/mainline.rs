@@ -6,7 +6,7 @@
 //! power-levels events walked) instead of one walk per event. Depth numbering follows Synapse: the oldest
 //! mainline event is 1, the newest n, and 0 means "no mainline ancestor" (sorts first).
 
-use super::intern::{EventGraph, EventIdx};
+use super::graph::{EventGraph, EventIdx};
 
 const UNKNOWN: u32 = u32::MAX;
 

@@ -7,7 +7,7 @@
 //! Where the spec is ambiguous the engine follows Synapse; every such choice is listed in
 //! `docs/state-resolution.md`.
 //!
-//! Modules: `intern` (the graph), `auth_chain` (auth difference and conflicted subgraph by linear
+//! Modules: `graph` (the event graph and its interners), `auth_chain` (auth difference and conflicted subgraph by linear
 //! passes), `chain_cover` (the index of long-lived graphs), `topo` (Kahn's algorithm with a heap),
 //! `mainline` (memoised mainline ordering), `v2` (v2 and v2.1), `v1`, `request` (the `roomgraph
 //! resolve` input format). Their public items are re-exported here.
@@ -15,7 +15,7 @@
 mod auth_chain;
 mod chain_cover;
 mod error;
-mod intern;
+mod graph;
 mod mainline;
 mod request;
 mod resolved;
@@ -26,7 +26,7 @@ mod v2;
 pub use auth_chain::Reachability;
 pub use chain_cover::{ChainCover, ChainError, ChainPos, Closure, Inserted, Reach};
 pub use error::ResolveError;
-pub use intern::{
+pub use graph::{
     EventGraph, EventIdx, EventNode, NameIdx, StateKeyIdx, StateKeyInterner, is_power_event,
 };
 pub use request::{PreparedRequest, ResolveRequest};

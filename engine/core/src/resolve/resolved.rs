@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::intern::{EventGraph, EventIdx, StateKeyIdx};
+use super::graph::{EventGraph, EventIdx, StateKeyIdx};
 
 /// A resolved state map: one event per `(type, state_key)`, sorted by key index.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

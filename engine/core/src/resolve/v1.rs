@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use crate::auth::{self, AuthEvent};
 
 use super::error::ResolveError;
-use super::intern::{EventGraph, EventIdx, StateKeyIdx};
+use super::graph::{EventGraph, EventIdx, StateKeyIdx};
 use super::resolved::ResolvedState;
 use super::v2::{CheckState, create_event};
 

@@ -15,7 +15,7 @@ use crate::auth::{self, AuthEvent, AuthState, PowerLevel};
 
 use super::auth_chain::Reachability;
 use super::error::ResolveError;
-use super::intern::{EventGraph, EventIdx, StateKeyIdx, name_hash};
+use super::graph::{EventGraph, EventIdx, StateKeyIdx, name_hash};
 use super::mainline::MainlineSorter;
 use super::resolved::ResolvedState;
 use super::topo::kahn_sort;

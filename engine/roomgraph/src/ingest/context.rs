@@ -85,7 +85,7 @@ impl KeyInterner {
 }
 
 /// Read-only context and shared counters for rooms applying in parallel.
-pub(crate) struct Shared<'a> {
+pub(crate) struct BatchContext<'a> {
     pub store: &'a Store,
     pub keys: &'a KeyInterner,
     pub next_event: &'a AtomicU64,

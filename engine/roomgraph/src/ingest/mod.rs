@@ -55,9 +55,9 @@ use roomgraph_store::{
 };
 
 use crate::fast_hash::FastMap;
-use context::{Durable, KeyInterner, Shared};
+use context::{BatchContext, Durable, KeyInterner};
 use receipt::presence;
-use room::{Item, RoomState, SetChange};
+use room::{ParsedEvent, RoomWorker, SetChange};
 
 /// Options for [`Engine::open_with`].
 #[derive(Debug, Clone)]
@@ -91,9 +91,9 @@ struct Prepared {
 }
 
 /// Borrows the shared context field by field, so `self.rooms` stays free for mutable use.
-macro_rules! shared {
+macro_rules! batch_context {
     ($e:ident) => {
-        Shared {
+        BatchContext {
             store: &*$e.store,
             keys: &$e.keys,
             next_event: &$e.next_event,
@@ -128,7 +128,7 @@ struct Orphan {
 
 /// The engine: an open store plus the in-memory state of the rooms it has touched.
 pub struct Engine {
-    /// Shared with the commit of the previous batch in [`Engine::ingest_stream`].
+    /// BatchContext with the commit of the previous batch in [`Engine::ingest_stream`].
     store: Arc<Store>,
     keys: KeyInterner,
     next_event: AtomicU64,
@@ -141,7 +141,7 @@ pub struct Engine {
     signing_keys: Option<Arc<KeyRing>>,
     /// What the last successful commit made durable.
     durable: Durable,
-    rooms: FastMap<String, RoomState>,
+    rooms: FastMap<String, RoomWorker>,
     orphans: Vec<Orphan>,
     /// Pending rows found at open, replayed by the next ingest call.
     replay: Vec<Input>,
@@ -189,9 +189,12 @@ enum Routed {
         pending_seq: Option<u64>,
     },
     /// A create event, parsed (its version comes from its content).
-    Create(Box<Item>, &'static RoomVersion),
+    Create(Box<ParsedEvent>, &'static RoomVersion),
     /// An event of a loaded room, parsed.
-    Event { room_id: String, item: Box<Item> },
+    Event {
+        room_id: String,
+        item: Box<ParsedEvent>,
+    },
     /// An event of a room not loaded yet.
     Late { room_id: String, input: Input },
 }
@@ -436,8 +439,8 @@ impl Engine {
             let mut writes = Writes::default();
             let mut progressed = 0usize;
             let result = (|| -> Result<(), IngestError> {
-                let sh = shared!(self);
-                let mut work: Vec<(String, Vec<Item>)> = Vec::new();
+                let sh = batch_context!(self);
+                let mut work: Vec<(String, Vec<ParsedEvent>)> = Vec::new();
                 for (id, room) in self.rooms.iter_mut() {
                     let ready = room.take_unblocked(&sh, &mut writes)?;
                     if !ready.is_empty() {
@@ -457,7 +460,7 @@ impl Engine {
         }
         let mut pending: Vec<EventOutcome> = Vec::new();
         {
-            let sh = shared!(self);
+            let sh = batch_context!(self);
             for room in self.rooms.values_mut() {
                 pending.extend(room.pending_outcomes(&sh)?);
             }
@@ -486,8 +489,8 @@ impl Engine {
         Ok(outcomes)
     }
 
-    fn shared(&self) -> Shared<'_> {
-        shared!(self)
+    fn shared(&self) -> BatchContext<'_> {
+        batch_context!(self)
     }
 
     fn commit(
@@ -565,7 +568,7 @@ impl Engine {
         outcomes: &mut Vec<EventOutcome>,
         writes: &mut Writes,
     ) -> Result<(), IngestError> {
-        let mut by_room: FastMap<String, Vec<Item>> = FastMap::default();
+        let mut by_room: FastMap<String, Vec<ParsedEvent>> = FastMap::default();
         let mut late: Vec<(String, Input)> = Vec::new();
         for r in routes {
             match r {
@@ -626,7 +629,7 @@ impl Engine {
             self.orphans.push(Orphan { input, room_id });
         }
         let keys = self.signing_keys.as_deref();
-        let parsed: Vec<Result<(String, Item), Unparsed>> = to_parse
+        let parsed: Vec<Result<(String, ParsedEvent), Unparsed>> = to_parse
             .into_par_iter()
             .map(|(room_id, version, input)| {
                 let seq = input.pending_seq;
@@ -646,7 +649,7 @@ impl Engine {
                 }
             }
         }
-        let work: Vec<(String, Vec<Item>)> = by_room.into_iter().collect();
+        let work: Vec<(String, Vec<ParsedEvent>)> = by_room.into_iter().collect();
         self.apply_rooms(work, outcomes, writes)
     }
 
@@ -662,12 +665,12 @@ impl Engine {
         }
         if let Some(rec) = self.store.room(room_id)? {
             let sh = self.shared();
-            let loaded = RoomState::load(&sh, room_id, &rec)?;
+            let loaded = RoomWorker::load(&sh, room_id, &rec)?;
             self.rooms.insert(room_id.to_owned(), loaded);
         } else if let Some(version) = new_version {
             self.rooms.insert(
                 room_id.to_owned(),
-                RoomState::new(room_id.to_owned(), version),
+                RoomWorker::new(room_id.to_owned(), version),
             );
         }
         Ok(())
@@ -675,11 +678,11 @@ impl Engine {
 
     fn apply_rooms(
         &mut self,
-        work: Vec<(String, Vec<Item>)>,
+        work: Vec<(String, Vec<ParsedEvent>)>,
         outcomes: &mut Vec<EventOutcome>,
         writes: &mut Writes,
     ) -> Result<(), IngestError> {
-        let mut jobs: Vec<(RoomState, Vec<Item>)> = Vec::with_capacity(work.len());
+        let mut jobs: Vec<(RoomWorker, Vec<ParsedEvent>)> = Vec::with_capacity(work.len());
         for (room_id, items) in work {
             match self.rooms.remove(&room_id) {
                 Some(room) => jobs.push((room, items)),
@@ -700,7 +703,7 @@ impl Engine {
         // other thread works through the small ones.
         jobs.sort_by_key(|(_, items)| std::cmp::Reverse(items.len()));
         let sh = self.shared();
-        let results: Vec<(RoomState, Result<room::RoomOutput, StoreError>)> = jobs
+        let results: Vec<(RoomWorker, Result<room::RoomOutput, StoreError>)> = jobs
             .into_par_iter()
             .map(|(mut room, items)| {
                 let r = room.run(&sh, items);
@@ -790,10 +793,10 @@ impl Engine {
                 .room(room_id)?
                 .ok_or_else(|| IngestError::UnknownRoom(room_id.to_owned()))?;
             let sh = self.shared();
-            let loaded = RoomState::load(&sh, room_id, &rec)?;
+            let loaded = RoomWorker::load(&sh, room_id, &rec)?;
             self.rooms.insert(room_id.to_owned(), loaded);
         }
-        let sh = shared!(self);
+        let sh = batch_context!(self);
         let room = self
             .rooms
             .get_mut(room_id)
@@ -885,8 +888,8 @@ impl Engine {
 /// The number of the event a state set names at `key`, checked to be a stored event of the room at
 /// that key (`set` is the set's position, for the error).
 fn entry_number(
-    room: &mut RoomState,
-    sh: &Shared<'_>,
+    room: &mut RoomWorker,
+    sh: &BatchContext<'_>,
     room_id: &str,
     set: usize,
     key: &(String, String),
@@ -925,7 +928,7 @@ fn trimmed_range(b: &[u8]) -> (usize, usize) {
 
 /// Routes one line: create events are parsed with the version in their content; other events are parsed
 /// right away when their room is loaded, else later.
-fn route(input: Input, rooms: &FastMap<String, RoomState>, keys: Option<&KeyRing>) -> Routed {
+fn route(input: Input, rooms: &FastMap<String, RoomWorker>, keys: Option<&KeyRing>) -> Routed {
     let input = match route_fast(input, rooms, keys) {
         Ok(routed) => return routed,
         Err(input) => input,
@@ -1006,7 +1009,7 @@ fn parse_item(
     input: Input,
     version: &'static RoomVersion,
     keys: Option<&KeyRing>,
-) -> Result<Item, EventOutcome> {
+) -> Result<ParsedEvent, EventOutcome> {
     let checked = match Pdu::parse(&input.bytes, version) {
         Ok(parsed) => receive(&parsed, version, keys),
         Err(e) => Err(e.to_string()),
@@ -1101,13 +1104,16 @@ fn rebuild_chain_index(store: &Store) -> Result<(), IngestError> {
 }
 
 /// The item for `input`, or its invalid outcome.
-fn finish_item(input: Input, checked: Result<Received, String>) -> Result<Item, EventOutcome> {
+fn finish_item(
+    input: Input,
+    checked: Result<Received, String>,
+) -> Result<ParsedEvent, EventOutcome> {
     match checked {
         Ok(Received {
             event,
             redacted,
             unsigned,
-        }) => Ok(Item {
+        }) => Ok(ParsedEvent {
             line: input.line,
             event: Arc::new(event),
             raw: input.bytes,
@@ -1150,7 +1156,7 @@ fn quick_room_id(bytes: &[u8]) -> Option<&str> {
 /// events and everything unusual go the general way ([`route`]), which decides exactly as before.
 fn route_fast(
     input: Input,
-    rooms: &FastMap<String, RoomState>,
+    rooms: &FastMap<String, RoomWorker>,
     keys: Option<&KeyRing>,
 ) -> Result<Routed, Input> {
     let Some((room_id, version)) = quick_room_id(&input.bytes)
@@ -1174,7 +1180,11 @@ fn route_fast(
 }
 
 /// A parsed event of a loaded room, or its invalid outcome (with the pending row to delete).
-fn routed_event(room_id: String, seq: Option<u64>, item: Result<Item, EventOutcome>) -> Routed {
+fn routed_event(
+    room_id: String,
+    seq: Option<u64>,
+    item: Result<ParsedEvent, EventOutcome>,
+) -> Routed {
     match item {
         Ok(item) => Routed::Event {
             room_id,

@@ -1,5 +1,5 @@
 //! The per-room apply step: the spec's "checks performed on receipt of a PDU" (steps 4–6), state before
-//! and after each event, forward extremities and current state. One [`RoomState`] is touched by one
+//! and after each event, forward extremities and current state. One [`RoomWorker`] is touched by one
 //! thread at a time; rooms run in parallel.
 
 use std::collections::VecDeque;
@@ -21,7 +21,7 @@ use roomgraph_store::{
     chain_key,
 };
 
-use super::context::Shared;
+use super::context::BatchContext;
 use super::outcome::{EventOutcome, Outcome, Reason};
 use crate::fast_hash::{FastMap, FastSet, IntMap};
 
@@ -33,7 +33,7 @@ const AUTH_CACHE: usize = if cfg!(test) { 64 } else { 300_000 };
 
 /// A parsed event waiting to be applied.
 #[derive(Debug)]
-pub(crate) struct Item {
+pub(crate) struct ParsedEvent {
     pub line: Option<u64>,
     /// The event's header and auth facts ([`AuthEvent::detached`]: no JSON tree), shared so that
     /// queueing an item moves a pointer and the auth cache keeps the same allocation.
@@ -53,13 +53,13 @@ pub(crate) struct Item {
 
 /// What the store knows about an event of this room.
 #[derive(Debug, Clone, Copy)]
-struct Info {
+struct EventInfo {
     status: EventStatus,
     after: u64,
 }
 
 /// The in-memory state of one room.
-pub(crate) struct RoomState {
+pub(crate) struct RoomWorker {
     pub room_id: String,
     pub version: &'static RoomVersion,
     /// The accepted create event.
@@ -68,7 +68,7 @@ pub(crate) struct RoomState {
     current: StateView,
     dirty: bool,
     ids: FastMap<Box<str>, u64>,
-    info: IntMap<u64, Info>,
+    info: IntMap<u64, EventInfo>,
     views: IntMap<u64, StateView>,
     view_order: VecDeque<u64>,
     /// The records of this room's snapshots that are not durable yet: a view evicted from `views`
@@ -88,7 +88,7 @@ pub(crate) struct RoomState {
     /// Graph state-key index → store state-key number (`u32::MAX` = not cached yet).
     graph_keys: Vec<u32>,
     resolver: Resolver,
-    /// Store key numbers of `(type, state_key)` pairs by their encoding ([`RoomState::key`]).
+    /// Store key numbers of `(type, state_key)` pairs by their encoding ([`RoomWorker::key`]).
     key_cache: FastMap<Box<[u8]>, u32>,
     /// The same for `m.room.member` pairs, by state key.
     member_keys: FastMap<Box<str>, u32>,
@@ -97,7 +97,7 @@ pub(crate) struct RoomState {
     /// Store key number of each non-rejected state event applied here (or looked up since).
     event_keys: IntMap<u64, u32>,
     /// Every non-rejected state event applied by this process, ascending: the events that can have
-    /// entered a state since `log_from` (see [`RoomState::fast_inputs`]).
+    /// entered a state since `log_from` (see [`RoomWorker::fast_inputs`]).
     state_log: Vec<u64>,
     /// The first event number from which `state_log` is complete (`u64::MAX` until the first apply of a
     /// room loaded from the store).
@@ -105,7 +105,7 @@ pub(crate) struct RoomState {
     /// Counts of fork resolutions by path.
     pub stats: ResolutionStats,
     /// Events waiting for a missing event id.
-    pub waiting: FastMap<String, Vec<Item>>,
+    pub waiting: FastMap<String, Vec<ParsedEvent>>,
     /// Events in `waiting` without a pending row yet (parked by the current run).
     unsaved: usize,
     /// Outliers by the missing or outlier prev event they wait for (persisted: `outlier_wait_key`).
@@ -116,7 +116,7 @@ pub(crate) struct RoomState {
     /// `cited_key`): when they join the timeline they are not forward extremities.
     cited: FastSet<Box<str>>,
     /// The prev events of the soft-failed and rejected timeline events applied by this process (for
-    /// [`RoomState::prevs_before_rejected`]; older ones are read from the store).
+    /// [`RoomWorker::prevs_before_rejected`]; older ones are read from the store).
     bad_prevs: IntMap<u64, SmallVec<[u64; 2]>>,
     /// Created in this process: every event and snapshot of the room is in the maps above, so misses
     /// need no store lookup (event ids of v3+ rooms hash the room id, so no other room has them).
@@ -144,14 +144,14 @@ struct Parents {
 
 /// An event to process: new, or an outlier whose gap has closed (with its event number).
 enum Work {
-    New(Item),
-    Deoutlier(Item, u64),
+    New(ParsedEvent),
+    Deoutlier(ParsedEvent, u64),
 }
 
-/// A waiting event as [`RoomState::pending_outcomes`] reads it: line, id, event.
+/// A waiting event as [`RoomWorker::pending_outcomes`] reads it: line, id, event.
 type WaitingEvent = (Option<u64>, String, Arc<AuthEvent>);
 
-/// Where an event whose auth events are stored goes ([`RoomState::place`]).
+/// Where an event whose auth events are stored goes ([`RoomWorker::place`]).
 enum Placement {
     /// Every prev event is a timeline event: the state before comes from them.
     Timeline,
@@ -180,10 +180,10 @@ struct Verdict {
     reason: Option<Reason>,
 }
 
-impl RoomState {
+impl RoomWorker {
     /// A room about to receive its create event.
-    pub fn new(room_id: String, version: &'static RoomVersion) -> RoomState {
-        RoomState {
+    pub fn new(room_id: String, version: &'static RoomVersion) -> RoomWorker {
+        RoomWorker {
             room_id,
             version,
             create: None,
@@ -223,10 +223,14 @@ impl RoomState {
     }
 
     /// Loads a stored room.
-    pub fn load(sh: &Shared<'_>, room_id: &str, record: &RoomRecord) -> RoomResult<RoomState> {
+    pub fn load(
+        sh: &BatchContext<'_>,
+        room_id: &str,
+        record: &RoomRecord,
+    ) -> RoomResult<RoomWorker> {
         let version = RoomVersion::from_id(&record.room_version)
             .map_err(|e| StoreError::corrupt(Cf::Rooms, room_id.as_bytes(), e.to_string()))?;
-        let mut room = RoomState::new(room_id.to_owned(), version);
+        let mut room = RoomWorker::new(room_id.to_owned(), version);
         room.fresh = false;
         room.log_from = u64::MAX;
         let create = room.load_auth(sh, record.create_event)?;
@@ -265,7 +269,11 @@ impl RoomState {
     /// known, and whatever each one unblocks right after it. Synapse decides soft-failure against the
     /// room's current state when an event arrives, so the order of application is the order of
     /// arrival: the same input gives the same outcomes however it is split into batches.
-    pub fn run(&mut self, sh: &Shared<'_>, mut items: Vec<Item>) -> RoomResult<RoomOutput> {
+    pub fn run(
+        &mut self,
+        sh: &BatchContext<'_>,
+        mut items: Vec<ParsedEvent>,
+    ) -> RoomResult<RoomOutput> {
         if !self.unsynced.is_empty() {
             self.unsynced.retain(|snap, _| *snap >= sh.durable.snapshot);
         }
@@ -299,7 +307,7 @@ impl RoomState {
     /// Writes the pending rows of the events parked by this run that are still waiting. An event
     /// parked and woken within one run (unordered input: most of a send_join response) costs no row:
     /// writing each one and deleting it in the same batch doubled the bytes committed.
-    fn persist_waiting(&mut self, sh: &Shared<'_>, writes: &mut Writes) {
+    fn persist_waiting(&mut self, sh: &BatchContext<'_>, writes: &mut Writes) {
         if self.unsaved == 0 {
             return;
         }
@@ -317,8 +325,8 @@ impl RoomState {
     /// to the timeline (`deoutlier`: the number of an outlier whose gap may have closed).
     fn step(
         &mut self,
-        sh: &Shared<'_>,
-        item: Item,
+        sh: &BatchContext<'_>,
+        item: ParsedEvent,
         deoutlier: Option<u64>,
         queue: &mut VecDeque<Work>,
         out: &mut RoomOutput,
@@ -455,8 +463,14 @@ impl RoomState {
     }
 
     /// Puts an event into the waiting set (persisted at the end of the run if it still waits then:
-    /// [`RoomState::persist_waiting`]), or reports it when the set is full.
-    fn park(&mut self, sh: &Shared<'_>, item: Item, missing: String, out: &mut RoomOutput) {
+    /// [`RoomWorker::persist_waiting`]), or reports it when the set is full.
+    fn park(
+        &mut self,
+        sh: &BatchContext<'_>,
+        item: ParsedEvent,
+        missing: String,
+        out: &mut RoomOutput,
+    ) {
         if item.pending_seq.is_none() {
             if sh.pending_count.load(Ordering::Relaxed) >= sh.max_pending {
                 out.outcomes.push(EventOutcome {
@@ -482,9 +496,9 @@ impl RoomState {
     /// The deletions of the outliers' wait rows go into `writes`, committed with the work.
     pub fn take_unblocked(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         writes: &mut Writes,
-    ) -> RoomResult<Vec<Item>> {
+    ) -> RoomResult<Vec<ParsedEvent>> {
         let mut ready = Vec::new();
         let gaps: Vec<Box<str>> = self.outlier_wait.keys().cloned().collect();
         for g in gaps {
@@ -508,7 +522,7 @@ impl RoomState {
 
     /// The waiting events, as pending outcomes naming the missing events that block them: the root
     /// missing ancestors (an event that is itself waiting is followed to what it waits for).
-    pub fn pending_outcomes(&mut self, sh: &Shared<'_>) -> RoomResult<Vec<EventOutcome>> {
+    pub fn pending_outcomes(&mut self, sh: &BatchContext<'_>) -> RoomResult<Vec<EventOutcome>> {
         // What each waiting event waits for: the key it is parked under, and any other auth event
         // not stored.
         let mut blockers: FastMap<String, SmallVec<[String; 2]>> = FastMap::default();
@@ -579,7 +593,7 @@ impl RoomState {
         Ok(out)
     }
 
-    fn lookup(&mut self, sh: &Shared<'_>, id: &str) -> RoomResult<Option<u64>> {
+    fn lookup(&mut self, sh: &BatchContext<'_>, id: &str) -> RoomResult<Option<u64>> {
         if let Some(n) = self.ids.get(id) {
             return Ok(Some(*n));
         }
@@ -594,7 +608,7 @@ impl RoomState {
     /// that is not stored yet (the event waits for it; missing prev events make a gap instead).
     fn parent_nums(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         pdu: &Pdu<'static>,
     ) -> RoomResult<Result<Parents, String>> {
         let mut auth = SmallVec::with_capacity(pdu.auth_events.len());
@@ -623,7 +637,7 @@ impl RoomState {
     /// timeline events, or hints give the state at the gap), or out of it as an outlier.
     fn place(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         event: &AuthEvent,
         parents: &Parents,
         writes: &mut Writes,
@@ -678,7 +692,7 @@ impl RoomState {
     /// The state named by a hint about `about`, plus `own` (the hinted prev event itself) at its key.
     fn hinted_view(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         about: &str,
         ids: &[Box<str>],
         own: Option<u64>,
@@ -728,10 +742,10 @@ impl RoomState {
     /// The outliers waiting for `event_id` whose gap it closes, as work to de-outlier them.
     fn outliers_waiting_for(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         event_id: &str,
         writes: &mut Writes,
-    ) -> RoomResult<Vec<(Item, u64)>> {
+    ) -> RoomResult<Vec<(ParsedEvent, u64)>> {
         let Some(nums) = self.outlier_wait.remove(event_id) else {
             return Ok(Vec::new());
         };
@@ -757,7 +771,7 @@ impl RoomState {
             let unsigned =
                 super::receipt::stored_presence(redacted.as_deref().unwrap_or(&raw), self.version);
             ready.push((
-                Item {
+                ParsedEvent {
                     line,
                     event,
                     raw,
@@ -777,14 +791,14 @@ impl RoomState {
     /// an extremity. It waits to be de-outliered when its gap closes.
     fn store_outlier(
         &mut self,
-        sh: &Shared<'_>,
-        item: Item,
+        sh: &BatchContext<'_>,
+        item: ParsedEvent,
         parents: Parents,
         gaps: SmallVec<[Box<str>; 2]>,
         event_id: String,
         out: &mut RoomOutput,
     ) -> RoomResult<EventOutcome> {
-        let Item {
+        let ParsedEvent {
             line,
             event,
             raw,
@@ -834,7 +848,7 @@ impl RoomState {
         self.ids.insert(event_id.as_str().into(), num);
         self.info.insert(
             num,
-            Info {
+            EventInfo {
                 status,
                 after: EMPTY_SNAPSHOT,
             },
@@ -959,7 +973,7 @@ impl RoomState {
     }
 
     /// The store key number of a pair, numbering it if it has none.
-    fn intern_key(&mut self, sh: &Shared<'_>, t: &str, s: &str) -> RoomResult<u32> {
+    fn intern_key(&mut self, sh: &BatchContext<'_>, t: &str, s: &str) -> RoomResult<u32> {
         match self.key_or_intern(sh, t, s, true)? {
             Some(k) => Ok(k),
             // Interning always numbers the pair; this only keeps the types honest.
@@ -968,7 +982,7 @@ impl RoomState {
     }
 
     /// The prev events of a stored soft-failed or rejected timeline event.
-    fn prevs_of(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<SmallVec<[u64; 2]>> {
+    fn prevs_of(&mut self, sh: &BatchContext<'_>, num: u64) -> RoomResult<SmallVec<[u64; 2]>> {
         if let Some(p) = self.bad_prevs.get(&num) {
             return Ok(p.clone());
         }
@@ -985,7 +999,7 @@ impl RoomState {
     /// reached this way is stale once an accepted event cites the soft-failed or rejected event.
     fn prevs_before_rejected(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         prevs: &[u64],
         out: &mut SmallVec<[u64; 8]>,
     ) -> RoomResult<()> {
@@ -1014,14 +1028,14 @@ impl RoomState {
         Ok(())
     }
 
-    fn info(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<Option<(Info, bool)>> {
+    fn info(&mut self, sh: &BatchContext<'_>, num: u64) -> RoomResult<Option<(EventInfo, bool)>> {
         if let Some(i) = self.info.get(&num) {
             return Ok(Some((*i, true)));
         }
         match sh.store.event_state(num)? {
             None => Ok(None),
             Some(meta) => {
-                let i = Info {
+                let i = EventInfo {
                     status: meta.status,
                     after: meta.after,
                 };
@@ -1034,7 +1048,7 @@ impl RoomState {
         }
     }
 
-    fn load_auth(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<Arc<AuthEvent>> {
+    fn load_auth(&mut self, sh: &BatchContext<'_>, num: u64) -> RoomResult<Arc<AuthEvent>> {
         if let Some(a) = self.auth_cache.get(&num) {
             return Ok(Arc::clone(a));
         }
@@ -1044,7 +1058,7 @@ impl RoomState {
         Ok(a)
     }
 
-    fn view(&mut self, sh: &Shared<'_>, snap: u64) -> RoomResult<StateView> {
+    fn view(&mut self, sh: &BatchContext<'_>, snap: u64) -> RoomResult<StateView> {
         if snap == EMPTY_SNAPSHOT {
             return Ok(StateView::empty());
         }
@@ -1076,7 +1090,7 @@ impl RoomState {
     /// Gives a draft a snapshot number (reusing an identical stored state) and queues its record.
     fn commit_draft(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         draft: StateDraft,
         writes: &mut Writes,
     ) -> RoomResult<StateView> {
@@ -1104,7 +1118,7 @@ impl RoomState {
     /// (those that exist), sorted.
     fn check_keys(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         event: &AuthEvent,
     ) -> RoomResult<SmallVec<[u32; 12]>> {
         let mut pairs: SmallVec<[(&str, &str); 12]> = SmallVec::new();
@@ -1138,15 +1152,15 @@ impl RoomState {
 
     /// The store key number of a `(type, state_key)` pair, if it has one: from the room's own cache,
     /// which spares the shared interner's lock on the hot path.
-    fn key(&mut self, sh: &Shared<'_>, t: &str, s: &str) -> RoomResult<Option<u32>> {
+    fn key(&mut self, sh: &BatchContext<'_>, t: &str, s: &str) -> RoomResult<Option<u32>> {
         self.key_or_intern(sh, t, s, false)
     }
 
-    /// [`RoomState::key`]; with `intern`, a pair without a number gets one (and the room's cache
+    /// [`RoomWorker::key`]; with `intern`, a pair without a number gets one (and the room's cache
     /// remembers it), so a new state key costs one interner call.
     fn key_or_intern(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         t: &str,
         s: &str,
         intern: bool,
@@ -1182,7 +1196,7 @@ impl RoomState {
     /// into the cache and returns them as an [`AuthState`].
     fn state_for_check(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         keys: &[u32],
         view: &StateView,
     ) -> RoomResult<SmallVec<[Arc<AuthEvent>; 8]>> {
@@ -1203,15 +1217,15 @@ impl RoomState {
     #[allow(clippy::too_many_arguments)]
     fn apply(
         &mut self,
-        sh: &Shared<'_>,
-        item: Item,
+        sh: &BatchContext<'_>,
+        item: ParsedEvent,
         parents: Parents,
         hinted: Option<Result<StateView, String>>,
         event_id: String,
         existing: Option<u64>,
         writes: &mut Writes,
     ) -> RoomResult<EventOutcome> {
-        let Item {
+        let ParsedEvent {
             line,
             event,
             raw,
@@ -1365,7 +1379,7 @@ impl RoomState {
     /// and not, the resolution graph (which holds rejection flags) and the memoised resolutions are
     /// dropped: rare, and rebuilt on demand.
     fn set_info(&mut self, num: u64, status: EventStatus, after: u64, was: Option<EventStatus>) {
-        self.info.insert(num, Info { status, after });
+        self.info.insert(num, EventInfo { status, after });
         if was.is_some_and(|w| w.is_rejected() != status.is_rejected()) {
             self.graph = None;
             self.graph_idx.clear();
@@ -1382,7 +1396,7 @@ impl RoomState {
     /// resolution of the states after the new extremities. `Err` when that cannot be resolved.
     fn advance_extremities(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         num: u64,
         event_id: &str,
         parents: &Parents,
@@ -1470,7 +1484,7 @@ impl RoomState {
     /// states after them. Also names a prev event of another room, if any.
     fn state_from_prevs(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         event: &AuthEvent,
         prev_nums: &[u64],
         writes: &mut Writes,
@@ -1494,7 +1508,7 @@ impl RoomState {
     /// Step 4 of the receipt checks: the event against its own auth events (rejected ones left out).
     fn check_auth_events(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         event: &Arc<AuthEvent>,
         auth_nums: &[u64],
         create: &Arc<AuthEvent>,
@@ -1542,7 +1556,7 @@ impl RoomState {
     #[allow(clippy::too_many_arguments)]
     fn check(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         event: &Arc<AuthEvent>,
         is_create: bool,
         before: Result<StateView, String>,
@@ -1647,18 +1661,23 @@ impl RoomState {
             Some(before),
         ))
     }
-    /// [`RoomState::key_of`], numbering the pair if it has none.
-    fn key_of_interned(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<Option<u32>> {
+    /// [`RoomWorker::key_of`], numbering the pair if it has none.
+    fn key_of_interned(&mut self, sh: &BatchContext<'_>, num: u64) -> RoomResult<Option<u32>> {
         self.event_key(sh, num, true)
     }
 
     /// The store key number of one of this room's state events (`None`: not a state event).
-    fn key_of(&mut self, sh: &Shared<'_>, num: u64) -> RoomResult<Option<u32>> {
+    fn key_of(&mut self, sh: &BatchContext<'_>, num: u64) -> RoomResult<Option<u32>> {
         self.event_key(sh, num, false)
     }
 
-    /// [`RoomState::key_of`]; with `intern`, a pair without a number gets one.
-    fn event_key(&mut self, sh: &Shared<'_>, num: u64, intern: bool) -> RoomResult<Option<u32>> {
+    /// [`RoomWorker::key_of`]; with `intern`, a pair without a number gets one.
+    fn event_key(
+        &mut self,
+        sh: &BatchContext<'_>,
+        num: u64,
+        intern: bool,
+    ) -> RoomResult<Option<u32>> {
         if let Some(k) = self.event_keys.get(&num) {
             return Ok(Some(*k));
         }
@@ -1686,7 +1705,7 @@ impl RoomState {
     /// resolution: the caller then resolves the full sets.
     fn fast_inputs<S: KeyedState>(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         views: &[&S],
         conflicted_keys: &[u32],
     ) -> RoomResult<Option<FastInputs>> {
@@ -1805,7 +1824,7 @@ impl RoomState {
     /// Whether `e` is an unconflicted entry of the views whose first member is `base`.
     fn is_unconflicted<S: KeyedState>(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         base: &S,
         conflicted_keys: &[u32],
         e: u64,
@@ -1819,7 +1838,7 @@ impl RoomState {
     /// The resolution of `views` as a stored snapshot (memoised by input snapshots).
     fn resolve_views(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         views: &[StateView],
         writes: &mut Writes,
     ) -> Result<StateView, String> {
@@ -1900,14 +1919,14 @@ impl RoomState {
     /// the removal of a base entry), so a caller handing over large, mostly equal sets pays per
     /// difference. Returns the resolved state as its difference from the first set.
     ///
-    /// Only the conflict is paid for (as in fork resolution, [`RoomState::fast_inputs`]): the sets'
+    /// Only the conflict is paid for (as in fork resolution, [`RoomWorker::fast_inputs`]): the sets'
     /// events at the conflicted keys, the auth difference from the chain cover, and the unconflicted
     /// events the auth checks read enter the graph — the first time they are needed; the graph persists
     /// across calls. The rest of the state is the first set's. Room version 1, or a difference whose
     /// history this process has not seen, resolves the full sets.
     pub fn resolve_sets(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         base: &[u64],
         overlays: &[Vec<SetChange>],
     ) -> Result<StateDelta, String> {
@@ -1986,7 +2005,7 @@ impl RoomState {
     }
 
     /// The key number of a state event, or an error naming the event number.
-    fn state_key_num(&mut self, sh: &Shared<'_>, e: u64) -> Result<u32, String> {
+    fn state_key_num(&mut self, sh: &BatchContext<'_>, e: u64) -> Result<u32, String> {
         match self.key_of_interned(sh, e).map_err(|e| e.to_string())? {
             Some(k) => Ok(k),
             None => Err(format!("event number {e} is not a state event")),
@@ -1994,19 +2013,23 @@ impl RoomState {
     }
 
     /// The number of an event id of this room (cached in memory), `None` if not stored.
-    pub fn event_num(&mut self, sh: &Shared<'_>, id: &str) -> Result<Option<u64>, String> {
+    pub fn event_num(&mut self, sh: &BatchContext<'_>, id: &str) -> Result<Option<u64>, String> {
         self.lookup(sh, id).map_err(|e| e.to_string())
     }
 
     /// A stored event's auth facts (cached in memory).
-    pub fn auth_event(&mut self, sh: &Shared<'_>, num: u64) -> Result<Arc<AuthEvent>, String> {
+    pub fn auth_event(
+        &mut self,
+        sh: &BatchContext<'_>,
+        num: u64,
+    ) -> Result<Arc<AuthEvent>, String> {
         self.load_auth(sh, num).map_err(|e| e.to_string())
     }
 
-    /// Resolves the full state of `views` (O(state): the fallback of [`RoomState::fast_inputs`]).
+    /// Resolves the full state of `views` (O(state): the fallback of [`RoomWorker::fast_inputs`]).
     fn resolve_full(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         views: &[&StateView],
     ) -> Result<Vec<(u32, u64)>, String> {
         let sets: Vec<Vec<u64>> = views
@@ -2020,11 +2043,11 @@ impl RoomState {
         self.resolve_sets_with(sh, &sets, None)
     }
 
-    /// [`RoomState::resolve_sets`], optionally with the auth difference of the full sets given (when
-    /// `sets` hold only part of each state, see [`RoomState::fast_inputs`]).
+    /// [`RoomWorker::resolve_sets`], optionally with the auth difference of the full sets given (when
+    /// `sets` hold only part of each state, see [`RoomWorker::fast_inputs`]).
     fn resolve_sets_with(
         &mut self,
-        sh: &Shared<'_>,
+        sh: &BatchContext<'_>,
         sets: &[Vec<u64>],
         difference: Option<&[u64]>,
     ) -> Result<Vec<(u32, u64)>, String> {
@@ -2146,7 +2169,7 @@ pub struct StateDelta {
     pub added: Vec<u64>,
 }
 
-/// How a caller's state set differs from the first set at one key (see [`RoomState::resolve_sets`]).
+/// How a caller's state set differs from the first set at one key (see [`RoomWorker::resolve_sets`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SetChange {
     /// This event holds its key (replacing the first set's event there, or adding the key).
@@ -2204,13 +2227,13 @@ impl KeyedState for Overlay<'_> {
 /// How many fork resolutions took each path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ResolutionStats {
-    /// Resolved from the conflicted entries and the auth-chain index ([`RoomState::fast_inputs`]).
+    /// Resolved from the conflicted entries and the auth-chain index ([`RoomWorker::fast_inputs`]).
     pub partial: u64,
     /// Resolved from the full state sets (room version 1, or history not in memory).
     pub full: u64,
 }
 
-/// The partial state sets and the full sets' auth difference, see [`RoomState::fast_inputs`].
+/// The partial state sets and the full sets' auth difference, see [`RoomWorker::fast_inputs`].
 struct FastInputs {
     sets: Vec<Vec<u64>>,
     difference: Vec<u64>,
@@ -2312,7 +2335,7 @@ fn trim_cache<V>(cache: &mut IntMap<u64, V>, limit: &mut usize, durable_event: u
 }
 
 /// Parses a stored event back into an [`AuthEvent`].
-pub(crate) fn load_auth_event(sh: &Shared<'_>, num: u64) -> RoomResult<AuthEvent> {
+pub(crate) fn load_auth_event(sh: &BatchContext<'_>, num: u64) -> RoomResult<AuthEvent> {
     let key = num.to_be_bytes();
     let rec = sh.store.event_record(num)?.ok_or_else(|| {
         StoreError::corrupt(
@@ -2351,7 +2374,7 @@ where
 }
 
 /// The shared interner's number for `(t, s)`; with `intern`, one is given if the pair has none.
-fn ask_interner(sh: &Shared<'_>, t: &str, s: &str, intern: bool) -> RoomResult<Option<u32>> {
+fn ask_interner(sh: &BatchContext<'_>, t: &str, s: &str, intern: bool) -> RoomResult<Option<u32>> {
     if intern {
         sh.keys.intern(sh.store, t, s).map(Some)
     } else {
