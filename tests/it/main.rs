@@ -13,4 +13,5 @@ mod ingest_join;
 mod ingest_mutations;
 mod pdu_vs_ruma;
 mod resolve_scenarios;
+mod resolve_session;
 mod resolve_vs_ruma;

@@ -19,6 +19,7 @@ mod graph;
 mod mainline;
 mod request;
 mod resolved;
+mod session;
 mod topo;
 mod v1;
 mod v2;
@@ -31,6 +32,7 @@ pub use graph::{
 };
 pub use request::{PreparedRequest, ResolveRequest};
 pub use resolved::ResolvedState;
+pub use session::{Resolution, Session, Step};
 
 use crate::room_version::StateResAlgorithm;
 
