@@ -59,16 +59,16 @@ pub enum Reason {
     BadHint(String),
     /// A server that must sign the event did not (Synapse's receipt-time presence check).
     #[error("signature check on receipt: {0}")]
-    Signature(AuthFailure),
+    Signature(Box<AuthFailure>),
     /// The event breaks the rules against its own `auth_events` (receipt check 4).
     #[error("auth against its auth_events: {0}")]
-    AuthEvents(AuthFailure),
+    AuthEvents(Box<AuthFailure>),
     /// The event breaks the rules against the state before it (receipt check 5).
     #[error("auth against the state before the event: {0}")]
-    StateBefore(AuthFailure),
+    StateBefore(Box<AuthFailure>),
     /// The event breaks the rules against the room's current state (receipt check 6: soft failure).
     #[error("auth against the current state: {0}")]
-    CurrentState(AuthFailure),
+    CurrentState(Box<AuthFailure>),
     /// A second create event for the room (the id of the first).
     #[error("the room already has a create event ({0})")]
     SecondCreate(String),
@@ -263,7 +263,7 @@ mod tests {
                 "pending event: x",
             ),
             (
-                Reason::StateBefore(failure.clone()),
+                Reason::StateBefore(Box::new(failure.clone())),
                 "auth against the state before the event: rule 4.7.2 (v11): sender is not joined",
             ),
             (
@@ -276,7 +276,7 @@ mod tests {
             ),
             (
                 Reason::Redacted(Some(Box::new(Reason::Outlier(Box::new(
-                    Reason::AuthEvents(failure),
+                    Reason::AuthEvents(Box::new(failure)),
                 ))))),
                 "content hash mismatch: stored redacted; outlier: auth against its auth_events: rule 4.7.2 (v11): sender is not joined",
             ),

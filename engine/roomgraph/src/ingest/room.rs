@@ -811,13 +811,13 @@ impl RoomWorker {
         let is_create = event.is_create() && event.pdu.state_key.as_deref() == Some("");
         // Synapse validates an outlier's signatures before its auth events, as a timeline event's.
         let verdict = match (unsigned, self.create.clone()) {
-            (Some(failure), _) => Err(Reason::Signature(*failure)),
+            (Some(failure), _) => Err(Reason::Signature(failure)),
             (None, Some((_, create))) if is_create => {
                 Err(Reason::SecondCreate(create.pdu.event_id.to_string()))
             }
             (None, None) if is_create => {
                 auth::check_state_independent(&event, &[], None, &|_| false)
-                    .map_err(Reason::AuthEvents)
+                    .map_err(|e| Reason::AuthEvents(Box::new(e)))
             }
             (None, None) => Err(Reason::NoCreate),
             (None, Some((_, create))) => {
@@ -1267,7 +1267,7 @@ impl RoomWorker {
         let mut verdict = match unsigned {
             Some(failure) => Verdict {
                 status: EventStatus::Rejected,
-                reason: Some(Reason::Signature(*failure)),
+                reason: Some(Reason::Signature(failure)),
             },
             None => verdict,
         };
@@ -1537,7 +1537,7 @@ impl RoomWorker {
                     .is_some_and(|(_, s)| s.is_rejected())
         };
         if let Err(e) = auth::check_state_independent(event, &refs, Some(create), &is_rejected) {
-            return Ok(Err(Reason::AuthEvents(e)));
+            return Ok(Err(Reason::AuthEvents(Box::new(e))));
         }
         let usable: SmallVec<[&AuthEvent; 8]> = auth_events
             .iter()
@@ -1545,7 +1545,7 @@ impl RoomWorker {
             .map(|a| &**a)
             .collect();
         if let Err(e) = auth::check_state_dependent(event, &AuthEventsState::new(&usable), create) {
-            return Ok(Err(Reason::AuthEvents(e)));
+            return Ok(Err(Reason::AuthEvents(Box::new(e))));
         }
         Ok(Ok(()))
     }
@@ -1595,7 +1595,7 @@ impl RoomWorker {
                         },
                         Some(before),
                     ),
-                    Err(e) => (reject(Reason::AuthEvents(e)), Some(before)),
+                    Err(e) => (reject(Reason::AuthEvents(Box::new(e))), Some(before)),
                 },
             );
         }
@@ -1615,7 +1615,7 @@ impl RoomWorker {
         let keys = self.check_keys(sh, event)?;
         let state = self.state_for_check(sh, &keys, &before)?;
         if let Err(e) = auth::check_state_dependent(event, &ArcState(&state), &create) {
-            return Ok((reject(Reason::StateBefore(e)), Some(before)));
+            return Ok((reject(Reason::StateBefore(Box::new(e))), Some(before)));
         }
 
         // Step 6: the current state (soft fail).
@@ -1647,7 +1647,7 @@ impl RoomWorker {
                 return Ok((
                     Verdict {
                         status: EventStatus::SoftFailed,
-                        reason: Some(Reason::CurrentState(e)),
+                        reason: Some(Reason::CurrentState(Box::new(e))),
                     },
                     Some(before),
                 ));
