@@ -18,7 +18,7 @@ import json
 import socket
 import struct
 from types import TracebackType
-from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Tuple, Type
 
 __all__ = ["Client", "RoomgraphError", "ProtocolError"]
 
@@ -199,3 +199,23 @@ class Client:
 
     def stats(self) -> Mapping[str, Any]:
         return self.call("stats")
+
+    def resolve_hosted(
+        self,
+        room_version: str,
+        state_sets: Sequence[Sequence[str]],
+        fetch: Callable[[Sequence[str]], Tuple[Sequence[Mapping[str, Any]], Sequence[str]]],
+    ) -> Mapping[str, Mapping[str, str]]:
+        """Host-driven resolution (``resolve_begin`` / ``resolve_supply``): the server asks for events
+        in batches and ``fetch(ids)`` returns ``(pdus, rejected_ids)`` from the host's own store.
+        Returns the resolved state map."""
+        answer = self.call(
+            "resolve_begin", {"room_version": room_version, "state_sets": state_sets}
+        )
+        while "need" in answer:
+            pdus, rejected = fetch(answer["need"]["events"])
+            answer = self.call(
+                "resolve_supply",
+                {"session": answer["session"], "events": list(pdus), "rejected": list(rejected)},
+            )
+        return answer["done"]

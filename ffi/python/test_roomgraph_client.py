@@ -118,6 +118,31 @@ class ClientTest(unittest.TestCase):
             self.assertEqual(rg.state(event_id=extremities[0]), state)
             self.assertGreater(rg.stats()["events"], 0)
 
+    def test_host_driven_resolution_matches_resolve(self) -> None:
+        pdus = sample()
+        with self.client() as rg:
+            ids = [rg.event_id("11", p) for p in pdus]
+            by_id = dict(zip(ids, pdus))
+            # Two views of the sample room: its first four (state) events, and the last event of
+            # each state key.
+            latest = {}
+            for eid, p in zip(ids, pdus):
+                if "state_key" in p:
+                    latest[(p["type"], p["state_key"])] = eid
+            sets = [ids[:4], sorted(latest.values())]
+            asked = []
+
+            def fetch(need):
+                asked.append(list(need))
+                return [by_id[i] for i in need], []
+
+            hosted = rg.resolve_hosted("11", sets, fetch)
+            whole = rg.call("resolve", {"room_version": "11", "events": pdus, "state_sets": sets})
+            self.assertEqual(hosted, whole)
+            self.assertTrue(asked)
+            flat = [i for batch in asked for i in batch]
+            self.assertEqual(len(flat), len(set(flat)), "no id is asked twice")
+
     def test_pipeline_and_errors(self) -> None:
         pdus = sample()
         with self.client() as rg:

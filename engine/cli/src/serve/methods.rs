@@ -9,40 +9,22 @@ use roomgraph::pdu::Pdu;
 use roomgraph::redaction::redact;
 use roomgraph::room_version::RoomVersion;
 
+pub use super::error::ApiError;
+use super::sessions::Sessions;
+
 /// What the methods read of the server around them.
 pub trait Host {
     /// The store, when the server was started with `--db`.
     fn store(&self) -> Option<&StoreSide>;
     /// Open connections, requests in flight, requests received (the `stats` counters).
     fn counters(&self) -> (usize, usize, u64);
+    /// The open host-driven resolutions.
+    fn sessions(&self) -> &Sessions;
 }
 
 /// Where the answer of a queued request goes (the connection that sent it).
 pub trait Reply: Send + 'static {
     fn answer(&self, id: u64, answer: Result<String, ApiError>);
-}
-
-/// An error answer: a snake_case code and a message for people.
-pub struct ApiError {
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub fn params(message: impl std::fmt::Display) -> ApiError {
-        ApiError::new("invalid_params", message.to_string())
-    }
-
-    pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new("internal", message)
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,11 +41,13 @@ pub enum Method {
     Event,
     Extremities,
     Stats,
+    ResolveBegin,
+    ResolveSupply,
 }
 
 impl Method {
     /// Every method, in the order `hello` lists them.
-    pub const ALL: [Method; 12] = [
+    pub const ALL: [Method; 14] = [
         Method::Hello,
         Method::Ping,
         Method::Resolve,
@@ -76,6 +60,8 @@ impl Method {
         Method::Event,
         Method::Extremities,
         Method::Stats,
+        Method::ResolveBegin,
+        Method::ResolveSupply,
     ];
 
     pub fn name(self) -> &'static str {
@@ -92,6 +78,8 @@ impl Method {
             Method::Event => "event",
             Method::Extremities => "extremities",
             Method::Stats => "stats",
+            Method::ResolveBegin => "resolve_begin",
+            Method::ResolveSupply => "resolve_supply",
         }
     }
 
@@ -148,6 +136,8 @@ pub fn call(method: Method, bytes: &[u8], host: &dyn Host) -> Result<String, Api
         Method::State | Method::Event | Method::Extremities | Method::Stats => {
             store::query(method, bytes, host)
         }
+        Method::ResolveBegin => host.sessions().begin(bytes),
+        Method::ResolveSupply => host.sessions().supply(bytes),
         _ => {
             let _ = host;
             Err(ApiError::internal(format!(
@@ -469,6 +459,7 @@ mod store {
                     "connections": connections,
                     "in_flight": in_flight,
                     "requests": requests,
+                    "resolve_sessions": host.sessions().len(),
                 })
                 .to_string())
             }

@@ -12,7 +12,9 @@
 //! per-connection or the overall bound it is answered `busy` at once. A connection whose responses are
 //! not read stops being read (backpressure); one whose writes time out is closed.
 
+mod error;
 mod methods;
+mod sessions;
 
 use std::collections::HashMap;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -86,6 +88,7 @@ pub(crate) struct Shared {
     pub(crate) requests: AtomicU64,
     stopping: AtomicBool,
     pub(crate) store: Option<methods::StoreSide>,
+    sessions: sessions::Sessions,
 }
 
 impl Shared {
@@ -105,6 +108,10 @@ impl Host for Shared {
             self.in_flight.load(Ordering::Relaxed),
             self.requests.load(Ordering::Relaxed),
         )
+    }
+
+    fn sessions(&self) -> &sessions::Sessions {
+        &self.sessions
     }
 }
 
@@ -790,6 +797,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         requests: AtomicU64::new(0),
         stopping: AtomicBool::new(false),
         store,
+        sessions: sessions::Sessions::default(),
     });
     let mut server = Server {
         shared: Arc::clone(&shared),

@@ -863,5 +863,94 @@ fn python_client_against_a_real_server() {
         out.status.success(),
         "python client tests failed:\n{stderr}"
     );
-    assert!(stderr.contains("Ran 5 tests"), "{stderr}");
+    assert!(stderr.contains("Ran 6 tests"), "{stderr}");
+}
+
+/// `resolve_begin` / `resolve_supply`: a client that ships nothing up front and answers each `need`
+/// from the request document's events gets what `resolve` (and `roomgraph resolve`) answers for the
+/// whole document; sessions are closed when done, and unknown sessions and bad params are errors that
+/// leave the connection usable.
+#[test]
+fn host_driven_resolution_over_the_socket() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let mut c = server.connect();
+    let methods = c.result("hello", "{}")["methods"].to_string();
+    assert!(methods.contains("resolve_begin") && methods.contains("resolve_supply"));
+    for doc in resolve_requests() {
+        let request: Value = serde_json::from_str(&doc).expect("request json");
+        let events: HashMap<String, Value> = request["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|pdu| {
+                let line = pdu.to_string();
+                let id = cli_text(
+                    &[
+                        "event-id",
+                        "--room-version",
+                        request["room_version"].as_str().expect("version"),
+                    ],
+                    line.as_bytes(),
+                );
+                (id.trim().to_owned(), pdu.clone())
+            })
+            .collect();
+        let begin = serde_json::json!({
+            "room_version": request["room_version"],
+            "state_sets": request["state_sets"],
+        });
+        let mut answer = c.result("resolve_begin", &begin.to_string());
+        let session = answer["session"].as_u64().expect("a session id");
+        let mut rounds = 0;
+        while let Some(need) = answer.get("need") {
+            rounds += 1;
+            let ids = need["events"].as_array().expect("ids");
+            assert!(!ids.is_empty());
+            let pdus: Vec<&Value> = ids
+                .iter()
+                .map(|id| &events[id.as_str().expect("id")])
+                .collect();
+            let supply = serde_json::json!({ "session": session, "events": pdus });
+            answer = c.result("resolve_supply", &supply.to_string());
+            assert_eq!(answer["session"].as_u64(), Some(session));
+        }
+        assert!(rounds >= 1);
+        assert_eq!(answer["done"], c.result("resolve", &doc));
+        assert_eq!(answer["done"], cli_json(&["resolve"], doc.as_bytes()));
+        // Done closes the session.
+        let again = serde_json::json!({ "session": session, "events": [] });
+        assert_eq!(
+            c.error_code("resolve_supply", &again.to_string()),
+            "unknown_session"
+        );
+    }
+    // Shipped whole, the session is done at once.
+    let doc = &resolve_requests()[2];
+    let request: Value = serde_json::from_str(doc).expect("request json");
+    let whole = c.result("resolve_begin", doc);
+    assert!(whole.get("need").is_none());
+    assert_eq!(whole["done"], c.result("resolve", doc));
+    // Bad params, then a withheld event: clear errors, and the connection goes on.
+    assert_eq!(c.error_code("resolve_begin", "{}"), "invalid_params");
+    assert_eq!(
+        c.error_code("resolve_begin", r#"{"room_version":"99","state_sets":[]}"#),
+        "invalid_params"
+    );
+    let begin = serde_json::json!({
+        "room_version": request["room_version"],
+        "state_sets": request["state_sets"],
+    });
+    let answer = c.result("resolve_begin", &begin.to_string());
+    let supply = serde_json::json!({ "session": answer["session"], "events": [] });
+    let refused = c.call("resolve_supply", &supply.to_string());
+    assert_eq!(refused["error"]["code"], "invalid_params", "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("is not in `events`") || m.contains("names event")),
+        "{refused}"
+    );
+    assert_eq!(c.result("ping", "{}"), "pong");
+    server.stop();
 }
