@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use roomgraph::ingest::{Engine, Summary};
 
-use crate::store_cmds::nested;
+use roomgraph::documents::state_json;
 
 /// The sample room shipped in `datasets/`, the embedded default of `inspect` and `demo`.
 pub(crate) const SAMPLE_ROOM: &str = include_str!("../../../datasets/sample-room-v11.ndjson");
@@ -77,7 +77,7 @@ fn run_in(dir: &std::path::Path, out: &mut dyn Write) -> Result<(), String> {
     )
     .map_err(io)?;
     writeln!(out, "current state of {room}:").map_err(io)?;
-    let pretty = serde_json::to_string_pretty(&nested(&state)).map_err(|e| e.to_string())?;
+    let pretty = serde_json::to_string_pretty(&state_json(&state)).map_err(|e| e.to_string())?;
     writeln!(out, "{pretty}").map_err(io)?;
     Ok(())
 }

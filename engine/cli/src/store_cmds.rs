@@ -10,9 +10,9 @@ use std::rc::Rc;
 
 use std::sync::Arc;
 
+use roomgraph::documents::{OutcomeLine, event_json, state_json, summary_json};
 use roomgraph::ingest::{
-    Engine, EngineOptions, EventOutcome, IngestError, Position, Reader, StateHint, StateMap,
-    Summary,
+    Engine, EngineOptions, EventOutcome, IngestError, Position, Reader, StateHint, Summary,
 };
 use roomgraph::signatures::KeyRing;
 use roomgraph_cli::ndjson::LineBatches;
@@ -129,24 +129,6 @@ pub fn ingest(args: IngestArgs<'_>, out: &mut dyn Write) -> Result<(), String> {
     writeln!(out, "{}", summary_json(&summary, signatures)).map_err(|e| e.to_string())
 }
 
-/// The summary line. Written field by field: the fields and their order are the command-line contract
-/// (the counts as before, then `signatures`).
-pub fn summary_json(summary: &Summary, signatures: &str) -> String {
-    let Summary {
-        accepted,
-        rejected,
-        soft_failed,
-        pending,
-        duplicates,
-        invalid,
-        outliers,
-        deoutliered,
-    } = *summary;
-    format!(
-        r#"{{"accepted":{accepted},"deoutliered":{deoutliered},"duplicates":{duplicates},"invalid":{invalid},"outliers":{outliers},"pending":{pending},"rejected":{rejected},"soft_failed":{soft_failed},"signatures":"{signatures}"}}"#
-    )
-}
-
 /// The state hints of an NDJSON file (blank lines skipped); a bad line is an error naming it.
 fn read_hints(path: &Path) -> Result<Vec<StateHint>, String> {
     let text = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
@@ -184,19 +166,6 @@ fn report(
     }
 }
 
-/// One line of the `--outcomes` file. Field order is the order on the line.
-#[derive(serde::Serialize)]
-pub struct OutcomeLine<'a> {
-    /// The 1-based input line; `None` for an event replayed from the pending set of an earlier run.
-    pub line: Option<u64>,
-    pub event_id: Option<&'a str>,
-    pub outcome: &'a str,
-    pub reason: String,
-    /// On the second line of an outlier that joined the timeline (absent otherwise).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub deoutliered: bool,
-}
-
 /// The `--outcomes` file, written in input order. The engine decides a batch's events in its own order,
 /// and an event waiting for parents is decided by a later batch (or reported `pending` at the end):
 /// the line of a decided event is held back until every earlier input line has been written. Events
@@ -223,14 +192,8 @@ impl OutcomeFile {
         let fed = Rc::clone(&self.fed);
         let mut fed = fed.borrow_mut();
         for o in outcomes {
-            let text = serde_json::to_string(&OutcomeLine {
-                line: o.line,
-                event_id: o.event_id.as_deref(),
-                outcome: o.outcome.as_str(),
-                reason: o.reason_text().unwrap_or_default(),
-                deoutliered: o.deoutliered,
-            })
-            .map_err(|e| format!("writing outcomes: {e}"))?;
+            let text = serde_json::to_string(&OutcomeLine::new(o, o.line))
+                .map_err(|e| format!("writing outcomes: {e}"))?;
             match (o.line, fed.front()) {
                 (Some(n), Some(&next)) if n >= next => self.held.entry(n).or_default().push(text),
                 // No input line, or one whose place has passed (an engine reporting a line twice).
@@ -307,7 +270,7 @@ pub fn state(db: &Path, of: StateOf, before: bool, out: &mut dyn Write) -> Resul
         StateOf::Event(event) => reader.state_at(&event, pos).map_err(|e| e.to_string())?,
         StateOf::Events(file) => return states(&reader, &file, pos, out),
     };
-    writeln!(out, "{}", nested(&map)).map_err(|e| e.to_string())
+    writeln!(out, "{}", state_json(&map)).map_err(|e| e.to_string())
 }
 
 /// `state --events FILE`: one line `{"event_id", "state"}` per event id of FILE, in input order. An
@@ -332,7 +295,7 @@ fn states(reader: &Reader, file: &str, pos: Position, out: &mut dyn Write) -> Re
         }
         answered += 1;
         let json = match reader.state_at(event_id, pos) {
-            Ok(map) => serde_json::json!({"event_id": event_id, "state": nested(&map)}),
+            Ok(map) => serde_json::json!({"event_id": event_id, "state": state_json(&map)}),
             Err(e @ (IngestError::UnknownEvent(_) | IngestError::Outlier(_))) => {
                 unknown += 1;
                 eprintln!("roomgraph: {file}: line {}: {e}", n + 1);
@@ -357,43 +320,12 @@ pub fn extremities(db: &Path, room: &str, out: &mut dyn Write) -> Result<(), Str
     writeln!(out, "{}", serde_json::json!(ids)).map_err(|e| e.to_string())
 }
 
-/// `{"<type>": {"<state_key>": "<event_id>"}}`.
-pub fn nested(map: &StateMap) -> serde_json::Value {
-    let mut out: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
-    for ((t, s), e) in map {
-        out.entry(t).or_default().insert(s, e);
-    }
-    serde_json::json!(out)
-}
-
 pub fn event(db: &Path, event_id: &str, out: &mut dyn Write) -> Result<(), String> {
     let reader = Reader::open(db).map_err(|e| e.to_string())?;
     let json = event_json(&reader, event_id)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("unknown event {event_id}"))?;
     writeln!(out, "{json}").map_err(|e| e.to_string())
-}
-
-/// A stored event as `roomgraph event` prints it (`None`: not in the store).
-pub fn event_json(
-    reader: &Reader,
-    event_id: &str,
-) -> Result<Option<serde_json::Value>, IngestError> {
-    let Some(ev) = reader.event(event_id)? else {
-        return Ok(None);
-    };
-    let pdu: serde_json::Value = serde_json::from_slice(&ev.pdu).unwrap_or_else(|_| {
-        serde_json::Value::String(String::from_utf8_lossy(&ev.pdu).into_owned())
-    });
-    Ok(Some(serde_json::json!({
-        "event_id": ev.event_id,
-        "room_id": ev.room_id,
-        "room_version": ev.room_version,
-        "outcome": ev.status.as_str(),
-        "reason": ev.reason,
-        "redacted": ev.redacted,
-        "pdu": pdu,
-    })))
 }
 
 /// The server keys of a `--keys` file (`KeyRing::from_json`), shared by `ingest` and `serve`.

@@ -135,4 +135,5 @@ pub mod store {
     pub use roomgraph_store::{EventStatus, Store, StoreError, StoreOptions, SyncPolicy};
 }
 
+pub mod documents;
 pub mod ingest;

@@ -159,15 +159,10 @@ mod store {
     use serde::Deserialize;
     use serde_json::value::RawValue;
 
-    use roomgraph::ingest::{
-        Engine, EngineOptions, EventOutcome, IngestError, Position, Reader, Summary,
-    };
+    use roomgraph::ingest::{Engine, EngineOptions, IngestError, Position, Reader};
 
     use super::{ApiError, Host, Method, Reply, params};
-    use crate::store_cmds::{OutcomeLine, event_json, nested, summary_json};
-
-    /// Lines per atomic commit, as `roomgraph ingest`'s default `--batch-lines`.
-    const BATCH_LINES: usize = 8192;
+    use roomgraph::documents::{event_json, state_json};
 
     /// An `ingest` request waiting for the ingest thread.
     struct IngestJob {
@@ -265,7 +260,6 @@ mod store {
         let mut engine = Some(engine);
         // Lines are numbered across requests, so that an outcome names its request's PDU.
         let mut next_line: u64 = 1;
-        let checked = engine.as_ref().is_some_and(Engine::checks_signatures);
         for job in rx {
             let bytes: &[u8] = job
                 .params
@@ -284,7 +278,9 @@ mod store {
                     )),
                     Some(eng) => {
                         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            ingest(eng, &mut next_line, &p.pdus, checked)
+                            let pdus: Vec<&[u8]> =
+                                p.pdus.iter().map(|r| r.get().as_bytes()).collect();
+                            roomgraph::documents::ingest_json(eng, &mut next_line, &pdus)
                         }));
                         match ran {
                             Ok(Ok(text)) => Ok(text),
@@ -306,63 +302,6 @@ mod store {
         }
         // Dropping the engine closes the store; every acknowledged batch is durable already.
         drop(engine);
-    }
-
-    /// Ingests one request's PDUs as `roomgraph ingest` does (batches of 8192 lines, then `finish`):
-    /// `{"summary", "outcomes"}`, outcomes as the CLI's `--outcomes` lines with `line` the 1-based
-    /// position in `pdus` (`null` for events of earlier requests or runs decided now).
-    fn ingest(
-        engine: &mut Engine,
-        next_line: &mut u64,
-        pdus: &[&RawValue],
-        checked: bool,
-    ) -> Result<String, IngestError> {
-        let first = *next_line;
-        let count = pdus.len() as u64;
-        *next_line += count;
-        let mut batches: Vec<Vec<(u64, Vec<u8>)>> = Vec::new();
-        for (i, chunk) in pdus.chunks(BATCH_LINES).enumerate() {
-            let base = first + (i * BATCH_LINES) as u64;
-            batches.push(
-                chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(j, p)| (base + j as u64, p.get().as_bytes().to_vec()))
-                    .collect(),
-            );
-        }
-        let mut outcomes: Vec<EventOutcome> = Vec::new();
-        engine.ingest_stream(batches, |o| {
-            outcomes.extend(o);
-            Ok(())
-        })?;
-        outcomes.extend(engine.finish()?);
-        let mut summary = Summary::default();
-        summary.add(&outcomes);
-        let local = |line: Option<u64>| {
-            line.filter(|n| (first..first + count).contains(n))
-                .map(|n| n - first + 1)
-        };
-        let mut lines: Vec<(Option<u64>, &EventOutcome)> =
-            outcomes.iter().map(|o| (local(o.line), o)).collect();
-        lines.sort_by_key(|(line, _)| *line);
-        let outcome_lines: Vec<OutcomeLine<'_>> = lines
-            .into_iter()
-            .map(|(line, o)| OutcomeLine {
-                line,
-                event_id: o.event_id.as_deref(),
-                outcome: o.outcome.as_str(),
-                reason: o.reason_text().unwrap_or_default(),
-                deoutliered: o.deoutliered,
-            })
-            .collect();
-        let outcomes_json = serde_json::to_string(&outcome_lines)
-            .map_err(|e| IngestError::Caller(e.to_string()))?;
-        let signatures = if checked { "checked" } else { "not_checked" };
-        Ok(format!(
-            r#"{{"summary":{},"outcomes":{outcomes_json}}}"#,
-            summary_json(&summary, signatures)
-        ))
     }
 
     fn query_error(e: IngestError) -> ApiError {
@@ -428,7 +367,7 @@ mod store {
                     }
                 }
                 .map_err(query_error)?;
-                Ok(nested(&map).to_string())
+                Ok(state_json(&map).to_string())
             }
             Method::Event => {
                 let p: EventParams = params(method, bytes)?;

@@ -1,0 +1,139 @@
+//! The JSON documents roomgraph answers in, shared by every surface: the command line
+//! (`roomgraph ingest --outcomes`, `state`, `event`), the socket server and the C API. Their shapes
+//! are contracts (`README.md`, `docs/protocol.md`, `ffi/include/roomgraph.h`): one place writes them.
+
+use std::collections::BTreeMap;
+
+use crate::ingest::{Engine, EventOutcome, IngestError, Reader, StateMap, Summary};
+
+/// Lines per atomic commit of [`ingest_json`], as `roomgraph ingest`'s default `--batch-lines`.
+pub const BATCH_LINES: usize = 8192;
+
+/// The summary line. Written field by field: the fields and their order are the command-line contract
+/// (the counts as before, then `signatures`).
+pub fn summary_json(summary: &Summary, signatures: &str) -> String {
+    let Summary {
+        accepted,
+        rejected,
+        soft_failed,
+        pending,
+        duplicates,
+        invalid,
+        outliers,
+        deoutliered,
+    } = *summary;
+    format!(
+        r#"{{"accepted":{accepted},"deoutliered":{deoutliered},"duplicates":{duplicates},"invalid":{invalid},"outliers":{outliers},"pending":{pending},"rejected":{rejected},"soft_failed":{soft_failed},"signatures":"{signatures}"}}"#
+    )
+}
+
+/// One line of the `--outcomes` file. Field order is the order on the line.
+#[derive(serde::Serialize)]
+pub struct OutcomeLine<'a> {
+    /// The 1-based input line; `None` for an event replayed from the pending set of an earlier run.
+    pub line: Option<u64>,
+    pub event_id: Option<&'a str>,
+    pub outcome: &'a str,
+    pub reason: String,
+    /// On the second line of an outlier that joined the timeline (absent otherwise).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deoutliered: bool,
+}
+
+impl<'a> OutcomeLine<'a> {
+    /// The line of `outcome`, at input position `line`.
+    pub fn new(outcome: &'a EventOutcome, line: Option<u64>) -> OutcomeLine<'a> {
+        OutcomeLine {
+            line,
+            event_id: outcome.event_id.as_deref(),
+            outcome: outcome.outcome.as_str(),
+            reason: outcome.reason_text().unwrap_or_default(),
+            deoutliered: outcome.deoutliered,
+        }
+    }
+}
+
+/// `{"<type>": {"<state_key>": "<event_id>"}}`.
+pub fn state_json(map: &StateMap) -> serde_json::Value {
+    let mut out: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
+    for ((t, s), e) in map {
+        out.entry(t).or_default().insert(s, e);
+    }
+    serde_json::json!(out)
+}
+
+/// A stored event as `roomgraph event` prints it (`None`: not in the store).
+pub fn event_json(
+    reader: &Reader,
+    event_id: &str,
+) -> Result<Option<serde_json::Value>, IngestError> {
+    let Some(ev) = reader.event(event_id)? else {
+        return Ok(None);
+    };
+    let pdu: serde_json::Value = serde_json::from_slice(&ev.pdu).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(&ev.pdu).into_owned())
+    });
+    Ok(Some(serde_json::json!({
+        "event_id": ev.event_id,
+        "room_id": ev.room_id,
+        "room_version": ev.room_version,
+        "outcome": ev.status.as_str(),
+        "reason": ev.reason,
+        "redacted": ev.redacted,
+        "pdu": pdu,
+    })))
+}
+
+/// Ingests a request's PDUs as `roomgraph ingest` does (batches of 8192 lines, then `finish`):
+/// `{"summary", "outcomes"}`, outcomes as the CLI's `--outcomes` lines with `line` the 1-based
+/// position in `pdus` (`null` for events of earlier requests or runs decided now).
+pub fn ingest_json(
+    engine: &mut Engine,
+    next_line: &mut u64,
+    pdus: &[&[u8]],
+) -> Result<String, IngestError> {
+    let first = *next_line;
+    let count = pdus.len() as u64;
+    *next_line += count;
+    let mut batches: Vec<Vec<(u64, Vec<u8>)>> = Vec::new();
+    for (i, chunk) in pdus.chunks(BATCH_LINES).enumerate() {
+        let base = first + (i * BATCH_LINES) as u64;
+        batches.push(
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(j, p)| (base + j as u64, p.to_vec()))
+                .collect(),
+        );
+    }
+    let mut outcomes: Vec<EventOutcome> = Vec::new();
+    engine.ingest_stream(batches, |o| {
+        outcomes.extend(o);
+        Ok(())
+    })?;
+    outcomes.extend(engine.finish()?);
+    let mut summary = Summary::default();
+    summary.add(&outcomes);
+    let local = |line: Option<u64>| {
+        line.filter(|n| (first..first + count).contains(n))
+            .map(|n| n - first + 1)
+    };
+    let mut lines: Vec<(Option<u64>, &EventOutcome)> =
+        outcomes.iter().map(|o| (local(o.line), o)).collect();
+    lines.sort_by_key(|(line, _)| *line);
+    let outcome_lines: Vec<OutcomeLine<'_>> = lines
+        .into_iter()
+        .map(|(line, o)| OutcomeLine::new(o, line))
+        .collect();
+    let outcomes_json =
+        serde_json::to_string(&outcome_lines).map_err(|e| IngestError::Caller(e.to_string()))?;
+    let signatures = if engine.checks_signatures() {
+        "checked"
+    } else {
+        "not_checked"
+    };
+    Ok(format!(
+        r#"{{"summary":{},"outcomes":{outcomes_json}}}"#,
+        summary_json(&summary, signatures)
+    ))
+}
