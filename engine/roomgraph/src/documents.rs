@@ -4,7 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::value::RawValue;
+
+use crate::auth::AuthEvent;
 use crate::ingest::{Engine, EventOutcome, IngestError, Reader, StateMap, Summary};
+use crate::pdu::Pdu;
+use crate::resolve::{ResolveError, Session, Step};
+use crate::room_version::RoomVersion;
 
 /// Lines per atomic commit of [`ingest_json`], as `roomgraph ingest`'s default `--batch-lines`.
 pub const BATCH_LINES: usize = 8192;
@@ -136,4 +142,84 @@ pub fn ingest_json(
         r#"{{"summary":{},"outcomes":{outcomes_json}}}"#,
         summary_json(&summary, signatures)
     ))
+}
+
+/// The document that starts a host-driven resolution (`resolve_begin` on the socket,
+/// `roomgraph_resolve_begin` in C): `{"room_version", "state_sets": [[id, ...], ...], "events"?:
+/// [PDU, ...], "rejected"?: [id, ...]}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BeginDocument<'a> {
+    room_version: String,
+    state_sets: Vec<Vec<String>>,
+    #[serde(default, borrow)]
+    events: Vec<&'a RawValue>,
+    #[serde(default)]
+    rejected: Vec<String>,
+}
+
+/// The document that answers a `need`: `{"events": [PDU, ...], "rejected"?: [id, ...]}`, and on the
+/// socket the `session` it belongs to.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupplyDocument<'a> {
+    #[serde(default)]
+    pub session: Option<u64>,
+    #[serde(default, borrow)]
+    pub events: Vec<&'a RawValue>,
+    #[serde(default)]
+    pub rejected: Vec<String>,
+}
+
+impl<'a> SupplyDocument<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<SupplyDocument<'a>, ResolveError> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| ResolveError::Request(format!("not a resolve_supply document: {e}")))
+    }
+}
+
+/// Starts a [`Session`] from a `resolve_begin` document.
+pub fn resolve_begin(bytes: &[u8]) -> Result<(Session, Step), ResolveError> {
+    let doc: BeginDocument<'_> = serde_json::from_slice(bytes)
+        .map_err(|e| ResolveError::Request(format!("not a resolve_begin document: {e}")))?;
+    let version = RoomVersion::from_id(&doc.room_version)
+        .map_err(|e| ResolveError::Request(e.to_string()))?;
+    let events = parse_events(&doc.events, version)?;
+    Session::begin(version, doc.state_sets, events, &doc.rejected)
+}
+
+/// Supplies a session with the events of a `resolve_supply` document.
+pub fn resolve_supply(
+    session: &mut Session,
+    doc: &SupplyDocument<'_>,
+) -> Result<Step, ResolveError> {
+    let events = parse_events(&doc.events, session.version())?;
+    session.supply(events, &doc.rejected)
+}
+
+/// A step as JSON: `{"need": {"events": [id, ...]}}` or `{"done": {type: {state_key: id}}}`.
+pub fn step_json(step: &Step) -> serde_json::Value {
+    match step {
+        Step::Need(ids) => serde_json::json!({ "need": { "events": ids } }),
+        Step::Done(done) => {
+            serde_json::json!({ "done": done.state.to_named(&done.prepared.graph) })
+        }
+        _ => serde_json::json!({}),
+    }
+}
+
+/// PDUs of a document, parsed in `version` from the bytes as received.
+fn parse_events(
+    events: &[&RawValue],
+    version: &'static RoomVersion,
+) -> Result<Vec<AuthEvent>, ResolveError> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            Pdu::parse(raw.get().as_bytes(), version)
+                .map(|pdu| AuthEvent::new(pdu.into_owned()))
+                .map_err(|e| ResolveError::Request(format!("events[{i}]: {e}")))
+        })
+        .collect()
 }
