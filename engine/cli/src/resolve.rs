@@ -35,15 +35,3 @@ pub fn run(input: &[u8], time: bool, repeat: u32, out: &mut impl Write) -> Resul
     }
     Ok(())
 }
-
-/// The resolved state of one request document as the command prints it (without the newline): the
-/// same steps as [`run`] with one repetition. `roomgraph serve` answers `resolve` with it.
-pub fn answer(input: &[u8]) -> Result<String, String> {
-    let mut request = ResolveRequest::parse(input).map_err(|e| e.to_string())?;
-    let events = std::mem::take(&mut request.events);
-    let prepared = request.prepare_with(events).map_err(|e| e.to_string())?;
-    let state = prepared
-        .resolve(&mut Resolver::new())
-        .map_err(|e| e.to_string())?;
-    serde_json::to_string(&state.to_named(&prepared.graph)).map_err(|e| e.to_string())
-}

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use crate::auth::AuthEvent;
 use crate::ingest::{Engine, EventOutcome, IngestError, Reader, StateMap, Summary};
 use crate::pdu::Pdu;
-use crate::resolve::{ResolveError, Session, Step};
+use crate::resolve::{ResolveError, ResolveRequest, Resolver, Session, Step};
 use crate::room_version::RoomVersion;
 
 /// Lines per atomic commit of [`ingest_json`], as `roomgraph ingest`'s default `--batch-lines`.
@@ -142,6 +142,18 @@ pub fn ingest_json(
         r#"{{"summary":{},"outcomes":{outcomes_json}}}"#,
         summary_json(&summary, signatures)
     ))
+}
+
+/// The resolved state of a `roomgraph resolve` document as the command prints it (without the
+/// newline): `{"<type>": {"<state_key>": "<event_id>"}}`. The socket's `resolve` and the C API's
+/// `roomgraph_resolve_json` answer with it.
+pub fn resolve_json(request: &[u8]) -> Result<String, ResolveError> {
+    let mut request = ResolveRequest::parse(request)?;
+    let events = std::mem::take(&mut request.events);
+    let prepared = request.prepare_with(events)?;
+    let state = prepared.resolve(&mut Resolver::new())?;
+    serde_json::to_string(&state.to_named(&prepared.graph))
+        .map_err(|e| ResolveError::Request(e.to_string()))
 }
 
 /// The document that starts a host-driven resolution (`resolve_begin` on the socket,

@@ -114,7 +114,7 @@ struct PduParams<'a> {
 /// Answers a request other than `hello`, `ping` and `ingest` (JSON text of the result).
 pub fn call(method: Method, bytes: &[u8], host: &dyn Host) -> Result<String, ApiError> {
     match method {
-        Method::Resolve => crate::resolve::answer(bytes).map_err(ApiError::params),
+        Method::Resolve => roomgraph::documents::resolve_json(bytes).map_err(ApiError::params),
         Method::AuthCheck => roomgraph::auth::request::evaluate(bytes)
             .map(|verdict| verdict.to_json())
             .map_err(ApiError::params),
