@@ -47,6 +47,31 @@ unsafe fn with_engine(
     code
 }
 
+/// The query entry points: one string argument (`what`) in, one JSON document out.
+///
+/// # Safety
+/// `engine` from [`roomgraph_engine_open`]; `arg` valid for reads of `arg_len` bytes; `out` valid for
+/// a write.
+unsafe fn query(
+    engine: *mut roomgraph_engine,
+    arg: *const u8,
+    arg_len: usize,
+    what: &str,
+    out: *mut roomgraph_buffer,
+    answer: impl FnOnce(&Engine, &str) -> Result<serde_json::Value, Failure>,
+) -> roomgraph_result {
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        with_engine(engine, |h| {
+            let arg = input_str(arg, arg_len, what)?;
+            out_buffer(out)?;
+            let json = answer(&h.engine, arg)?;
+            roomgraph_buffer::give(out, json.to_string().into_bytes());
+            Ok(())
+        })
+    }
+}
+
 /// Opens (creating if needed) the store in the directory `path` and writes the engine to `*out`.
 ///
 /// # Safety
@@ -178,12 +203,8 @@ pub unsafe extern "C" fn roomgraph_engine_state_json(
 ) -> roomgraph_result {
     // SAFETY: forwarded caller contract.
     unsafe {
-        with_engine(engine, |h| {
-            let room = input_str(room_id, room_id_len, "room_id")?;
-            out_buffer(out)?;
-            let map = h.engine.current_state(room).map_err(store_failure)?;
-            roomgraph_buffer::give(out, state_json(&map).to_string().into_bytes());
-            Ok(())
+        query(engine, room_id, room_id_len, "room_id", out, |e, room| {
+            Ok(state_json(&e.current_state(room).map_err(store_failure)?))
         })
     }
 }
@@ -202,20 +223,25 @@ pub unsafe extern "C" fn roomgraph_engine_state_at_json(
     before: i32,
     out: *mut roomgraph_buffer,
 ) -> roomgraph_result {
+    let position = if before != 0 {
+        Position::Before
+    } else {
+        Position::After
+    };
     // SAFETY: forwarded caller contract.
     unsafe {
-        with_engine(engine, |h| {
-            let event = input_str(event_id, event_id_len, "event_id")?;
-            out_buffer(out)?;
-            let position = if before != 0 {
-                Position::Before
-            } else {
-                Position::After
-            };
-            let map = h.engine.state_at(event, position).map_err(store_failure)?;
-            roomgraph_buffer::give(out, state_json(&map).to_string().into_bytes());
-            Ok(())
-        })
+        query(
+            engine,
+            event_id,
+            event_id_len,
+            "event_id",
+            out,
+            |e, event| {
+                Ok(state_json(
+                    &e.state_at(event, position).map_err(store_failure)?,
+                ))
+            },
+        )
     }
 }
 
@@ -234,17 +260,20 @@ pub unsafe extern "C" fn roomgraph_engine_event_json(
 ) -> roomgraph_result {
     // SAFETY: forwarded caller contract.
     unsafe {
-        with_engine(engine, |h| {
-            let event = input_str(event_id, event_id_len, "event_id")?;
-            out_buffer(out)?;
-            let json = event_json(&h.engine.reader(), event)
-                .map_err(store_failure)?
-                .ok_or_else(|| {
-                    Failure::new(ROOMGRAPH_NOT_FOUND, format!("unknown event {event}"))
-                })?;
-            roomgraph_buffer::give(out, json.to_string().into_bytes());
-            Ok(())
-        })
+        query(
+            engine,
+            event_id,
+            event_id_len,
+            "event_id",
+            out,
+            |e, event| {
+                event_json(&e.reader(), event)
+                    .map_err(store_failure)?
+                    .ok_or_else(|| {
+                        Failure::new(ROOMGRAPH_NOT_FOUND, format!("unknown event {event}"))
+                    })
+            },
+        )
     }
 }
 
@@ -262,12 +291,10 @@ pub unsafe extern "C" fn roomgraph_engine_extremities_json(
 ) -> roomgraph_result {
     // SAFETY: forwarded caller contract.
     unsafe {
-        with_engine(engine, |h| {
-            let room = input_str(room_id, room_id_len, "room_id")?;
-            out_buffer(out)?;
-            let ids = h.engine.extremities(room).map_err(store_failure)?;
-            roomgraph_buffer::give(out, serde_json::json!(ids).to_string().into_bytes());
-            Ok(())
+        query(engine, room_id, room_id_len, "room_id", out, |e, room| {
+            Ok(serde_json::json!(
+                e.extremities(room).map_err(store_failure)?
+            ))
         })
     }
 }

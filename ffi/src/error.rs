@@ -196,7 +196,21 @@ pub unsafe extern "C" fn roomgraph_last_error(
     out_len: *mut usize,
 ) -> roomgraph_result {
     let detail = LAST_ERROR.with(|cell| cell.try_borrow().map(|s| s.clone()).unwrap_or_default());
-    // Not through `guarded`: reading the detail must not replace it.
+    // SAFETY: forwarded caller contract.
+    unsafe { emit_detail(&detail, buf, cap, out_len) }
+}
+
+/// Writes a recorded failure detail: behind the panic boundary, but not through [`guarded`], since
+/// reading the detail must not replace it.
+///
+/// # Safety
+/// As [`emit`].
+pub(crate) unsafe fn emit_detail(
+    detail: &str,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+) -> roomgraph_result {
     // SAFETY: forwarded caller contract.
     match catch_unwind(AssertUnwindSafe(|| unsafe {
         emit(detail.as_bytes(), buf, cap, out_len)

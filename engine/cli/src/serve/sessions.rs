@@ -72,18 +72,20 @@ impl Sessions {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn count(&self) -> usize {
+    /// The open sessions, those idle for longer than [`IDLE`] dropped first.
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (Session, Instant)>> {
         let mut open = self.lock();
         let now = Instant::now();
         open.retain(|_, (_, at)| now.duration_since(*at) < IDLE);
-        open.len()
+        open
+    }
+
+    fn count(&self) -> usize {
+        self.live().len()
     }
 
     fn take(&self, id: u64) -> Option<(Session, Instant)> {
-        let mut open = self.lock();
-        let now = Instant::now();
-        open.retain(|_, (_, at)| now.duration_since(*at) < IDLE);
-        open.remove(&id)
+        self.live().remove(&id)
     }
 
     fn put(&self, id: u64, session: Session) {
