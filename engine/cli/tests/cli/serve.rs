@@ -954,3 +954,74 @@ fn host_driven_resolution_over_the_socket() {
     assert_eq!(c.result("ping", "{}"), "pong");
     server.stop();
 }
+
+/// Host-driven resolution over the socket on the differential rooms of every room version (forks,
+/// power changes, rejected events flagged): each session, shipping nothing or half the events up
+/// front, ends in exactly what `resolve` answers for the whole document.
+#[test]
+fn host_driven_resolution_over_the_socket_on_the_differential_rooms() {
+    use roomgraph::canonical_json::{JsonValue, to_canonical_string};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let mut c = server.connect();
+    let mut sessions = 0;
+    for version in RoomVersion::all() {
+        for seed in 0..2 {
+            let room = generate_room(&RoomConfig::small(version, seed));
+            let pdus: HashMap<&str, String> = room
+                .events
+                .iter()
+                .map(|p| {
+                    let json = to_canonical_string(&JsonValue::Object(p.json.clone()));
+                    (&*p.event_id, json)
+                })
+                .collect();
+            let rejected: Vec<&str> = room
+                .events
+                .iter()
+                .zip(&room.rejected)
+                .filter(|(_, r)| **r)
+                .map(|(p, _)| &*p.event_id)
+                .collect();
+            let ship = |ids: &[&str]| -> String {
+                let events: Vec<&str> = ids.iter().map(|id| pdus[id].as_str()).collect();
+                let flagged: Vec<&&str> = ids.iter().filter(|id| rejected.contains(id)).collect();
+                format!(
+                    r#""events":[{}],"rejected":{}"#,
+                    events.join(","),
+                    json!(flagged)
+                )
+            };
+            let all: Vec<&str> = room.events.iter().map(|p| &*p.event_id).collect();
+            let head = format!(
+                r#""room_version":{},"state_sets":{}"#,
+                json!(version.id),
+                json!(room.fork_states)
+            );
+            let expected = c.result("resolve", &format!("{{{head},{}}}", ship(&all)));
+            for up_front in [0, all.len() / 2] {
+                let begin = format!("{{{head},{}}}", ship(&all[..up_front]));
+                let mut answer = c.result("resolve_begin", &begin);
+                let session = answer["session"].as_u64().expect("a session id");
+                while let Some(need) = answer.get("need") {
+                    let ids: Vec<&str> = need["events"]
+                        .as_array()
+                        .expect("ids")
+                        .iter()
+                        .map(|id| id.as_str().expect("id"))
+                        .collect();
+                    let supply = format!(r#"{{"session":{session},{}}}"#, ship(&ids));
+                    answer = c.result("resolve_supply", &supply);
+                }
+                assert_eq!(
+                    answer["done"], expected,
+                    "v{} seed {seed}, {up_front} up front",
+                    version.id
+                );
+                sessions += 1;
+            }
+        }
+    }
+    assert!(sessions >= 48, "{sessions}");
+    server.stop();
+}
