@@ -18,6 +18,9 @@
 
 pub mod codec;
 pub mod snapshot;
+pub mod table;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +28,7 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteBatch, Wri
 
 pub use codec::{ChainRow, EventMeta, EventRecord, EventStatus, RoomRecord, StateKey};
 pub use snapshot::{SnapshotRecord, StateHash, StateView};
+pub use table::{Encode, Format, KeyPrefix, Table};
 
 /// The schema this build reads and writes. Bump on any incompatible change of a key or value layout.
 /// 3: snapshot delta chains of up to 128 records (schema 2 readers refuse chains over 34).
@@ -41,13 +45,13 @@ pub const SCHEMA_VERSION: u32 = 5;
 const UPGRADABLE_SCHEMAS: [&[u8]; 3] = [b"2", b"3", b"4"];
 
 /// The value of the `magic` meta key: marks a directory as a roomgraph store.
-pub const MAGIC: &[u8] = b"roomgraph-store";
+pub(crate) const MAGIC: &[u8] = b"roomgraph-store";
 
 /// Event number `0` is never assigned; snapshot number `0` is the empty state (never stored).
 pub const EMPTY_SNAPSHOT: u64 = 0;
 
 /// Column families, in a fixed order (the index is used as [`Cf`]).
-pub const COLUMN_FAMILIES: [&str; 11] = [
+pub(crate) const COLUMN_FAMILIES: [&str; 11] = [
     "meta",
     "event_id_to_num",
     "events",
@@ -64,7 +68,7 @@ pub const COLUMN_FAMILIES: [&str; 11] = [
 /// A column family (see `docs/store.md` for each one's key and value layout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub enum Cf {
+pub(crate) enum Cf {
     /// `magic`, `schema_version`, counters.
     Meta = 0,
     /// event id (UTF-8) → event number (u64 BE).
@@ -92,38 +96,22 @@ pub enum Cf {
 }
 
 /// Meta keys.
-pub const META_MAGIC: &[u8] = b"magic";
-pub const META_SCHEMA: &[u8] = b"schema_version";
-pub const META_NEXT_EVENT: &[u8] = b"next_event_num";
-pub const META_NEXT_KEY: &[u8] = b"next_state_key_num";
-pub const META_NEXT_SNAPSHOT: &[u8] = b"next_snapshot_num";
+pub(crate) const META_MAGIC: &[u8] = b"magic";
+pub(crate) const META_SCHEMA: &[u8] = b"schema_version";
+pub(crate) const META_NEXT_EVENT: &[u8] = b"next_event_num";
+pub(crate) const META_NEXT_KEY: &[u8] = b"next_state_key_num";
+pub(crate) const META_NEXT_SNAPSHOT: &[u8] = b"next_snapshot_num";
 /// Prefix of persisted pending events: `pending/` ‖ u64 BE sequence → raw PDU bytes.
-pub const META_PENDING_PREFIX: &[u8] = b"pending/";
+pub(crate) const META_PENDING_PREFIX: &[u8] = b"pending/";
 /// `outlier_wait/ ‖ room id length u16 ‖ room id ‖ prev event id ‖ outlier number u64`: an outlier
 /// waiting for a missing or outlier prev event to join the timeline.
-pub const META_OUTLIER_WAIT_PREFIX: &[u8] = b"outlier_wait/";
+pub(crate) const META_OUTLIER_WAIT_PREFIX: &[u8] = b"outlier_wait/";
 /// `cited/ ‖ room id length u16 ‖ room id ‖ event id`: a missing or outlier event cited as a prev event
 /// by an accepted timeline event.
-pub const META_CITED_PREFIX: &[u8] = b"cited/";
+pub(crate) const META_CITED_PREFIX: &[u8] = b"cited/";
 /// Present while the `auth_chains` column family still holds a schema 2–4 index (one bitmap per event):
 /// the chain cover index must be rebuilt from the stored events before the store is written to.
-pub const META_CHAIN_REBUILD: &[u8] = b"chain_rebuild";
-
-/// The key prefix of a room's chain cover rows: `room id length u16 ‖ room id`.
-pub fn chain_room_prefix(room_id: &str) -> Vec<u8> {
-    let room = &room_id.as_bytes()[..room_id.len().min(u16::MAX as usize)];
-    let mut k = Vec::with_capacity(2 + room.len() + 8);
-    k.extend_from_slice(&(room.len() as u16).to_be_bytes());
-    k.extend_from_slice(room);
-    k
-}
-
-/// The key of an event's chain cover row: `room id length u16 ‖ room id ‖ event number u64`.
-pub fn chain_key(room_id: &str, num: u64) -> Vec<u8> {
-    let mut k = chain_room_prefix(room_id);
-    k.extend_from_slice(&num.to_be_bytes());
-    k
-}
+pub(crate) const META_CHAIN_REBUILD: &[u8] = b"chain_rebuild";
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -157,7 +145,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub fn corrupt(cf: Cf, key: &[u8], what: impl Into<String>) -> StoreError {
+    pub(crate) fn corrupt(cf: Cf, key: &[u8], what: impl Into<String>) -> StoreError {
         StoreError::Corrupt {
             cf: COLUMN_FAMILIES[cf as usize],
             key: codec::hex(key),
@@ -237,7 +225,7 @@ impl std::fmt::Debug for Store {
 }
 
 /// One stored `(key, value)` pair.
-pub type KeyValue = (Vec<u8>, Vec<u8>);
+type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// One write: a put (`Some` value) or a delete (`None`).
 type Op<'a> = (Cf, &'a [u8], Option<&'a [u8]>);
@@ -287,33 +275,78 @@ impl Writes {
         &mut self.chunks[last]
     }
 
-    pub fn put(&mut self, cf: Cf, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        let value = value.as_ref();
-        self.put_with(cf, key, |buf| buf.extend_from_slice(value));
+    /// Writes `value` at `key` of `table`.
+    pub fn insert<K: ?Sized, V: ?Sized>(
+        &mut self,
+        table: &Table<K, V>,
+        key: &(impl Encode<K> + ?Sized),
+        value: &(impl Encode<V> + ?Sized),
+    ) {
+        self.push(
+            table.cf(),
+            |buf| {
+                buf.extend_from_slice(table.prefix());
+                key.encode(buf);
+            },
+            Some(|buf: &mut Vec<u8>| value.encode(buf)),
+        );
     }
 
-    /// A put whose value `write` appends to the buffer it is given (an encoder writing in place).
-    pub fn put_with(&mut self, cf: Cf, key: impl AsRef<[u8]>, write: impl FnOnce(&mut Vec<u8>)) {
-        self.push(cf, key.as_ref(), Some(write));
+    /// Deletes the row at `key` of `table`.
+    pub fn remove<K: ?Sized, V: ?Sized>(
+        &mut self,
+        table: &Table<K, V>,
+        key: &(impl Encode<K> + ?Sized),
+    ) {
+        self.push(
+            table.cf(),
+            |buf| {
+                buf.extend_from_slice(table.prefix());
+                key.encode(buf);
+            },
+            None::<fn(&mut Vec<u8>)>,
+        );
     }
 
-    pub fn delete(&mut self, cf: Cf, key: impl AsRef<[u8]>) {
-        self.push(cf, key.as_ref(), None::<fn(&mut Vec<u8>)>);
+    /// A raw put, for the store's own rows (`meta`'s fixed keys, schema upgrades).
+    pub(crate) fn put(&mut self, cf: Cf, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        self.push(
+            cf,
+            |buf| buf.extend_from_slice(key),
+            Some(|buf: &mut Vec<u8>| buf.extend_from_slice(value)),
+        );
     }
 
-    /// Appends `key`, then the value `write` appends (a put) or nothing (a delete).
-    fn push(&mut self, cf: Cf, key: &[u8], write: Option<impl FnOnce(&mut Vec<u8>)>) {
+    pub(crate) fn delete(&mut self, cf: Cf, key: impl AsRef<[u8]>) {
+        let key = key.as_ref();
+        self.push(
+            cf,
+            |buf| buf.extend_from_slice(key),
+            None::<fn(&mut Vec<u8>)>,
+        );
+    }
+
+    /// Appends the key `write_key` writes, then the value `write_value` appends (a put) or nothing
+    /// (a delete).
+    fn push(
+        &mut self,
+        cf: Cf,
+        write_key: impl FnOnce(&mut Vec<u8>),
+        write_value: Option<impl FnOnce(&mut Vec<u8>)>,
+    ) {
         let chunk = self.current();
         let start = chunk.buf.len();
-        chunk.buf.extend_from_slice(key);
-        let value_len = write.map(|write| {
+        write_key(&mut chunk.buf);
+        let key_len = chunk.buf.len() - start;
+        let value_len = write_value.map(|write| {
             write(&mut chunk.buf);
-            chunk.buf.len() - start - key.len()
+            chunk.buf.len() - start - key_len
         });
         chunk.ops.push(OpRef {
             cf,
             start,
-            key_len: key.len(),
+            key_len,
             value_len,
         });
     }
@@ -622,9 +655,44 @@ impl Store {
             .expect("column family opened at open time")
     }
 
-    /// Raw point read.
-    pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    /// Raw point read, for the store's own rows.
+    pub(crate) fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.db.get_cf(self.cf(cf), key)?)
+    }
+
+    /// The row at `key` of `table`, decoded; a row that does not decode is [`StoreError::Corrupt`].
+    pub fn read<K: ?Sized, V: ?Sized + Format>(
+        &self,
+        table: &Table<K, V>,
+        key: &(impl Encode<K> + ?Sized),
+    ) -> Result<Option<V::Read>, StoreError> {
+        let key = table.key_bytes(key);
+        match self.get(table.cf(), &key)? {
+            None => Ok(None),
+            Some(v) => V::decode(&v)
+                .map(Some)
+                .map_err(|what| StoreError::corrupt(table.cf(), &key, what)),
+        }
+    }
+
+    /// The rows of `table` whose keys start with `prefix` (`&()`: all of them), decoded, in key order.
+    pub fn scan<K: ?Sized + Format, V: ?Sized + Format>(
+        &self,
+        table: &Table<K, V>,
+        prefix: &(impl KeyPrefix<K> + ?Sized),
+    ) -> Result<table::Rows<K, V>, StoreError> {
+        let mut start = table.prefix().to_vec();
+        prefix.encode_prefix(&mut start);
+        let skip = table.prefix().len();
+        self.scan_prefix(table.cf(), &start)?
+            .into_iter()
+            .map(|(k, v)| {
+                let corrupt = |what| StoreError::corrupt(table.cf(), &k, what);
+                let key = K::decode(&k[skip..]).map_err(corrupt)?;
+                let value = V::decode(&v).map_err(corrupt)?;
+                Ok((key, value))
+            })
+            .collect()
     }
 
     /// Writes `writes` as one atomic batch, durable according to the sync policy.
@@ -656,7 +724,7 @@ impl Store {
     }
 
     /// All `(key, value)` pairs of a column family whose key starts with `prefix`, in key order.
-    pub fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+    pub(crate) fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(
             self.cf(cf),
@@ -708,16 +776,7 @@ impl Store {
     }
 
     pub fn event_num(&self, event_id: &str) -> Result<Option<u64>, StoreError> {
-        match self.get(Cf::EventIdToNum, event_id.as_bytes())? {
-            None => Ok(None),
-            Some(v) => codec::u64_from(&v).map(Some).ok_or_else(|| {
-                StoreError::corrupt(
-                    Cf::EventIdToNum,
-                    event_id.as_bytes(),
-                    "event number is not 8 bytes",
-                )
-            }),
-        }
+        self.read(&table::EVENT_NUMS, event_id)
     }
 
     /// The id of event `num` (from its `event_state` record).
@@ -726,92 +785,39 @@ impl Store {
     }
 
     pub fn event_record(&self, num: u64) -> Result<Option<EventRecord>, StoreError> {
-        let key = num.to_be_bytes();
-        match self.get(Cf::Events, &key)? {
-            None => Ok(None),
-            Some(v) => EventRecord::decode(&v)
-                .map(Some)
-                .map_err(|what| StoreError::corrupt(Cf::Events, &key, what)),
-        }
+        self.read(&table::EVENTS, &num)
     }
 
     pub fn room(&self, room_id: &str) -> Result<Option<RoomRecord>, StoreError> {
-        match self.get(Cf::Rooms, room_id.as_bytes())? {
-            None => Ok(None),
-            Some(v) => RoomRecord::decode(&v)
-                .map(Some)
-                .map_err(|what| StoreError::corrupt(Cf::Rooms, room_id.as_bytes(), what)),
-        }
+        self.read(&table::ROOMS, room_id)
     }
 
     /// The current-state snapshot and forward extremities of a room.
     pub fn extremities(&self, room_id: &str) -> Result<Option<(u64, Vec<u64>)>, StoreError> {
-        match self.get(Cf::Extremities, room_id.as_bytes())? {
-            None => Ok(None),
-            Some(v) => codec::decode_extremities(&v).map(Some).ok_or_else(|| {
-                StoreError::corrupt(
-                    Cf::Extremities,
-                    room_id.as_bytes(),
-                    "extremities record length",
-                )
-            }),
-        }
+        Ok(self
+            .read(&table::EXTREMITIES, room_id)?
+            .map(|x| (x.current, x.events)))
     }
 
     pub fn state_key_num(&self, key: &StateKey) -> Result<Option<u32>, StoreError> {
-        let enc = key.encode();
-        match self.get(Cf::StateKeyToNum, &enc)? {
-            None => Ok(None),
-            Some(v) => match <[u8; 4]>::try_from(v.as_slice()) {
-                Ok(b) => Ok(Some(u32::from_be_bytes(b))),
-                Err(_) => Err(StoreError::corrupt(
-                    Cf::StateKeyToNum,
-                    &enc,
-                    "state-key number is not 4 bytes",
-                )),
-            },
-        }
+        self.read(&table::STATE_KEY_NUMS, key)
     }
 
     pub fn state_key(&self, num: u32) -> Result<Option<StateKey>, StoreError> {
-        let key = num.to_be_bytes();
-        match self.get(Cf::StateNumToKey, &key)? {
-            None => Ok(None),
-            Some(v) => StateKey::decode(&v)
-                .map(Some)
-                .map_err(|what| StoreError::corrupt(Cf::StateNumToKey, &key, what)),
-        }
+        self.read(&table::STATE_KEYS, &num)
     }
 
     pub fn snapshot(&self, num: u64) -> Result<Option<SnapshotRecord>, StoreError> {
-        let key = num.to_be_bytes();
-        match self.get(Cf::Snapshots, &key)? {
-            None => Ok(None),
-            Some(v) => SnapshotRecord::decode(&v)
-                .map(Some)
-                .map_err(|what| StoreError::corrupt(Cf::Snapshots, &key, what)),
-        }
+        self.read(&table::SNAPSHOTS, &num)
     }
 
     pub fn snapshot_by_hash(&self, hash: &StateHash) -> Result<Option<u64>, StoreError> {
-        let key = hash.to_bytes();
-        match self.get(Cf::SnapshotHashes, &key)? {
-            None => Ok(None),
-            Some(v) => codec::u64_from(&v).map(Some).ok_or_else(|| {
-                StoreError::corrupt(Cf::SnapshotHashes, &key, "snapshot number is not 8 bytes")
-            }),
-        }
+        self.read(&table::SNAPSHOT_HASHES, hash)
     }
 
     /// The snapshots before and after an event, its status and its room.
     pub fn event_state(&self, num: u64) -> Result<Option<EventMeta>, StoreError> {
-        let key = num.to_be_bytes();
-        match self.get(Cf::EventState, &key)? {
-            None => Ok(None),
-            Some(v) => EventMeta::decode(&v)
-                .map(Some)
-                .map_err(|what| StoreError::corrupt(Cf::EventState, &key, what)),
-        }
+        self.read(&table::EVENT_STATE, &num)
     }
 
     /// Whether the chain cover index must be rebuilt: a store upgraded from schema 2–4, or one of
@@ -827,20 +833,7 @@ impl Store {
     /// The chain cover rows of a room, ascending by event number (an order its events can be
     /// inserted in: an event is numbered after its auth events).
     pub fn chain_rows(&self, room_id: &str) -> Result<Vec<(u64, ChainRow)>, StoreError> {
-        let prefix = chain_room_prefix(room_id);
-        let mut out = Vec::new();
-        for (k, v) in self.scan_prefix(Cf::AuthChains, &prefix)? {
-            let num = k[prefix.len()..]
-                .try_into()
-                .map(u64::from_be_bytes)
-                .map_err(|_| {
-                    StoreError::corrupt(Cf::AuthChains, &k, "key is not room prefix + 8 bytes")
-                })?;
-            let row = ChainRow::decode(&v)
-                .map_err(|what| StoreError::corrupt(Cf::AuthChains, &k, what))?;
-            out.push((num, row));
-        }
-        Ok(out)
+        self.scan(&table::AUTH_CHAINS, &table::InRoom { room_id, key: () })
     }
 
     /// Calls `f` with every stored event, ascending by number, without holding them all in memory.
@@ -864,9 +857,18 @@ impl Store {
         Ok(())
     }
 
-    /// The keys of the schema 2–4 `auth_chains` rows (8-byte event numbers), for the rebuild to
-    /// delete.
-    pub fn old_chain_keys(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+    /// Queues what ends a chain cover rebuild (the rebuilt rows are written beside it): deletes the
+    /// schema 2–4 `auth_chains` rows and the rebuild mark.
+    pub fn finish_chain_rebuild(&self, writes: &mut Writes) -> Result<(), StoreError> {
+        for k in self.old_chain_keys()? {
+            writes.delete(Cf::AuthChains, &k);
+        }
+        writes.delete(Cf::Meta, META_CHAIN_REBUILD);
+        Ok(())
+    }
+
+    /// The keys of the schema 2–4 `auth_chains` rows (bare 8-byte event numbers).
+    pub(crate) fn old_chain_keys(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut out = Vec::new();
         let iter = self
             .db
@@ -994,11 +996,11 @@ mod tests {
         let mut b = Writes::with_capacity(4, 64);
         b.put(Cf::Meta, b"k1", b"b1");
         b.delete(Cf::Meta, b"k2");
-        b.put_with(Cf::Meta, b"k3", |buf| buf.extend_from_slice(b"b3"));
+        b.put(Cf::Meta, b"k3", b"b3");
         a.append(b);
         a.put(Cf::Meta, b"k3", b"a3");
         a.append(Writes::default());
-        a.put_with(Cf::Events, b"k4", |buf| buf.extend_from_slice(b"a4"));
+        a.put(Cf::Events, b"k4", b"a4");
         assert_eq!(a.len(), 7);
         let ops: Vec<Op<'_>> = a.ops().collect();
         assert_eq!(ops[2], (Cf::Meta, &b"k1"[..], Some(&b"b1"[..])));

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use roomgraph::ingest::{Engine, Position};
 use roomgraph::room_version::RoomVersion;
-use roomgraph_store::{Cf, META_SCHEMA, Store, Writes};
+use roomgraph_store::{Store, test_support};
 use roomgraph_testkit::builder::EventBuilder;
 use roomgraph_testkit::trace::{Rng, Trace, TraceSpec, generate};
 
@@ -547,9 +547,7 @@ fn foreign_directory_and_schema_mismatch_are_refused() {
     assert_eq!(s["accepted"], 13);
     {
         let store = Store::open(&db).expect("open");
-        let mut w = Writes::default();
-        w.put(Cf::Meta, META_SCHEMA, b"0");
-        store.commit(w).expect("commit");
+        test_support::set_schema_version(&store, "0").expect("commit");
     }
     let out = run(&[
         "state",

@@ -5,7 +5,8 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::fast_hash::FastMap;
-use roomgraph_store::{Cf, StateKey, Store, StoreError, Writes, codec};
+use roomgraph_store::table::{EncodedStateKey, STATE_KEY_NUMS, STATE_KEYS};
+use roomgraph_store::{Store, StoreError, Writes, codec};
 
 use super::hints::StateHints;
 
@@ -16,7 +17,7 @@ pub(super) const ABSENT: u32 = u32::MAX;
 pub(crate) struct KeyInterner {
     map: RwLock<FastMap<Vec<u8>, u32>>,
     next: std::sync::atomic::AtomicU32,
-    new_keys: std::sync::Mutex<Vec<(u32, Vec<u8>)>>,
+    new_keys: std::sync::Mutex<Vec<(u32, EncodedStateKey)>>,
 }
 
 impl KeyInterner {
@@ -45,11 +46,12 @@ impl KeyInterner {
         if let Some(n) = hit {
             return Ok((n != ABSENT).then_some(n));
         }
-        let enc = codec::encode_state_key(t, s);
-        let found = store.state_key_num(&StateKey::new(t, s))?;
+        let enc = EncodedStateKey::new(t, s);
+        let found = store.read(&STATE_KEY_NUMS, &enc)?;
         if let Ok(mut m) = self.map.write() {
             // Negative answers are cached too: only `intern` (this process) creates keys.
-            m.entry(enc).or_insert(found.unwrap_or(ABSENT));
+            m.entry(enc.as_bytes().to_vec())
+                .or_insert(found.unwrap_or(ABSENT));
         }
         Ok(found)
     }
@@ -59,15 +61,15 @@ impl KeyInterner {
         if let Some(n) = self.get(store, t, s)? {
             return Ok(n);
         }
-        let enc = codec::encode_state_key(t, s);
+        let enc = EncodedStateKey::new(t, s);
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = map.get(&enc)
+        if let Some(n) = map.get(enc.as_bytes())
             && *n != ABSENT
         {
             return Ok(*n);
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        map.insert(enc.clone(), n);
+        map.insert(enc.as_bytes().to_vec(), n);
         self.new_keys
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -78,8 +80,8 @@ impl KeyInterner {
     pub(super) fn drain_new(&self, writes: &mut Writes) {
         let mut new = self.new_keys.lock().unwrap_or_else(|p| p.into_inner());
         for (n, enc) in new.drain(..) {
-            writes.put(Cf::StateNumToKey, n.to_be_bytes(), enc.clone());
-            writes.put(Cf::StateKeyToNum, enc, n.to_be_bytes());
+            writes.insert(&STATE_KEYS, &n, &enc);
+            writes.insert(&STATE_KEY_NUMS, &enc, &n);
         }
     }
 }

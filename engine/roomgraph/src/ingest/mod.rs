@@ -29,7 +29,8 @@ pub mod room;
 
 pub use hints::{HintError, StateHint, StateHints};
 pub use outcome::{
-    EventOutcome, IngestError, Outcome, Position, Reason, StateMap, StoredEvent, Summary,
+    EventOutcome, IngestError, Outcome, Position, Reason, StateMap, StoredEvent,
+    StoredResolveError, Summary,
 };
 pub use reader::Reader;
 pub use room::ResolutionStats;
@@ -50,9 +51,8 @@ use crate::pdu::Pdu;
 use crate::redaction::redact;
 use crate::room_version::RoomVersion;
 use crate::signatures::{self, KeyRing};
-use roomgraph_store::{
-    Cf, Counters, META_PENDING_PREFIX, Store, StoreError, StoreOptions, Writes, codec,
-};
+use roomgraph_store::table::{AUTH_CHAINS, EVENTS, InRoom, PENDING};
+use roomgraph_store::{Counters, Store, StoreError, StoreOptions, Writes};
 
 use crate::fast_hash::FastMap;
 use context::{BatchContext, Durable, KeyInterner};
@@ -218,13 +218,10 @@ impl Engine {
             next_state_key,
             next_snapshot,
         } = store.counters()?;
-        let rows = store.scan_prefix(Cf::Meta, META_PENDING_PREFIX)?;
+        let rows = store.scan(&PENDING, &())?;
         let mut next_pending = 1;
         let mut replay = Vec::with_capacity(rows.len());
-        for (k, v) in rows {
-            let seq = codec::u64_from(&k[META_PENDING_PREFIX.len()..]).ok_or_else(|| {
-                StoreError::corrupt(Cf::Meta, &k, "pending key is not prefix + 8 bytes")
-            })?;
+        for (seq, v) in rows {
             next_pending = next_pending.max(seq + 1);
             replay.push(Input {
                 line: None,
@@ -577,7 +574,7 @@ impl Engine {
                     pending_seq,
                 } => {
                     if let Some(seq) = pending_seq {
-                        writes.delete(Cf::Meta, room::pending_key(seq));
+                        writes.remove(&PENDING, &seq);
                     }
                     outcomes.push(outcome);
                 }
@@ -622,7 +619,7 @@ impl Engine {
                     continue;
                 }
                 let seq = self.next_pending.fetch_add(1, Ordering::Relaxed);
-                writes.put(Cf::Meta, room::pending_key(seq), input.bytes.clone());
+                writes.insert(&PENDING, &seq, input.bytes.as_slice());
                 input.pending_seq = Some(seq);
             }
             self.pending_count.fetch_add(1, Ordering::Relaxed);
@@ -643,7 +640,7 @@ impl Engine {
                 Ok((room_id, item)) => by_room.entry(room_id).or_default().push(item),
                 Err((o, seq)) => {
                     if let Some(seq) = seq {
-                        writes.delete(Cf::Meta, room::pending_key(seq));
+                        writes.remove(&PENDING, &seq);
                     }
                     outcomes.push(o);
                 }
@@ -848,9 +845,7 @@ impl Engine {
             }
             overlays.push(changes);
         }
-        let delta = room
-            .resolve_sets(&sh, &base, &overlays)
-            .map_err(IngestError::Resolve)?;
+        let delta = room.resolve_sets(&sh, &base, &overlays)?;
         // The first set's entries that survive, in its (sorted) order, so the map is built in one
         // pass; then the few resolved events it does not hold.
         let removed: FastMap<u64, ()> = delta.removed.iter().map(|&e| (e, ())).collect();
@@ -866,13 +861,10 @@ impl Engine {
                     out.insert(key.clone(), id.clone());
                 }
                 None => {
-                    let event = room.auth_event(&sh, e).map_err(IngestError::Resolve)?;
+                    let event = room.auth_event(&sh, e)?;
                     let pdu = &event.pdu;
                     let Some(state_key) = pdu.state_key.as_deref() else {
-                        return Err(IngestError::Resolve(format!(
-                            "resolved a non-state event {}",
-                            pdu.event_id
-                        )));
+                        return Err(StoredResolveError::NotState(pdu.event_id.to_string()).into());
                     };
                     out.insert(
                         (pdu.event_type.to_string(), state_key.to_owned()),
@@ -893,22 +885,24 @@ fn entry_number(
     room_id: &str,
     set: usize,
     key: &(String, String),
-    id: &String,
+    id: &str,
 ) -> Result<u64, IngestError> {
     let n = room
-        .event_num(sh, id)
-        .map_err(IngestError::Resolve)?
-        .ok_or_else(|| IngestError::UnknownEvent(id.clone()))?;
-    let event = room.auth_event(sh, n).map_err(IngestError::Resolve)?;
+        .event_num(sh, id)?
+        .ok_or_else(|| IngestError::UnknownEvent(id.to_owned()))?;
+    let event = room.auth_event(sh, n)?;
     let pdu = &event.pdu;
     if *pdu.room_id != *room_id
         || *pdu.event_type != *key.0
         || pdu.state_key.as_deref() != Some(key.1.as_str())
     {
-        return Err(IngestError::Resolve(format!(
-            "state set {set}: ({:?}, {:?}) names {id}, which is not that room's event for that key",
-            key.0, key.1
-        )));
+        return Err(StoredResolveError::WrongKey {
+            set,
+            event_type: key.0.clone(),
+            state_key: key.1.clone(),
+            event_id: id.to_owned(),
+        }
+        .into());
     }
     Ok(n)
 }
@@ -1065,12 +1059,11 @@ fn receive(
 /// the end of the rebuild marker — an interrupted rebuild leaves the store as it was and runs again.
 fn rebuild_chain_index(store: &Store) -> Result<(), IngestError> {
     use crate::resolve::ChainCover;
-    use roomgraph_store::{ChainRow, META_CHAIN_REBUILD, chain_key};
+    use roomgraph_store::ChainRow;
     let mut covers: HashMap<String, ChainCover> = HashMap::new();
     let mut w = Writes::default();
     store.for_each_event(|num, rec| {
-        let key = num.to_be_bytes();
-        let corrupt = |what: String| StoreError::corrupt(Cf::Events, &key, what);
+        let corrupt = |what: String| EVENTS.corrupt(&num, what);
         let version =
             RoomVersion::from_id(&rec.room_version).map_err(|e| corrupt(e.to_string()))?;
         let pdu = Pdu::parse(&rec.pdu, version).map_err(|e| corrupt(e.to_string()))?;
@@ -1092,13 +1085,14 @@ fn rebuild_chain_index(store: &Store) -> Result<(), IngestError> {
             key: hash,
             inserted,
         };
-        w.put(Cf::AuthChains, chain_key(&pdu.room_id, num), row.encode());
+        let key = InRoom {
+            room_id: &pdu.room_id,
+            key: num,
+        };
+        w.insert(&AUTH_CHAINS, &key, &row);
         Ok(())
     })?;
-    for k in store.old_chain_keys()? {
-        w.delete(Cf::AuthChains, k);
-    }
-    w.delete(Cf::Meta, META_CHAIN_REBUILD);
+    store.finish_chain_rebuild(&mut w)?;
     store.commit(w)?;
     Ok(())
 }
@@ -1411,7 +1405,7 @@ mod tests {
     /// answers and ingests exactly as one written by this schema.
     #[test]
     fn a_schema_4_store_gets_its_chain_index_rebuilt() {
-        use roomgraph_store::{META_SCHEMA, chain_room_prefix};
+        use roomgraph_store::test_support;
         let trace = generate(&TraceSpec {
             events: 600,
             rooms: 3,
@@ -1430,20 +1424,8 @@ mod tests {
         {
             let mut old = Engine::open(dir.path()).expect("open");
             old.ingest(first).expect("ingest");
-            let store = old.store();
-            let mut w = Writes::default();
-            for room in &trace.rooms {
-                for (k, _) in store
-                    .scan_prefix(Cf::AuthChains, &chain_room_prefix(room))
-                    .expect("scan")
-                {
-                    let num: [u8; 8] = k[k.len() - 8..].try_into().expect("8 bytes");
-                    w.delete(Cf::AuthChains, &k);
-                    w.put(Cf::AuthChains, num, [0x3a, 0x30, 0, 0]);
-                }
-            }
-            w.put(Cf::Meta, META_SCHEMA, "4");
-            store.commit(w).expect("commit");
+            test_support::downgrade_chain_index_to_schema_4(old.store(), &trace.rooms)
+                .expect("downgrade");
             old.close_for_exit();
         }
         let reader = Reader::open(dir.path()).expect("read-only open of schema 4");
@@ -1465,7 +1447,10 @@ mod tests {
 
         let mut upgraded = Engine::open(dir.path()).expect("upgrade");
         assert!(!upgraded.store().chain_rebuild_pending().expect("read"));
-        assert!(upgraded.store().old_chain_keys().expect("scan").is_empty());
+        assert_eq!(
+            test_support::schema_4_chain_rows(upgraded.store()).expect("scan"),
+            0
+        );
         for id in &state_events {
             assert_eq!(
                 upgraded.auth_chain(id).expect("chain"),

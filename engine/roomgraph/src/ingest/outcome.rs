@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use roomgraph_store::{EventStatus, StoreError};
 
 use crate::auth::AuthFailure;
+use crate::resolve::{ChainError, ResolveError};
 
 /// What happened to one input event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -226,13 +227,61 @@ pub enum IngestError {
     /// The event is stored as an outlier (its prev events are missing): it has no state.
     #[error("event {0} is an outlier: it has no state before or after it")]
     Outlier(String),
+    /// Resolving state sets over the stored graph failed ([`Engine::resolve`]).
     #[error("resolve: {0}")]
-    Resolve(String),
+    Resolve(#[from] StoredResolveError),
     /// The caller's outcome handler of [`Engine::ingest_stream`] failed. Its batch is committed; when
     /// the next batch had been applied beside that commit (it is not written), the engine is poisoned:
     /// reopen it to go on.
     #[error("{0}")]
     Caller(String),
+}
+
+/// Why a resolution over the stored event graph failed: a fork during ingest (its text becomes the
+/// event's `CurrentStateUnresolved` reason) or an [`Engine::resolve`] request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoredResolveError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The auth-chain index could not place an event.
+    #[error("auth-chain index: {0}")]
+    Chain(#[from] ChainError),
+    /// The resolution algorithm refused its input.
+    #[error(transparent)]
+    Algorithm(#[from] ResolveError),
+    /// A state set names two events for one `(type, state_key)`.
+    #[error("a state set holds two events for one key ({first} and {second})")]
+    TwoEventsForKey { first: String, second: String },
+    /// A state set names an event that is not a state event.
+    #[error("{0} is not a state event")]
+    NotState(String),
+    /// A state set names an event that is not the room's event at the key it is listed under.
+    #[error(
+        "state set {set}: ({event_type:?}, {state_key:?}) names {event_id}, which is not that room's event for that key"
+    )]
+    WrongKey {
+        set: usize,
+        event_type: String,
+        state_key: String,
+        event_id: String,
+    },
+    /// An event of a state set could not enter the room's event graph (its auth events are not all
+    /// stored).
+    #[error("event {0} cannot be placed in the room's event graph")]
+    NotInGraph(String),
+    /// `roomgraph-bench --check-resolutions`: the partial-set resolution disagrees with the full one.
+    #[error(
+        "self-check: the partial-set resolution gives {partial} at state key {key}, the full one {full}"
+    )]
+    SelfCheck {
+        key: u32,
+        partial: String,
+        full: String,
+    },
+    /// An invariant of the engine's own bookkeeping failed (a bug, not bad input).
+    #[error("internal: {0}")]
+    Internal(&'static str),
 }
 
 #[cfg(test)]

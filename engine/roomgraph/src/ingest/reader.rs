@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::resolve::ChainCover;
-use roomgraph_store::{Cf, Store, StoreError, StoreOptions, chain_key};
+use roomgraph_store::table::{AUTH_CHAINS, EVENT_STATE, EVENTS, InRoom, ROOMS, STATE_KEYS};
+use roomgraph_store::{Store, StoreOptions};
 
 use super::outcome::{IngestError, Position, StateMap, StoredEvent};
 
@@ -47,12 +48,7 @@ impl Reader {
             return Ok(None);
         };
         let Some(rec) = self.store.event_record(num)? else {
-            return Err(StoreError::corrupt(
-                Cf::Events,
-                &num.to_be_bytes(),
-                "event number without record",
-            )
-            .into());
+            return Err(EVENTS.corrupt(&num, "event number without record").into());
         };
         let room_id = self
             .store
@@ -77,13 +73,10 @@ impl Reader {
             .store
             .event_num(event_id)?
             .ok_or_else(|| IngestError::UnknownEvent(event_id.to_owned()))?;
-        let meta = self.store.event_state(num)?.ok_or_else(|| {
-            StoreError::corrupt(
-                Cf::EventState,
-                &num.to_be_bytes(),
-                "stored event without state record",
-            )
-        })?;
+        let meta = self
+            .store
+            .event_state(num)?
+            .ok_or_else(|| EVENT_STATE.corrupt(&num, "stored event without state record"))?;
         if meta.status.is_outlier() {
             return Err(IngestError::Outlier(event_id.to_owned()));
         }
@@ -106,20 +99,12 @@ impl Reader {
     /// The forward extremities of a room as stored by the last commit, sorted by event id.
     /// The rooms of the store (those whose create event is stored), sorted by id.
     pub fn rooms(&self) -> Result<Vec<String>, IngestError> {
-        let mut out = Vec::new();
-        for (key, _) in self.store.scan_prefix(Cf::Rooms, &[])? {
-            match String::from_utf8(key) {
-                Ok(room) => out.push(room),
-                Err(e) => {
-                    return Err(StoreError::corrupt(
-                        Cf::Rooms,
-                        e.as_bytes(),
-                        "room id is not UTF-8",
-                    )
-                    .into());
-                }
-            }
-        }
+        let mut out: Vec<String> = self
+            .store
+            .scan(&ROOMS, &())?
+            .into_iter()
+            .map(|(room, _)| room)
+            .collect();
         out.sort();
         Ok(out)
     }
@@ -157,7 +142,11 @@ impl Reader {
         let mut cover = ChainCover::new();
         for (n, row) in self.store.chain_rows(&room_id)? {
             cover.restore(n, row.key, &row.inserted).map_err(|e| {
-                StoreError::corrupt(Cf::AuthChains, &chain_key(&room_id, n), e.to_string())
+                let key = InRoom {
+                    room_id: room_id.as_str(),
+                    key: n,
+                };
+                AUTH_CHAINS.corrupt(&key, e.to_string())
             })?;
         }
         let chain = cover
@@ -168,12 +157,9 @@ impl Reader {
 
     pub(crate) fn event_id_of(&self, num: u64) -> Result<String, IngestError> {
         self.store.event_id(num)?.ok_or_else(|| {
-            StoreError::corrupt(
-                Cf::EventState,
-                &num.to_be_bytes(),
-                "event number without a state record",
-            )
-            .into()
+            EVENT_STATE
+                .corrupt(&num, "event number without a state record")
+                .into()
         })
     }
 
@@ -183,13 +169,10 @@ impl Reader {
         view.for_each(|k, e| entries.push((k, e)));
         let mut out = StateMap::new();
         for (k, e) in entries {
-            let key = self.store.state_key(k)?.ok_or_else(|| {
-                StoreError::corrupt(
-                    Cf::StateNumToKey,
-                    &k.to_be_bytes(),
-                    "state-key number without key",
-                )
-            })?;
+            let key = self
+                .store
+                .state_key(k)?
+                .ok_or_else(|| STATE_KEYS.corrupt(&k, "state-key number without key"))?;
             out.insert((key.event_type, key.state_key), self.event_id_of(e)?);
         }
         Ok(out)

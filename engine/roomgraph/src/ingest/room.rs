@@ -15,14 +15,17 @@ use crate::resolve::{EventGraph, EventIdx, Resolver};
 use crate::room_version::{RoomVersion, StateResAlgorithm};
 use roomgraph_store::codec;
 use roomgraph_store::snapshot::StateDraft;
+use roomgraph_store::table::{
+    AUTH_CHAINS, CITED, EVENT_NUMS, EVENT_STATE, EVENTS, EXTREMITIES, EventMetaRef, EventRecordRef,
+    ExtremitiesRef, InRoom, OUTLIER_WAITS, PENDING, ROOMS, SNAPSHOT_HASHES, SNAPSHOTS,
+};
 use roomgraph_store::{
-    Cf, ChainRow, EMPTY_SNAPSHOT, EventStatus, META_CITED_PREFIX, META_OUTLIER_WAIT_PREFIX,
-    META_PENDING_PREFIX, RoomRecord, SnapshotRecord, StateHash, StateView, StoreError, Writes,
-    chain_key,
+    ChainRow, EMPTY_SNAPSHOT, EventStatus, RoomRecord, SnapshotRecord, StateHash, StateView,
+    StoreError, Writes,
 };
 
 use super::context::BatchContext;
-use super::outcome::{EventOutcome, Outcome, Reason};
+use super::outcome::{EventOutcome, Outcome, Reason, StoredResolveError};
 use crate::fast_hash::{FastMap, FastSet, IntMap};
 
 /// Views kept in memory per room (each holds its own overlay; the full maps are shared).
@@ -182,6 +185,14 @@ struct Verdict {
 
 impl RoomWorker {
     /// A room about to receive its create event.
+    /// A key of one of this room's rows in a room-scoped table.
+    fn in_room<T>(&self, key: T) -> InRoom<'_, T> {
+        InRoom {
+            room_id: &self.room_id,
+            key,
+        }
+    }
+
     pub fn new(room_id: String, version: &'static RoomVersion) -> RoomWorker {
         RoomWorker {
             room_id,
@@ -229,7 +240,7 @@ impl RoomWorker {
         record: &RoomRecord,
     ) -> RoomResult<RoomWorker> {
         let version = RoomVersion::from_id(&record.room_version)
-            .map_err(|e| StoreError::corrupt(Cf::Rooms, room_id.as_bytes(), e.to_string()))?;
+            .map_err(|e| ROOMS.corrupt(room_id, e.to_string()))?;
         let mut room = RoomWorker::new(room_id.to_owned(), version);
         room.fresh = false;
         room.log_from = u64::MAX;
@@ -238,28 +249,17 @@ impl RoomWorker {
         for (num, row) in sh.store.chain_rows(room_id)? {
             room.cover
                 .restore(num, row.key, &row.inserted)
-                .map_err(|e| {
-                    StoreError::corrupt(Cf::AuthChains, &chain_key(room_id, num), e.to_string())
-                })?;
+                .map_err(|e| AUTH_CHAINS.corrupt(&InRoom { room_id, key: num }, e.to_string()))?;
         }
         if let Some((current, extremities)) = sh.store.extremities(room_id)? {
             room.current = room.view(sh, current)?;
             room.extremities = extremities;
         }
-        let corrupt = |k: &[u8], what: &str| StoreError::corrupt(Cf::Meta, k, what.to_owned());
-        let prefix = room_meta_prefix(META_OUTLIER_WAIT_PREFIX, room_id);
-        for (k, _) in sh.store.scan_prefix(Cf::Meta, &prefix)? {
-            let rest = &k[prefix.len()..];
-            let (id, num) = rest
-                .split_last_chunk::<8>()
-                .and_then(|(id, n)| Some((std::str::from_utf8(id).ok()?, u64::from_be_bytes(*n))))
-                .ok_or_else(|| corrupt(&k, "outlier-wait key is not prefix + id + 8 bytes"))?;
+        let this_room = InRoom { room_id, key: () };
+        for ((id, num), ()) in sh.store.scan(&OUTLIER_WAITS, &this_room)? {
             room.outlier_wait.entry(id.into()).or_default().push(num);
         }
-        let prefix = room_meta_prefix(META_CITED_PREFIX, room_id);
-        for (k, _) in sh.store.scan_prefix(Cf::Meta, &prefix)? {
-            let id = std::str::from_utf8(&k[prefix.len()..])
-                .map_err(|_| corrupt(&k, "cited key: event id is not UTF-8"))?;
+        for (id, ()) in sh.store.scan(&CITED, &this_room)? {
             room.cited.insert(id.into());
         }
         Ok(room)
@@ -314,7 +314,7 @@ impl RoomWorker {
         for items in self.waiting.values_mut() {
             for item in items.iter_mut().filter(|i| i.pending_seq.is_none()) {
                 let seq = sh.next_pending.fetch_add(1, Ordering::Relaxed);
-                writes.put(Cf::Meta, pending_key(seq), &item.raw);
+                writes.insert(&PENDING, &seq, item.raw.as_slice());
                 item.pending_seq = Some(seq);
             }
         }
@@ -345,7 +345,7 @@ impl RoomWorker {
                     matches!(self.info(sh, num)?, Some((i, true)) if i.status.is_outlier());
                 if !outlier {
                     if let Some(seq) = item.pending_seq {
-                        out.writes.delete(Cf::Meta, pending_key(seq));
+                        out.writes.remove(&PENDING, &seq);
                     }
                     out.outcomes.push(EventOutcome {
                         line: item.line,
@@ -393,7 +393,7 @@ impl RoomWorker {
             return Ok(());
         }
         if let Some(seq) = item.pending_seq {
-            out.writes.delete(Cf::Meta, pending_key(seq));
+            out.writes.remove(&PENDING, &seq);
         }
         if existing.is_some() && matches!(placement, Placement::Outlier(_)) {
             // Still at a gap: it stays an outlier (received again, it is a duplicate).
@@ -685,7 +685,7 @@ impl RoomWorker {
                 views.push(self.view(sh, i.after)?);
             }
         }
-        let before = self.resolve_views(sh, &views, writes);
+        let before = fork_outcome(self.resolve_views(sh, &views, writes))?;
         Ok(Placement::Hinted(before))
     }
 
@@ -751,18 +751,14 @@ impl RoomWorker {
         };
         let mut ready = Vec::with_capacity(nums.len());
         for num in nums {
-            writes.delete(Cf::Meta, outlier_wait_key(&self.room_id, event_id, num));
+            writes.remove(&OUTLIER_WAITS, &self.in_room((event_id, num)));
             let event = self.load_auth(sh, num)?;
             let (raw, redacted, line) = match self.outlier_bytes.get(&num) {
                 Some(b) => (b.raw.clone(), b.redacted.clone(), b.line),
                 None => {
                     // An outlier of an earlier process: durable, so the store has it.
                     let rec = sh.store.event_record(num)?.ok_or_else(|| {
-                        StoreError::corrupt(
-                            Cf::Events,
-                            &num.to_be_bytes(),
-                            "outlier waiting for its prev events is missing",
-                        )
+                        EVENTS.corrupt(&num, "outlier waiting for its prev events is missing")
                     })?;
                     let redacted = rec.redacted.then(|| rec.pdu.clone());
                     (rec.pdu, redacted, None)
@@ -865,7 +861,7 @@ impl RoomWorker {
             &parents,
         );
         for g in &gaps {
-            writes.put(Cf::Meta, outlier_wait_key(&self.room_id, g, num), []);
+            writes.insert(&OUTLIER_WAITS, &self.in_room((g.as_ref(), num)), &());
             self.outlier_wait.entry(g.clone()).or_default().push(num);
         }
         let was_redacted = redacted.is_some();
@@ -903,15 +899,11 @@ impl RoomWorker {
     /// Makes `num` the room's create event and queues the room's record.
     fn set_create(&mut self, num: u64, event: &Arc<AuthEvent>, writes: &mut Writes) {
         self.create = Some((num, Arc::clone(event)));
-        writes.put(
-            Cf::Rooms,
-            self.room_id.as_bytes(),
-            RoomRecord {
-                room_version: self.version.id.to_owned(),
-                create_event: num,
-            }
-            .encode(),
-        );
+        let record = RoomRecord {
+            room_version: self.version.id.to_owned(),
+            create_event: num,
+        };
+        writes.insert(&ROOMS, self.room_id.as_str(), &record);
     }
 
     /// The event's rows: id, record and state row.
@@ -928,22 +920,25 @@ impl RoomWorker {
         (before, after): (u64, u64),
         parents: &Parents,
     ) {
-        writes.put(Cf::EventIdToNum, event_id.as_bytes(), num.to_be_bytes());
-        writes.put_with(Cf::Events, num.to_be_bytes(), |buf| {
-            codec::encode_event_record_into(buf, status, redacted, self.version.id, reason, pdu)
-        });
-        writes.put_with(Cf::EventState, num.to_be_bytes(), |buf| {
-            codec::encode_event_meta(
-                buf,
-                before,
-                after,
-                status,
-                &self.room_id,
-                event_id,
-                &parents.prev,
-                &parents.auth,
-            )
-        });
+        writes.insert(&EVENT_NUMS, event_id, &num);
+        let record = EventRecordRef {
+            status,
+            redacted,
+            room_version: self.version.id,
+            reason,
+            pdu,
+        };
+        writes.insert(&EVENTS, &num, &record);
+        let meta = EventMetaRef {
+            before,
+            after,
+            status,
+            room_id: &self.room_id,
+            event_id,
+            prev: &parents.prev,
+            auth: &parents.auth,
+        };
+        writes.insert(&EVENT_STATE, &num, &meta);
     }
 
     /// Indexes the auth chain of a state event (the persisted index used to assemble resolutions) and
@@ -959,15 +954,15 @@ impl RoomWorker {
             &event.pdu.event_type,
             event.pdu.state_key.as_deref().unwrap_or(""),
         );
-        let inserted = self.cover.insert(num, key, auth_nums).map_err(|e| {
-            StoreError::corrupt(
-                Cf::AuthChains,
-                &chain_key(&self.room_id, num),
-                e.to_string(),
-            )
-        })?;
-        let row = ChainRow { key, inserted };
-        writes.put(Cf::AuthChains, chain_key(&self.room_id, num), row.encode());
+        let row_key = InRoom {
+            room_id: self.room_id.as_str(),
+            key: num,
+        };
+        let inserted = self
+            .cover
+            .insert(num, key, auth_nums)
+            .map_err(|e| AUTH_CHAINS.corrupt(&row_key, e.to_string()))?;
+        writes.insert(&AUTH_CHAINS, &row_key, &ChainRow { key, inserted });
         self.auth_cache.insert(num, Arc::clone(event));
         Ok(())
     }
@@ -1104,10 +1099,8 @@ impl RoomWorker {
         }
         let snap = sh.next_snapshot.fetch_add(1, Ordering::Relaxed);
         let (view, record) = draft.commit(snap);
-        writes.put_with(Cf::Snapshots, snap.to_be_bytes(), |buf| {
-            record.encode_into(buf)
-        });
-        writes.put(Cf::SnapshotHashes, view.hash.to_bytes(), snap.to_be_bytes());
+        writes.insert(&SNAPSHOTS, &snap, &record);
+        writes.insert(&SNAPSHOT_HASHES, &view.hash, &snap);
         self.unsynced.insert(snap, record);
         self.hashes.insert(view.hash, snap);
         self.remember(view.clone());
@@ -1429,7 +1422,7 @@ impl RoomWorker {
                     views.push(self.view(sh, snap)?);
                 }
             }
-            self.resolve_views(sh, &views, writes)
+            fork_outcome(self.resolve_views(sh, &views, writes))?
         };
         Ok(new_current.map(|current| {
             self.current = current;
@@ -1449,7 +1442,7 @@ impl RoomWorker {
                     .and_then(|n| self.info.get(n))
                     .is_some_and(|i| i.status.is_outlier());
             if gap && self.cited.insert(Box::from(&**id)) {
-                writes.put(Cf::Meta, cited_key(&self.room_id, id), []);
+                writes.insert(&CITED, &self.in_room(&**id), &());
             }
         }
     }
@@ -1464,18 +1457,18 @@ impl RoomWorker {
                     self.outlier_wait.remove(&**id);
                 }
             }
-            writes.delete(Cf::Meta, outlier_wait_key(&self.room_id, id, num));
+            writes.remove(&OUTLIER_WAITS, &self.in_room((&**id, num)));
         }
     }
 
     /// Queues the room's extremities record if they changed.
     pub fn flush(&mut self, writes: &mut Writes) {
         if self.dirty {
-            writes.put(
-                Cf::Extremities,
-                self.room_id.as_bytes(),
-                codec::encode_extremities(self.current.snap, &self.extremities),
-            );
+            let heads = ExtremitiesRef {
+                current: self.current.snap,
+                events: &self.extremities,
+            };
+            writes.insert(&EXTREMITIES, self.room_id.as_str(), &heads);
             self.dirty = false;
         }
     }
@@ -1500,7 +1493,7 @@ impl RoomWorker {
         let before = if prev_views.is_empty() {
             Ok(StateView::empty())
         } else {
-            self.resolve_views(sh, &prev_views, writes)
+            fork_outcome(self.resolve_views(sh, &prev_views, writes))?
         };
         Ok((before, foreign_prev))
     }
@@ -1626,7 +1619,7 @@ impl RoomWorker {
                 views.push(self.view(sh, snap)?);
             }
             views.push(before.clone());
-            match self.resolve_views(sh, &views, writes) {
+            match fork_outcome(self.resolve_views(sh, &views, writes))? {
                 Ok(v) => v,
                 Err(reason) => {
                     return Ok((
@@ -1841,7 +1834,7 @@ impl RoomWorker {
         sh: &BatchContext<'_>,
         views: &[StateView],
         writes: &mut Writes,
-    ) -> Result<StateView, String> {
+    ) -> Result<StateView, StoredResolveError> {
         let mut snaps: Vec<u64> = views.iter().map(|v| v.snap).collect();
         snaps.sort_unstable();
         snaps.dedup();
@@ -1849,7 +1842,7 @@ impl RoomWorker {
             return Ok(views[0].clone());
         }
         if let Some(s) = self.memo.get(&snaps).copied() {
-            return self.view(sh, s).map_err(|e| e.to_string());
+            return Ok(self.view(sh, s)?);
         }
         let mut unique: Vec<&StateView> = Vec::with_capacity(snaps.len());
         for v in views {
@@ -1874,8 +1867,7 @@ impl RoomWorker {
         let fast = if self.version.state_res == StateResAlgorithm::V1 {
             None
         } else {
-            self.fast_inputs(sh, &unique, &conflicted_keys)
-                .map_err(|e| e.to_string())?
+            self.fast_inputs(sh, &unique, &conflicted_keys)?
         };
         let resolved = match &fast {
             Some(inputs) => {
@@ -1902,9 +1894,7 @@ impl RoomWorker {
         let changes: Vec<(u32, Option<u64>)> = keys.into_iter().collect();
         let view = match base.apply(&changes) {
             None => base.clone(),
-            Some(draft) => self
-                .commit_draft(sh, draft, writes)
-                .map_err(|e| e.to_string())?,
+            Some(draft) => self.commit_draft(sh, draft, writes)?,
         };
         self.memo.insert(snaps, view.snap);
         if self.memo.len() > 100_000 {
@@ -1929,7 +1919,7 @@ impl RoomWorker {
         sh: &BatchContext<'_>,
         base: &[u64],
         overlays: &[Vec<SetChange>],
-    ) -> Result<StateDelta, String> {
+    ) -> Result<StateDelta, StoredResolveError> {
         let mut base_map: IntMap<u32, u64> = IntMap::default();
         base_map.reserve(base.len());
         for &e in base {
@@ -1937,9 +1927,10 @@ impl RoomWorker {
             if let Some(other) = base_map.insert(k, e)
                 && other != e
             {
-                return Err(format!(
-                    "a state set holds two events for one key (event numbers {other} and {e})"
-                ));
+                return Err(StoredResolveError::TwoEventsForKey {
+                    first: self.name_of(sh, other),
+                    second: self.name_of(sh, e),
+                });
             }
         }
         let mut changes: Vec<IntMap<u32, Option<u64>>> = Vec::with_capacity(overlays.len());
@@ -1972,8 +1963,7 @@ impl RoomWorker {
         let fast = if self.version.state_res == StateResAlgorithm::V1 {
             None
         } else {
-            self.fast_inputs(sh, &refs, &conflicted_keys)
-                .map_err(|e| e.to_string())?
+            self.fast_inputs(sh, &refs, &conflicted_keys)?
         };
         let resolved: IntMap<u32, u64> = match fast {
             Some(inputs) => {
@@ -2004,26 +1994,30 @@ impl RoomWorker {
         Ok(delta)
     }
 
-    /// The key number of a state event, or an error naming the event number.
-    fn state_key_num(&mut self, sh: &BatchContext<'_>, e: u64) -> Result<u32, String> {
-        match self.key_of_interned(sh, e).map_err(|e| e.to_string())? {
+    /// The key number of a state event, or an error naming the event.
+    fn state_key_num(&mut self, sh: &BatchContext<'_>, e: u64) -> Result<u32, StoredResolveError> {
+        match self.key_of_interned(sh, e)? {
             Some(k) => Ok(k),
-            None => Err(format!("event number {e} is not a state event")),
+            None => Err(StoredResolveError::NotState(self.name_of(sh, e))),
+        }
+    }
+
+    /// The id of a stored event, for an error (its number when even that cannot be read).
+    fn name_of(&mut self, sh: &BatchContext<'_>, num: u64) -> String {
+        match self.load_auth(sh, num) {
+            Ok(a) => a.pdu.event_id.to_string(),
+            Err(_) => format!("event number {num}"),
         }
     }
 
     /// The number of an event id of this room (cached in memory), `None` if not stored.
-    pub fn event_num(&mut self, sh: &BatchContext<'_>, id: &str) -> Result<Option<u64>, String> {
-        self.lookup(sh, id).map_err(|e| e.to_string())
+    pub fn event_num(&mut self, sh: &BatchContext<'_>, id: &str) -> RoomResult<Option<u64>> {
+        self.lookup(sh, id)
     }
 
     /// A stored event's auth facts (cached in memory).
-    pub fn auth_event(
-        &mut self,
-        sh: &BatchContext<'_>,
-        num: u64,
-    ) -> Result<Arc<AuthEvent>, String> {
-        self.load_auth(sh, num).map_err(|e| e.to_string())
+    pub fn auth_event(&mut self, sh: &BatchContext<'_>, num: u64) -> RoomResult<Arc<AuthEvent>> {
+        self.load_auth(sh, num)
     }
 
     /// Resolves the full state of `views` (O(state): the fallback of [`RoomWorker::fast_inputs`]).
@@ -2031,7 +2025,7 @@ impl RoomWorker {
         &mut self,
         sh: &BatchContext<'_>,
         views: &[&StateView],
-    ) -> Result<Vec<(u32, u64)>, String> {
+    ) -> Result<Vec<(u32, u64)>, StoredResolveError> {
         let sets: Vec<Vec<u64>> = views
             .iter()
             .map(|v| {
@@ -2050,7 +2044,7 @@ impl RoomWorker {
         sh: &BatchContext<'_>,
         sets: &[Vec<u64>],
         difference: Option<&[u64]>,
-    ) -> Result<Vec<(u32, u64)>, String> {
+    ) -> Result<Vec<(u32, u64)>, StoredResolveError> {
         // The sets' events not in the graph yet and their auth chains, ascending.
         let mut fresh: Vec<u64> = sets
             .iter()
@@ -2061,9 +2055,7 @@ impl RoomWorker {
         fresh.sort_unstable();
         fresh.dedup();
         let mut closure = Closure::default();
-        self.cover
-            .extend(&mut closure, &fresh)
-            .map_err(|e| e.to_string())?;
+        self.cover.extend(&mut closure, &fresh)?;
         let need = self.cover.events_of(closure.reach());
         if self.graph.is_none() {
             self.graph = Some(EventGraph::new(self.version, &self.room_id));
@@ -2074,8 +2066,8 @@ impl RoomWorker {
             if self.graph_idx.contains_key(&n) {
                 continue;
             }
-            let ae = self.load_auth(sh, n).map_err(|e| e.to_string())?;
-            let rejected = match self.info(sh, n).map_err(|e| e.to_string())? {
+            let ae = self.load_auth(sh, n)?;
+            let rejected = match self.info(sh, n)? {
                 Some((i, true)) => i.status.is_rejected(),
                 _ => continue,
             };
@@ -2093,18 +2085,14 @@ impl RoomWorker {
             for e in set {
                 match self.graph_idx.get(e) {
                     Some(i) => s.push(*i),
-                    None => {
-                        return Err(format!(
-                            "event number {e} cannot be placed in the room's event graph"
-                        ));
-                    }
+                    None => return Err(StoredResolveError::NotInGraph(self.name_of(sh, *e))),
                 }
             }
             idx_sets.push(s);
         }
         let refs: Vec<&[EventIdx]> = idx_sets.iter().map(Vec::as_slice).collect();
         let Some(graph) = self.graph.as_ref() else {
-            return Err("no event graph".into());
+            return Err(StoredResolveError::Internal("no event graph"));
         };
         let resolved = match difference {
             None => self.resolver.resolve(graph, &refs),
@@ -2116,8 +2104,7 @@ impl RoomWorker {
                 self.resolver
                     .resolve_with_auth_difference(graph, &refs, &diff)
             }
-        }
-        .map_err(|e| e.to_string())?;
+        }?;
         let mut out = Vec::with_capacity(resolved.len());
         for (k, e) in resolved.iter() {
             // Graph key index → store key number, cached (the graph's keys are dense and only grow).
@@ -2125,7 +2112,7 @@ impl RoomWorker {
                 Some(kn) if kn != u32::MAX => kn,
                 _ => {
                     let (t, s) = graph.keys().resolve(k);
-                    let kn = sh.keys.intern(sh.store, t, s).map_err(|e| e.to_string())?;
+                    let kn = sh.keys.intern(sh.store, t, s)?;
                     if self.graph_keys.len() <= k.ix() {
                         self.graph_keys.resize(k.ix() + 1, u32::MAX);
                     }
@@ -2137,10 +2124,24 @@ impl RoomWorker {
                 .graph_nums
                 .get(e.ix())
                 .copied()
-                .ok_or("resolved event outside the graph")?;
+                .ok_or(StoredResolveError::Internal(
+                    "resolved event outside the graph",
+                ))?;
             out.push((kn, num));
         }
         Ok(out)
+    }
+}
+
+/// Splits a fork resolution's failure: a store failure stops the batch (nothing of it commits); any
+/// other failure is the event's, and its text becomes the event's reason.
+fn fork_outcome(
+    resolved: Result<StateView, StoredResolveError>,
+) -> RoomResult<Result<StateView, String>> {
+    match resolved {
+        Ok(view) => Ok(Ok(view)),
+        Err(StoredResolveError::Store(e)) => Err(e),
+        Err(other) => Ok(Err(other.to_string())),
     }
 }
 
@@ -2245,14 +2246,18 @@ fn check_same(
     conflicted_keys: &[u32],
     fast: &[(u32, u64)],
     full: &[(u32, u64)],
-) -> Result<(), String> {
+) -> Result<(), StoredResolveError> {
     let at = |set: &[(u32, u64)], k: u32| set.iter().find(|e| e.0 == k).map(|e| e.1);
     for &k in conflicted_keys {
         let (a, b) = (at(fast, k), at(full, k));
         if a != b {
-            return Err(format!(
-                "self-check: the partial-set resolution gives {a:?} at state key {k}, the full one {b:?}"
-            ));
+            let name =
+                |e: Option<u64>| e.map_or("nothing".to_owned(), |n| format!("event number {n}"));
+            return Err(StoredResolveError::SelfCheck {
+                key: k,
+                partial: name(a),
+                full: name(b),
+            });
         }
     }
     Ok(())
@@ -2290,38 +2295,8 @@ pub(crate) fn state_key_hash(event_type: &str, state_key: &str) -> u32 {
     h
 }
 
-fn room_meta_prefix(prefix: &[u8], room_id: &str) -> Vec<u8> {
-    let room = &room_id.as_bytes()[..room_id.len().min(u16::MAX as usize)];
-    let mut k = Vec::with_capacity(prefix.len() + 2 + room.len() + 64);
-    k.extend_from_slice(prefix);
-    k.extend_from_slice(&(room.len() as u16).to_be_bytes());
-    k.extend_from_slice(room);
-    k
-}
-
-/// The row saying that outlier `num` waits for `prev` to join the timeline.
-fn outlier_wait_key(room_id: &str, prev: &str, num: u64) -> Vec<u8> {
-    let mut k = room_meta_prefix(META_OUTLIER_WAIT_PREFIX, room_id);
-    k.extend_from_slice(prev.as_bytes());
-    k.extend_from_slice(&num.to_be_bytes());
-    k
-}
-
-/// The row saying that an accepted timeline event cites `event_id` while it was missing or an outlier.
-fn cited_key(room_id: &str, event_id: &str) -> Vec<u8> {
-    let mut k = room_meta_prefix(META_CITED_PREFIX, room_id);
-    k.extend_from_slice(event_id.as_bytes());
-    k
-}
-
 fn redacted_reason(reason: Option<Reason>) -> Option<Reason> {
     Some(Reason::Redacted(reason.map(Box::new)))
-}
-
-pub(crate) fn pending_key(seq: u64) -> Vec<u8> {
-    let mut k = META_PENDING_PREFIX.to_vec();
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
 }
 
 /// Bounds a per-room cache keyed by event number: once it reaches `limit` it drops the entries of
@@ -2336,19 +2311,14 @@ fn trim_cache<V>(cache: &mut IntMap<u64, V>, limit: &mut usize, durable_event: u
 
 /// Parses a stored event back into an [`AuthEvent`].
 pub(crate) fn load_auth_event(sh: &BatchContext<'_>, num: u64) -> RoomResult<AuthEvent> {
-    let key = num.to_be_bytes();
-    let rec = sh.store.event_record(num)?.ok_or_else(|| {
-        StoreError::corrupt(
-            Cf::Events,
-            &key,
-            format!("event {num} is referenced but missing"),
-        )
-    })?;
-    let version = RoomVersion::from_id(&rec.room_version)
-        .map_err(|e| StoreError::corrupt(Cf::Events, &key, e.to_string()))?;
-    let pdu = Pdu::parse(&rec.pdu, version).map_err(|e| {
-        StoreError::corrupt(Cf::Events, &key, format!("stored PDU does not parse: {e}"))
-    })?;
+    let rec = sh
+        .store
+        .event_record(num)?
+        .ok_or_else(|| EVENTS.corrupt(&num, format!("event {num} is referenced but missing")))?;
+    let version =
+        RoomVersion::from_id(&rec.room_version).map_err(|e| EVENTS.corrupt(&num, e.to_string()))?;
+    let pdu = Pdu::parse(&rec.pdu, version)
+        .map_err(|e| EVENTS.corrupt(&num, format!("stored PDU does not parse: {e}")))?;
     Ok(AuthEvent::detached(&pdu))
 }
 
