@@ -10,7 +10,7 @@ compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/li
 command -v c++ >/dev/null 2>&1 || need+=(g++)
 # The Python socket client's tests (ffi/python/, run by engine/cli/tests/cli/serve.rs).
 command -v python3 >/dev/null 2>&1 || need+=(python3)
-# The C API test (ffi/tests/c_api.rs): a C compiler, and Valgrind to run it under.
+# The C API test (ffi/cdylib/tests/c_api.rs): a C compiler, and Valgrind to run it under.
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 if ((${#need[@]})); then

@@ -1,8 +1,8 @@
 """The roomgraph C API from Python with ctypes (standard library only): an event id, a resolution and
-a store. Run it with the path of ``libroomgraph_ffi.so``::
+a store. Run it with the path of ``libroomgraph.so``::
 
-    cargo build -p roomgraph-ffi
-    python3 ffi/python/ctypes_example.py target/debug/libroomgraph_ffi.so
+    cargo build -p roomgraph-c
+    python3 ffi/python/ctypes_example.py target/debug/libroomgraph.so
 
 The functions and their contracts are in ``ffi/include/roomgraph.h``.
 """
@@ -123,5 +123,5 @@ def main(path: str) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit(f"usage: {sys.argv[0]} PATH/TO/libroomgraph_ffi.so")
+        sys.exit(f"usage: {sys.argv[0]} PATH/TO/libroomgraph.so")
     main(sys.argv[1])

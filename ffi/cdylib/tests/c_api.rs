@@ -1,5 +1,5 @@
-//! The C API from C: `tests/c/api_test.c`, compiled with the system C compiler against the
-//! `cdylib` and the committed header, runs every entry point (answers, bad input, NULL arguments,
+//! The C API from C: `tests/c/api_test.c`, compiled with the system C compiler against
+//! `libroomgraph.so` (this crate) and the committed header `ffi/include/roomgraph.h`, runs every entry point (answers, bad input, NULL arguments,
 //! small buffers), under Valgrind when it is installed (`scripts/setup.sh` installs it): no invalid
 //! access, no definite leak.
 
@@ -10,19 +10,19 @@ use roomgraph_tests::auth_support::{ALICE, BOB, Room, member};
 use serde_json::Value;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The directory holding `libroomgraph_ffi.so` of this build.
+/// The directory holding `libroomgraph.so` of this build.
 fn library_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
     let deps = exe.parent().expect("deps dir");
     for dir in [deps.parent().expect("profile dir"), deps] {
-        if dir.join("libroomgraph_ffi.so").exists() {
+        if dir.join("libroomgraph.so").exists() {
             return dir.to_path_buf();
         }
     }
-    panic!("libroomgraph_ffi.so not found next to {}", exe.display());
+    panic!("libroomgraph.so not found next to {}", exe.display());
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -80,10 +80,10 @@ fn every_entry_point_from_c() {
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g"])
         .arg("-I")
         .arg(root().join("ffi/include"))
-        .arg(root().join("ffi/tests/c/api_test.c"))
+        .arg(root().join("ffi/cdylib/tests/c/api_test.c"))
         .arg(format!("-L{}", lib.display()))
         .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .arg("-lroomgraph_ffi")
+        .arg("-lroomgraph")
         .arg("-o")
         .arg(&exe)
         .output()
@@ -126,7 +126,7 @@ fn every_entry_point_from_c() {
 /// The Python ctypes example runs against this build's library.
 #[test]
 fn the_ctypes_example_runs() {
-    let lib = library_dir().join("libroomgraph_ffi.so");
+    let lib = library_dir().join("libroomgraph.so");
     let out = Command::new("python3")
         .arg(root().join("ffi/python/ctypes_example.py"))
         .arg(&lib)
