@@ -256,14 +256,14 @@ impl RoomRecord {
 
 /// A `(type, state_key)` pair; encoded as `type len u16 BE ‖ type ‖ state_key`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StateKey {
+pub struct TypeStateKey {
     pub event_type: String,
     pub state_key: String,
 }
 
-impl StateKey {
-    pub fn new(event_type: &str, state_key: &str) -> StateKey {
-        StateKey {
+impl TypeStateKey {
+    pub fn new(event_type: &str, state_key: &str) -> TypeStateKey {
+        TypeStateKey {
             event_type: event_type.to_owned(),
             state_key: state_key.to_owned(),
         }
@@ -273,21 +273,21 @@ impl StateKey {
         encode_state_key(&self.event_type, &self.state_key)
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<StateKey, String> {
+    pub fn decode(bytes: &[u8]) -> Result<TypeStateKey, String> {
         let mut r = Reader(bytes);
         let tlen = r.u16().ok_or("missing type length")? as usize;
         let event_type = r.str(tlen).ok_or("bad type")?;
         let state_key = std::str::from_utf8(r.0)
             .map_err(|_| "state key is not UTF-8")?
             .to_owned();
-        Ok(StateKey {
+        Ok(TypeStateKey {
             event_type,
             state_key,
         })
     }
 }
 
-/// Encodes a `(type, state_key)` pair without building a [`StateKey`].
+/// Encodes a `(type, state_key)` pair without building a [`TypeStateKey`].
 /// [`encode_state_key`] into `out`, returning the length; `None` when it does not fit.
 pub fn encode_state_key_into(event_type: &str, state_key: &str, out: &mut [u8]) -> Option<usize> {
     let (t, s) = (event_type.as_bytes(), state_key.as_bytes());
@@ -500,8 +500,8 @@ mod tests {
             encode_state_key_into("m.room.member", "@abcdefgh:x", &mut buf),
             None
         );
-        let key = StateKey::new("m.room.member", "@a:x");
-        assert_eq!(StateKey::decode(&key.encode()), Ok(key));
+        let key = TypeStateKey::new("m.room.member", "@a:x");
+        assert_eq!(TypeStateKey::decode(&key.encode()), Ok(key));
         assert_eq!(
             decode_extremities(&encode_extremities(5, &[1, 2])),
             Some((5, vec![1, 2]))

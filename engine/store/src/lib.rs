@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 
-pub use codec::{ChainRow, EventMeta, EventRecord, EventStatus, RoomRecord, StateKey};
+pub use codec::{ChainRow, EventMeta, EventRecord, EventStatus, RoomRecord, TypeStateKey};
 pub use snapshot::{SnapshotRecord, StateHash, StateView};
 pub use table::{Encode, Format, KeyPrefix, Table};
 
@@ -799,11 +799,11 @@ impl Store {
             .map(|x| (x.current, x.events)))
     }
 
-    pub fn state_key_num(&self, key: &StateKey) -> Result<Option<u32>, StoreError> {
+    pub fn state_key_num(&self, key: &TypeStateKey) -> Result<Option<u32>, StoreError> {
         self.read(&table::STATE_KEY_NUMS, key)
     }
 
-    pub fn state_key(&self, num: u32) -> Result<Option<StateKey>, StoreError> {
+    pub fn state_key(&self, num: u32) -> Result<Option<TypeStateKey>, StoreError> {
         self.read(&table::STATE_KEYS, &num)
     }
 

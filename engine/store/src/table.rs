@@ -15,8 +15,8 @@
 use std::marker::PhantomData;
 
 use crate::codec::{
-    ChainRow, EventMeta, EventRecord, EventStatus, Reader, RoomRecord, StateKey, encode_event_meta,
-    encode_event_record_into, u64_from,
+    ChainRow, EventMeta, EventRecord, EventStatus, Reader, RoomRecord, TypeStateKey,
+    encode_event_meta, encode_event_record_into, u64_from,
 };
 use crate::snapshot::{SnapshotRecord, StateHash};
 use crate::{COLUMN_FAMILIES, Cf, StoreError, codec};
@@ -108,9 +108,9 @@ pub const ROOMS: Table<str, RoomRecord> = Table::new(Cf::Rooms, b"");
 /// Room id → current-state snapshot and forward extremities.
 pub const EXTREMITIES: Table<str, Extremities> = Table::new(Cf::Extremities, b"");
 /// `(type, state_key)` → its number.
-pub const STATE_KEY_NUMS: Table<StateKey, u32> = Table::new(Cf::StateKeyToNum, b"");
+pub const STATE_KEY_NUMS: Table<TypeStateKey, u32> = Table::new(Cf::StateKeyToNum, b"");
 /// State-key number → `(type, state_key)`.
-pub const STATE_KEYS: Table<u32, StateKey> = Table::new(Cf::StateNumToKey, b"");
+pub const STATE_KEYS: Table<u32, TypeStateKey> = Table::new(Cf::StateNumToKey, b"");
 /// Snapshot number → snapshot record (full, or a delta against its parent).
 pub const SNAPSHOTS: Table<u64, SnapshotRecord> = Table::new(Cf::Snapshots, b"");
 /// State hash → the snapshot number holding that state.
@@ -341,26 +341,26 @@ impl Encode<Extremities> for ExtremitiesRef<'_> {
     }
 }
 
-impl Format for StateKey {
-    type Read = StateKey;
-    fn decode(bytes: &[u8]) -> Result<StateKey, String> {
-        StateKey::decode(bytes)
+impl Format for TypeStateKey {
+    type Read = TypeStateKey;
+    fn decode(bytes: &[u8]) -> Result<TypeStateKey, String> {
+        TypeStateKey::decode(bytes)
     }
 }
 
-impl Encode<StateKey> for StateKey {
+impl Encode<TypeStateKey> for TypeStateKey {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&StateKey::encode(self));
+        out.extend_from_slice(&TypeStateKey::encode(self));
     }
 }
 
 /// A `(type, state_key)` pair already in its stored form ([`codec::encode_state_key`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EncodedStateKey(Vec<u8>);
+pub struct EncodedTypeStateKey(Vec<u8>);
 
-impl EncodedStateKey {
-    pub fn new(event_type: &str, state_key: &str) -> EncodedStateKey {
-        EncodedStateKey(codec::encode_state_key(event_type, state_key))
+impl EncodedTypeStateKey {
+    pub fn new(event_type: &str, state_key: &str) -> EncodedTypeStateKey {
+        EncodedTypeStateKey(codec::encode_state_key(event_type, state_key))
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -368,7 +368,7 @@ impl EncodedStateKey {
     }
 }
 
-impl Encode<StateKey> for EncodedStateKey {
+impl Encode<TypeStateKey> for EncodedTypeStateKey {
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.0);
     }

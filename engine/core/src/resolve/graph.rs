@@ -25,7 +25,7 @@ pub struct EventIdx(pub u32);
 
 /// A dense `(type, state_key)` number, valid within one [`EventGraph`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct StateKeyIdx(pub u32);
+pub struct TypeStateKeyIdx(pub u32);
 
 /// A dense number for any `(type, state_key)` pair the graph has seen — a state key of some event, or a
 /// key some event's auth rules look up (which may have no event yet). Valid within one [`EventGraph`].
@@ -39,7 +39,7 @@ impl EventIdx {
     }
 }
 
-impl StateKeyIdx {
+impl TypeStateKeyIdx {
     #[inline]
     pub fn ix(self) -> usize {
         self.0 as usize
@@ -57,10 +57,10 @@ pub(crate) fn name_hash(event_type: &str, state_key: &str) -> u64 {
     KEYED.hash_one((event_type, state_key))
 }
 
-/// `(type, state_key)` ↔ [`StateKeyIdx`], looked up with borrowed strings.
+/// `(type, state_key)` ↔ [`TypeStateKeyIdx`], looked up with borrowed strings.
 ///
 /// Two number spaces: every pair seen gets a [`NameIdx`]; pairs that are the state key of some event also
-/// get a [`StateKeyIdx`] (dense over state keys only, so per-key arrays stay small). Events record the
+/// get a [`TypeStateKeyIdx`] (dense over state keys only, so per-key arrays stay small). Events record the
 /// names their auth rules look up when they enter the graph; whether such a name has become a state key
 /// since is one array read ([`StateKeyInterner::key_of_name`]).
 ///
@@ -83,25 +83,25 @@ pub struct StateKeyInterner {
 }
 
 impl StateKeyInterner {
-    pub fn intern(&mut self, event_type: &str, state_key: &str) -> StateKeyIdx {
+    pub fn intern(&mut self, event_type: &str, state_key: &str) -> TypeStateKeyIdx {
         let n = self.intern_name(event_type, state_key);
         match self.name_key[n.0 as usize] {
             NONE => {
-                let k = StateKeyIdx(self.key_name.len() as u32);
+                let k = TypeStateKeyIdx(self.key_name.len() as u32);
                 self.key_name.push(n.0);
                 self.name_key[n.0 as usize] = k.0;
                 k
             }
-            k => StateKeyIdx(k),
+            k => TypeStateKeyIdx(k),
         }
     }
 
-    pub fn get(&self, event_type: &str, state_key: &str) -> Option<StateKeyIdx> {
+    pub fn get(&self, event_type: &str, state_key: &str) -> Option<TypeStateKeyIdx> {
         self.key_of_name(self.get_name(event_type, state_key)?)
     }
 
     /// The `(type, state_key)` of an interned key.
-    pub fn resolve(&self, key: StateKeyIdx) -> (&str, &str) {
+    pub fn resolve(&self, key: TypeStateKeyIdx) -> (&str, &str) {
         self.name(NameIdx(self.key_name[key.ix()]))
     }
 
@@ -151,10 +151,10 @@ impl StateKeyInterner {
 
     /// The state key number of a name, if some event has that state key.
     #[inline]
-    pub fn key_of_name(&self, name: NameIdx) -> Option<StateKeyIdx> {
+    pub fn key_of_name(&self, name: NameIdx) -> Option<TypeStateKeyIdx> {
         match self.name_key[name.0 as usize] {
             NONE => None,
-            k => Some(StateKeyIdx(k)),
+            k => Some(TypeStateKeyIdx(k)),
         }
     }
 
@@ -165,7 +165,7 @@ impl StateKeyInterner {
 
     /// The [`name_hash`] of a state key's `(type, state_key)`.
     #[inline]
-    pub(crate) fn key_hash(&self, key: StateKeyIdx) -> u64 {
+    pub(crate) fn key_hash(&self, key: TypeStateKeyIdx) -> u64 {
         self.hashes[self.key_name[key.ix()] as usize]
     }
 }
@@ -177,7 +177,7 @@ pub struct EventNode {
     /// reference pays nothing when the graph is dropped.
     pub event: Arc<AuthEvent>,
     /// The state key, `None` for non-state events.
-    pub key: Option<StateKeyIdx>,
+    pub key: Option<TypeStateKeyIdx>,
     pub origin_server_ts: i64,
     pub depth: i64,
     /// Known to be rejected: never used as an auth event and never admitted into resolved state.
@@ -291,9 +291,9 @@ pub struct EventGraph {
     eager_lookups: bool,
     keys: StateKeyInterner,
     /// The state key `(m.room.power_levels, "")`, once an event has it.
-    pub(crate) pl_key: Option<StateKeyIdx>,
+    pub(crate) pl_key: Option<TypeStateKeyIdx>,
     /// The state key `(m.room.create, "")`, once an event has it.
-    create_key: Option<StateKeyIdx>,
+    create_key: Option<TypeStateKeyIdx>,
     create: Option<EventIdx>,
 }
 
@@ -623,10 +623,10 @@ impl EventGraph {
 
     /// The state key of `e` (`None` for non-state events); the same as `node(e).key`, from a dense array.
     #[inline]
-    pub fn key_of(&self, e: EventIdx) -> Option<StateKeyIdx> {
+    pub fn key_of(&self, e: EventIdx) -> Option<TypeStateKeyIdx> {
         match self.node_keys[e.ix()] {
             NONE => None,
-            k => Some(StateKeyIdx(k)),
+            k => Some(TypeStateKeyIdx(k)),
         }
     }
 
@@ -654,7 +654,7 @@ impl EventGraph {
     /// has are skipped: no state can hold them. A key may come twice when the graph finds them from the
     /// event ([`EventGraph::build`]); callers treat them as a set.
     #[inline]
-    pub fn for_each_auth_key(&self, e: EventIdx, mut f: impl FnMut(StateKeyIdx)) {
+    pub fn for_each_auth_key(&self, e: EventIdx, mut f: impl FnMut(TypeStateKeyIdx)) {
         if self.eager_lookups {
             let names = &self.lookups
                 [self.lookup_start[e.ix()] as usize..self.lookup_start[e.ix() + 1] as usize];

@@ -3,7 +3,7 @@
 //! gets the resolved state map back.
 //!
 //! Data flow: PDUs → [`AuthEvent`](crate::auth::AuthEvent) → [`EventGraph`] (dense [`EventIdx`] /
-//! [`StateKeyIdx`], auth edges in topological order) → [`Resolver::resolve`] → [`ResolvedState`].
+//! [`TypeStateKeyIdx`], auth edges in topological order) → [`Resolver::resolve`] → [`ResolvedState`].
 //! Where the spec is ambiguous the engine follows Synapse; every such choice is listed in
 //! `docs/state-resolution.md`.
 //!
@@ -28,7 +28,7 @@ pub use auth_chain::Reachability;
 pub use chain_cover::{ChainCover, ChainError, ChainPos, Closure, Inserted, Reach};
 pub use error::ResolveError;
 pub use graph::{
-    EventGraph, EventIdx, EventNode, NameIdx, StateKeyIdx, StateKeyInterner, is_power_event,
+    EventGraph, EventIdx, EventNode, NameIdx, StateKeyInterner, TypeStateKeyIdx, is_power_event,
 };
 pub use request::{PreparedRequest, ResolveRequest};
 pub use resolved::ResolvedState;

@@ -2,28 +2,28 @@
 
 use std::collections::BTreeMap;
 
-use super::graph::{EventGraph, EventIdx, StateKeyIdx};
+use super::graph::{EventGraph, EventIdx, TypeStateKeyIdx};
 
 /// A resolved state map: one event per `(type, state_key)`, sorted by key index.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResolvedState {
-    entries: Vec<(StateKeyIdx, EventIdx)>,
+    entries: Vec<(TypeStateKeyIdx, EventIdx)>,
 }
 
 impl ResolvedState {
-    pub fn from_entries(mut entries: Vec<(StateKeyIdx, EventIdx)>) -> ResolvedState {
+    pub fn from_entries(mut entries: Vec<(TypeStateKeyIdx, EventIdx)>) -> ResolvedState {
         entries.sort_unstable();
         entries.dedup_by_key(|e| e.0);
         ResolvedState { entries }
     }
 
     /// From entries already sorted by key with distinct keys (checked in debug builds).
-    pub(crate) fn from_sorted(entries: Vec<(StateKeyIdx, EventIdx)>) -> ResolvedState {
+    pub(crate) fn from_sorted(entries: Vec<(TypeStateKeyIdx, EventIdx)>) -> ResolvedState {
         debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
         ResolvedState { entries }
     }
 
-    pub fn get(&self, key: StateKeyIdx) -> Option<EventIdx> {
+    pub fn get(&self, key: TypeStateKeyIdx) -> Option<EventIdx> {
         self.entries
             .binary_search_by_key(&key, |e| e.0)
             .ok()
@@ -40,7 +40,7 @@ impl ResolvedState {
         self.get(graph.keys().get(event_type, state_key)?)
     }
 
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (StateKeyIdx, EventIdx)> + '_ {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (TypeStateKeyIdx, EventIdx)> + '_ {
         self.entries.iter().copied()
     }
 

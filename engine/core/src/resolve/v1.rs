@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use crate::auth::{self, AuthEvent};
 
 use super::error::ResolveError;
-use super::graph::{EventGraph, EventIdx, StateKeyIdx};
+use super::graph::{EventGraph, EventIdx, TypeStateKeyIdx};
 use super::resolved::ResolvedState;
 use super::v2::{CheckState, create_event};
 
@@ -20,7 +20,8 @@ pub(crate) fn resolve(
     state_sets: &[&[EventIdx]],
 ) -> Result<ResolvedState, ResolveError> {
     // Validate every set (state events, one per key) whatever the path taken.
-    let mut keyed_sets: Vec<Vec<(StateKeyIdx, EventIdx)>> = Vec::with_capacity(state_sets.len());
+    let mut keyed_sets: Vec<Vec<(TypeStateKeyIdx, EventIdx)>> =
+        Vec::with_capacity(state_sets.len());
     for (i, set) in state_sets.iter().enumerate() {
         let mut seen = HashMap::with_capacity(set.len());
         let mut keyed = Vec::with_capacity(set.len());
@@ -51,9 +52,9 @@ pub(crate) fn resolve(
     }
 
     // Synapse `_seperate` (v1 flavour): conflicts only between present values.
-    let mut unconflicted: HashMap<StateKeyIdx, EventIdx> = first.iter().copied().collect();
-    let mut conflicted: Vec<(StateKeyIdx, Vec<EventIdx>)> = Vec::new();
-    let mut conflicted_pos: HashMap<StateKeyIdx, usize> = HashMap::new();
+    let mut unconflicted: HashMap<TypeStateKeyIdx, EventIdx> = first.iter().copied().collect();
+    let mut conflicted: Vec<(TypeStateKeyIdx, Vec<EventIdx>)> = Vec::new();
+    let mut conflicted_pos: HashMap<TypeStateKeyIdx, usize> = HashMap::new();
     for set in rest {
         for &(k, e) in set {
             if let Some(&p) = conflicted_pos.get(&k) {
@@ -83,7 +84,7 @@ pub(crate) fn resolve(
     let create = create_event(graph)?;
 
     // Synapse `_create_auth_events_from_maps`: the auth keys of conflicted events, from unconflicted state.
-    let mut auth_events: HashMap<StateKeyIdx, EventIdx> = HashMap::new();
+    let mut auth_events: HashMap<TypeStateKeyIdx, EventIdx> = HashMap::new();
     for (_, events) in &conflicted {
         for &e in events {
             graph.for_each_auth_key(e, |k| {
@@ -94,8 +95,8 @@ pub(crate) fn resolve(
         }
     }
 
-    let type_of = |k: StateKeyIdx| graph.keys().resolve(k).0;
-    let mut resolved: HashMap<StateKeyIdx, EventIdx> = HashMap::new();
+    let type_of = |k: TypeStateKeyIdx| graph.keys().resolve(k).0;
+    let mut resolved: HashMap<TypeStateKeyIdx, EventIdx> = HashMap::new();
     let pl_key = graph.keys().get("m.room.power_levels", "");
     if let Some((k, events)) = conflicted.iter().find(|(k, _)| Some(*k) == pl_key) {
         resolved.insert(*k, resolve_auth_events(graph, events, &auth_events, create));
@@ -134,7 +135,7 @@ fn ordered(graph: &EventGraph, events: &[EventIdx]) -> Vec<EventIdx> {
 fn passes(
     graph: &EventGraph,
     e: EventIdx,
-    state: &HashMap<StateKeyIdx, EventIdx>,
+    state: &HashMap<TypeStateKeyIdx, EventIdx>,
     create: &AuthEvent,
 ) -> bool {
     if Some(e) == graph.create() {
@@ -151,12 +152,12 @@ fn passes(
 fn resolve_auth_events(
     graph: &EventGraph,
     events: &[EventIdx],
-    auth_events: &HashMap<StateKeyIdx, EventIdx>,
+    auth_events: &HashMap<TypeStateKeyIdx, EventIdx>,
     create: &AuthEvent,
 ) -> EventIdx {
     let mut order = ordered(graph, events);
     order.reverse();
-    let mut state: HashMap<StateKeyIdx, EventIdx> = HashMap::new();
+    let mut state: HashMap<TypeStateKeyIdx, EventIdx> = HashMap::new();
     for &e in &order {
         graph.for_each_auth_key(e, |k| {
             if let Some(&a) = auth_events.get(&k) {
@@ -181,7 +182,7 @@ fn resolve_auth_events(
 fn resolve_normal_events(
     graph: &EventGraph,
     events: &[EventIdx],
-    auth_events: &HashMap<StateKeyIdx, EventIdx>,
+    auth_events: &HashMap<TypeStateKeyIdx, EventIdx>,
     create: &AuthEvent,
 ) -> EventIdx {
     let order = ordered(graph, events);

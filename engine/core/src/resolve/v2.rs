@@ -15,7 +15,7 @@ use crate::auth::{self, AuthEvent, AuthState, PowerLevel};
 
 use super::auth_chain::Reachability;
 use super::error::ResolveError;
-use super::graph::{EventGraph, EventIdx, StateKeyIdx, name_hash};
+use super::graph::{EventGraph, EventIdx, TypeStateKeyIdx, name_hash};
 use super::mainline::MainlineSorter;
 use super::resolved::ResolvedState;
 use super::topo::kahn_sort;
@@ -46,7 +46,7 @@ const POWER_SET: u8 = 4;
 
 /// The unconflicted state and the conflicted events of some state sets.
 pub(crate) struct Split {
-    pub unconflicted: Vec<(StateKeyIdx, EventIdx)>,
+    pub unconflicted: Vec<(TypeStateKeyIdx, EventIdx)>,
     pub conflicted: Vec<EventIdx>,
 }
 
@@ -127,7 +127,7 @@ pub(crate) fn split(
             continue;
         }
         if t.agree == nsets {
-            unconflicted.push((StateKeyIdx(k as u32), EventIdx(t.value)));
+            unconflicted.push((TypeStateKeyIdx(k as u32), EventIdx(t.value)));
         } else if marks[t.value as usize] & SEEN == 0 {
             marks[t.value as usize] |= SEEN;
             conflicted.push(EventIdx(t.value));
@@ -152,7 +152,7 @@ fn reset_marks(marks: &mut Vec<u8>, n: usize) {
 #[derive(Debug, Default)]
 pub(crate) struct DenseState {
     value: Vec<u32>,
-    set_keys: Vec<StateKeyIdx>,
+    set_keys: Vec<TypeStateKeyIdx>,
 }
 
 impl DenseState {
@@ -165,14 +165,14 @@ impl DenseState {
         }
     }
 
-    pub(crate) fn get(&self, k: StateKeyIdx) -> Option<EventIdx> {
+    pub(crate) fn get(&self, k: TypeStateKeyIdx) -> Option<EventIdx> {
         match self.value.get(k.ix()) {
             Some(&v) if v != NONE => Some(EventIdx(v)),
             _ => None,
         }
     }
 
-    pub(crate) fn set(&mut self, k: StateKeyIdx, e: EventIdx) {
+    pub(crate) fn set(&mut self, k: TypeStateKeyIdx, e: EventIdx) {
         if self.value[k.ix()] == NONE {
             self.set_keys.push(k);
         }
@@ -181,12 +181,12 @@ impl DenseState {
 
     /// The entries in key order: a scan of the value array when most keys are set (the usual case for a
     /// room's full state), else a sort of the set keys.
-    pub(crate) fn sorted_entries(&self) -> Vec<(StateKeyIdx, EventIdx)> {
+    pub(crate) fn sorted_entries(&self) -> Vec<(TypeStateKeyIdx, EventIdx)> {
         let mut out = Vec::with_capacity(self.set_keys.len());
         if self.set_keys.len() * 8 >= self.value.len() {
             for (k, &v) in self.value.iter().enumerate() {
                 if v != NONE {
-                    out.push((StateKeyIdx(k as u32), EventIdx(v)));
+                    out.push((TypeStateKeyIdx(k as u32), EventIdx(v)));
                 }
             }
         } else {
@@ -208,7 +208,7 @@ impl DenseState {
 /// entries' precomputed [`name_hash`]es first, so a lookup costs one short hash and no map probe.
 pub(crate) struct CheckState<'g> {
     graph: &'g EventGraph,
-    entries: Vec<(StateKeyIdx, EventIdx, u64)>,
+    entries: Vec<(TypeStateKeyIdx, EventIdx, u64)>,
 }
 
 impl<'g> CheckState<'g> {
@@ -219,7 +219,7 @@ impl<'g> CheckState<'g> {
         }
     }
 
-    pub(crate) fn put(&mut self, k: StateKeyIdx, e: EventIdx) {
+    pub(crate) fn put(&mut self, k: TypeStateKeyIdx, e: EventIdx) {
         match self.entries.iter_mut().find(|(key, _, _)| *key == k) {
             Some(slot) => slot.1 = e,
             None => self.entries.push((k, e, self.graph.keys().key_hash(k))),

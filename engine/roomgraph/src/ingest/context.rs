@@ -5,7 +5,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::fast_hash::FastMap;
-use roomgraph_store::table::{EncodedStateKey, STATE_KEY_NUMS, STATE_KEYS};
+use roomgraph_store::table::{EncodedTypeStateKey, STATE_KEY_NUMS, STATE_KEYS};
 use roomgraph_store::{Store, StoreError, Writes, codec};
 
 use super::hints::StateHints;
@@ -17,7 +17,7 @@ pub(super) const ABSENT: u32 = u32::MAX;
 pub(crate) struct KeyInterner {
     map: RwLock<FastMap<Vec<u8>, u32>>,
     next: std::sync::atomic::AtomicU32,
-    new_keys: std::sync::Mutex<Vec<(u32, EncodedStateKey)>>,
+    new_keys: std::sync::Mutex<Vec<(u32, EncodedTypeStateKey)>>,
 }
 
 impl KeyInterner {
@@ -46,7 +46,7 @@ impl KeyInterner {
         if let Some(n) = hit {
             return Ok((n != ABSENT).then_some(n));
         }
-        let enc = EncodedStateKey::new(t, s);
+        let enc = EncodedTypeStateKey::new(t, s);
         let found = store.read(&STATE_KEY_NUMS, &enc)?;
         if let Ok(mut m) = self.map.write() {
             // Negative answers are cached too: only `intern` (this process) creates keys.
@@ -61,7 +61,7 @@ impl KeyInterner {
         if let Some(n) = self.get(store, t, s)? {
             return Ok(n);
         }
-        let enc = EncodedStateKey::new(t, s);
+        let enc = EncodedTypeStateKey::new(t, s);
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = map.get(enc.as_bytes())
             && *n != ABSENT
