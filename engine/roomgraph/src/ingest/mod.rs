@@ -436,10 +436,10 @@ impl Engine {
             let mut writes = Writes::default();
             let mut progressed = 0usize;
             let result = (|| -> Result<(), IngestError> {
-                let sh = batch_context!(self);
+                let ctx = batch_context!(self);
                 let mut work: Vec<(String, Vec<ParsedEvent>)> = Vec::new();
                 for (id, room) in self.rooms.iter_mut() {
-                    let ready = room.take_unblocked(&sh, &mut writes)?;
+                    let ready = room.take_unblocked(&ctx, &mut writes)?;
                     if !ready.is_empty() {
                         work.push((id.clone(), ready));
                     }
@@ -457,9 +457,9 @@ impl Engine {
         }
         let mut pending: Vec<EventOutcome> = Vec::new();
         {
-            let sh = batch_context!(self);
+            let ctx = batch_context!(self);
             for room in self.rooms.values_mut() {
-                pending.extend(room.pending_outcomes(&sh)?);
+                pending.extend(room.pending_outcomes(&ctx)?);
             }
         }
         for o in &self.orphans {
@@ -486,7 +486,7 @@ impl Engine {
         Ok(outcomes)
     }
 
-    fn shared(&self) -> BatchContext<'_> {
+    fn batch_context(&self) -> BatchContext<'_> {
         batch_context!(self)
     }
 
@@ -661,8 +661,8 @@ impl Engine {
             return Ok(());
         }
         if let Some(rec) = self.store.room(room_id)? {
-            let sh = self.shared();
-            let loaded = RoomWorker::load(&sh, room_id, &rec)?;
+            let ctx = self.batch_context();
+            let loaded = RoomWorker::load(&ctx, room_id, &rec)?;
             self.rooms.insert(room_id.to_owned(), loaded);
         } else if let Some(version) = new_version {
             self.rooms.insert(
@@ -699,11 +699,11 @@ impl Engine {
         // Largest room first: a huge room is the batch's critical path, so it starts at once while the
         // other thread works through the small ones.
         jobs.sort_by_key(|(_, items)| std::cmp::Reverse(items.len()));
-        let sh = self.shared();
+        let ctx = self.batch_context();
         let results: Vec<(RoomWorker, Result<room::RoomOutput, StoreError>)> = jobs
             .into_par_iter()
             .map(|(mut room, items)| {
-                let r = room.run(&sh, items);
+                let r = room.run(&ctx, items);
                 (room, r)
             })
             .collect();
@@ -789,11 +789,11 @@ impl Engine {
                 .store
                 .room(room_id)?
                 .ok_or_else(|| IngestError::UnknownRoom(room_id.to_owned()))?;
-            let sh = self.shared();
-            let loaded = RoomWorker::load(&sh, room_id, &rec)?;
+            let ctx = self.batch_context();
+            let loaded = RoomWorker::load(&ctx, room_id, &rec)?;
             self.rooms.insert(room_id.to_owned(), loaded);
         }
-        let sh = batch_context!(self);
+        let ctx = batch_context!(self);
         let room = self
             .rooms
             .get_mut(room_id)
@@ -806,7 +806,7 @@ impl Engine {
         let first: Vec<(&(String, String), &String)> = first.iter().collect();
         let mut base: Vec<u64> = Vec::with_capacity(first.len());
         for &(key, id) in &first {
-            base.push(entry_number(room, &sh, room_id, 0, key, id)?);
+            base.push(entry_number(room, &ctx, room_id, 0, key, id)?);
         }
         // What names the events of the other sets' changes in the answer.
         let mut named: FastMap<u64, (&(String, String), &String)> = FastMap::default();
@@ -836,7 +836,7 @@ impl Engine {
                             a += 1;
                         }
                         if !same {
-                            let n = entry_number(room, &sh, room_id, i + 1, key, id)?;
+                            let n = entry_number(room, &ctx, room_id, i + 1, key, id)?;
                             named.insert(n, (key, id));
                             changes.push(SetChange::Set(n));
                         }
@@ -845,7 +845,7 @@ impl Engine {
             }
             overlays.push(changes);
         }
-        let delta = room.resolve_sets(&sh, &base, &overlays)?;
+        let delta = room.resolve_sets(&ctx, &base, &overlays)?;
         // The first set's entries that survive, in its (sorted) order, so the map is built in one
         // pass; then the few resolved events it does not hold.
         let removed: FastMap<u64, ()> = delta.removed.iter().map(|&e| (e, ())).collect();
@@ -861,7 +861,7 @@ impl Engine {
                     out.insert(key.clone(), id.clone());
                 }
                 None => {
-                    let event = room.auth_event(&sh, e)?;
+                    let event = room.auth_event(&ctx, e)?;
                     let pdu = &event.pdu;
                     let Some(state_key) = pdu.state_key.as_deref() else {
                         return Err(StoredResolveError::NotState(pdu.event_id.to_string()).into());
@@ -881,16 +881,16 @@ impl Engine {
 /// that key (`set` is the set's position, for the error).
 fn entry_number(
     room: &mut RoomWorker,
-    sh: &BatchContext<'_>,
+    ctx: &BatchContext<'_>,
     room_id: &str,
     set: usize,
     key: &(String, String),
     id: &str,
 ) -> Result<u64, IngestError> {
     let n = room
-        .event_num(sh, id)?
+        .event_num(ctx, id)?
         .ok_or_else(|| IngestError::UnknownEvent(id.to_owned()))?;
-    let event = room.auth_event(sh, n)?;
+    let event = room.auth_event(ctx, n)?;
     let pdu = &event.pdu;
     if *pdu.room_id != *room_id
         || *pdu.event_type != *key.0

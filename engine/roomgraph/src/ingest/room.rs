@@ -235,7 +235,7 @@ impl RoomWorker {
 
     /// Loads a stored room.
     pub fn load(
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         room_id: &str,
         record: &RoomRecord,
     ) -> RoomResult<RoomWorker> {
@@ -244,22 +244,22 @@ impl RoomWorker {
         let mut room = RoomWorker::new(room_id.to_owned(), version);
         room.fresh = false;
         room.log_from = u64::MAX;
-        let create = room.load_auth(sh, record.create_event)?;
+        let create = room.load_auth(ctx, record.create_event)?;
         room.create = Some((record.create_event, create));
-        for (num, row) in sh.store.chain_rows(room_id)? {
+        for (num, row) in ctx.store.chain_rows(room_id)? {
             room.cover
                 .restore(num, row.key, &row.inserted)
                 .map_err(|e| AUTH_CHAINS.corrupt(&InRoom { room_id, key: num }, e.to_string()))?;
         }
-        if let Some((current, extremities)) = sh.store.extremities(room_id)? {
-            room.current = room.view(sh, current)?;
+        if let Some((current, extremities)) = ctx.store.extremities(room_id)? {
+            room.current = room.view(ctx, current)?;
             room.extremities = extremities;
         }
         let this_room = InRoom { room_id, key: () };
-        for ((id, num), ()) in sh.store.scan(&OUTLIER_WAITS, &this_room)? {
+        for ((id, num), ()) in ctx.store.scan(&OUTLIER_WAITS, &this_room)? {
             room.outlier_wait.entry(id.into()).or_default().push(num);
         }
-        for (id, ()) in sh.store.scan(&CITED, &this_room)? {
+        for (id, ()) in ctx.store.scan(&CITED, &this_room)? {
             room.cited.insert(id.into());
         }
         Ok(room)
@@ -271,11 +271,12 @@ impl RoomWorker {
     /// arrival: the same input gives the same outcomes however it is split into batches.
     pub fn run(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         mut items: Vec<ParsedEvent>,
     ) -> RoomResult<RoomOutput> {
         if !self.unsynced.is_empty() {
-            self.unsynced.retain(|snap, _| *snap >= sh.durable.snapshot);
+            self.unsynced
+                .retain(|snap, _| *snap >= ctx.durable.snapshot);
         }
         // An event row (the PDU and a small header), its id, its state row, and for state events a
         // chain and a snapshot.
@@ -294,26 +295,26 @@ impl RoomWorker {
         let mut queue: VecDeque<Work> = items.into_iter().map(Work::New).collect();
         while let Some(work) = queue.pop_front() {
             match work {
-                Work::New(item) => self.step(sh, item, None, &mut queue, &mut out)?,
+                Work::New(item) => self.step(ctx, item, None, &mut queue, &mut out)?,
                 Work::Deoutlier(item, num) => {
-                    self.step(sh, item, Some(num), &mut queue, &mut out)?
+                    self.step(ctx, item, Some(num), &mut queue, &mut out)?
                 }
             }
         }
-        self.persist_waiting(sh, &mut out.writes);
+        self.persist_waiting(ctx, &mut out.writes);
         Ok(out)
     }
 
     /// Writes the pending rows of the events parked by this run that are still waiting. An event
     /// parked and woken within one run (unordered input: most of a send_join response) costs no row:
     /// writing each one and deleting it in the same batch doubled the bytes committed.
-    fn persist_waiting(&mut self, sh: &BatchContext<'_>, writes: &mut Writes) {
+    fn persist_waiting(&mut self, ctx: &BatchContext<'_>, writes: &mut Writes) {
         if self.unsaved == 0 {
             return;
         }
         for items in self.waiting.values_mut() {
             for item in items.iter_mut().filter(|i| i.pending_seq.is_none()) {
-                let seq = sh.next_pending.fetch_add(1, Ordering::Relaxed);
+                let seq = ctx.next_pending.fetch_add(1, Ordering::Relaxed);
                 writes.insert(&PENDING, &seq, item.raw.as_slice());
                 item.pending_seq = Some(seq);
             }
@@ -325,7 +326,7 @@ impl RoomWorker {
     /// to the timeline (`deoutlier`: the number of an outlier whose gap may have closed).
     fn step(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         item: ParsedEvent,
         deoutlier: Option<u64>,
         queue: &mut VecDeque<Work>,
@@ -337,12 +338,12 @@ impl RoomWorker {
             let known = if self.fresh && !self.version.reference_pairs {
                 self.ids.get(id.as_str()).copied()
             } else {
-                self.lookup(sh, &id)?
+                self.lookup(ctx, &id)?
             };
             if let Some(num) = known {
                 // An outlier received again is processed as a timeline event if it now can be.
                 let outlier =
-                    matches!(self.info(sh, num)?, Some((i, true)) if i.status.is_outlier());
+                    matches!(self.info(ctx, num)?, Some((i, true)) if i.status.is_outlier());
                 if !outlier {
                     if let Some(seq) = item.pending_seq {
                         out.writes.remove(&PENDING, &seq);
@@ -367,15 +368,15 @@ impl RoomWorker {
             && let Some(local) = self.room_id.strip_prefix('!')
         {
             let create_id = format!("${local}");
-            if self.lookup(sh, &create_id)?.is_none() {
-                self.park(sh, item, create_id, out);
+            if self.lookup(ctx, &create_id)?.is_none() {
+                self.park(ctx, item, create_id, out);
                 return Ok(());
             }
         }
-        let parents = match self.parent_nums(sh, &item.event.pdu)? {
+        let parents = match self.parent_nums(ctx, &item.event.pdu)? {
             Ok(parents) => parents,
             Err(missing) => {
-                self.park(sh, item, missing, out);
+                self.park(ctx, item, missing, out);
                 return Ok(());
             }
         };
@@ -384,11 +385,11 @@ impl RoomWorker {
         let placement = if item.outlier {
             Placement::Outlier(SmallVec::new())
         } else {
-            self.place(sh, &item.event, &parents, &mut out.writes)?
+            self.place(ctx, &item.event, &parents, &mut out.writes)?
         };
         if let Placement::Wait(missing) = placement {
             if existing.is_none() {
-                self.park(sh, item, missing, out);
+                self.park(ctx, item, missing, out);
             }
             return Ok(());
         }
@@ -417,7 +418,7 @@ impl RoomWorker {
         };
         let timeline = matches!(placement, Placement::Timeline | Placement::Hinted(_));
         let outcome = match placement {
-            Placement::Outlier(gaps) => self.store_outlier(sh, item, parents, gaps, id, out)?,
+            Placement::Outlier(gaps) => self.store_outlier(ctx, item, parents, gaps, id, out)?,
             Placement::BadHint(reason) => EventOutcome {
                 line: item.line,
                 event_id: Some(id),
@@ -426,10 +427,10 @@ impl RoomWorker {
                 deoutliered: false,
             },
             Placement::Timeline => {
-                self.apply(sh, item, parents, None, id, existing, &mut out.writes)?
+                self.apply(ctx, item, parents, None, id, existing, &mut out.writes)?
             }
             Placement::Hinted(before) => self.apply(
-                sh,
+                ctx,
                 item,
                 parents,
                 Some(before),
@@ -447,13 +448,13 @@ impl RoomWorker {
             && !self.outlier_wait.is_empty()
             && let Some(event_id) = &outcome.event_id
         {
-            let ready = self.outliers_waiting_for(sh, event_id, &mut out.writes)?;
+            let ready = self.outliers_waiting_for(ctx, event_id, &mut out.writes)?;
             for (item, num) in ready.into_iter().rev() {
                 queue.push_front(Work::Deoutlier(item, num));
             }
         }
         if let Some(woken) = woken {
-            sh.pending_count.fetch_sub(woken.len(), Ordering::Relaxed);
+            ctx.pending_count.fetch_sub(woken.len(), Ordering::Relaxed);
             for w in woken.into_iter().rev() {
                 queue.push_front(Work::New(w));
             }
@@ -466,19 +467,19 @@ impl RoomWorker {
     /// [`RoomWorker::persist_waiting`]), or reports it when the set is full.
     fn park(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         item: ParsedEvent,
         missing: String,
         out: &mut RoomOutput,
     ) {
         if item.pending_seq.is_none() {
-            if sh.pending_count.load(Ordering::Relaxed) >= sh.max_pending {
+            if ctx.pending_count.load(Ordering::Relaxed) >= ctx.max_pending {
                 out.outcomes.push(EventOutcome {
                     line: item.line,
                     event_id: Some(item.event.pdu.event_id.to_string()),
                     outcome: Outcome::Pending,
                     reason: Some(Reason::PendingSetFull {
-                        limit: sh.max_pending,
+                        limit: ctx.max_pending,
                         waiting_for: missing,
                     }),
                     deoutliered: false,
@@ -487,7 +488,7 @@ impl RoomWorker {
             }
             self.unsaved += 1;
         }
-        sh.pending_count.fetch_add(1, Ordering::Relaxed);
+        ctx.pending_count.fetch_add(1, Ordering::Relaxed);
         self.waiting.entry(missing).or_default().push(item);
     }
 
@@ -496,24 +497,24 @@ impl RoomWorker {
     /// The deletions of the outliers' wait rows go into `writes`, committed with the work.
     pub fn take_unblocked(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         writes: &mut Writes,
     ) -> RoomResult<Vec<ParsedEvent>> {
         let mut ready = Vec::new();
         let gaps: Vec<Box<str>> = self.outlier_wait.keys().cloned().collect();
         for g in gaps {
-            if !self.ids.contains_key(&*g) && sh.store.event_num(&g)?.is_some() {
-                for (item, _) in self.outliers_waiting_for(sh, &g, writes)? {
+            if !self.ids.contains_key(&*g) && ctx.store.event_num(&g)?.is_some() {
+                for (item, _) in self.outliers_waiting_for(ctx, &g, writes)? {
                     ready.push(item);
                 }
             }
         }
         let keys: Vec<String> = self.waiting.keys().cloned().collect();
         for k in keys {
-            if (sh.store.event_num(&k)?.is_some() || self.ids.contains_key(k.as_str()))
+            if (ctx.store.event_num(&k)?.is_some() || self.ids.contains_key(k.as_str()))
                 && let Some(items) = self.waiting.remove(&k)
             {
-                sh.pending_count.fetch_sub(items.len(), Ordering::Relaxed);
+                ctx.pending_count.fetch_sub(items.len(), Ordering::Relaxed);
                 ready.extend(items);
             }
         }
@@ -522,7 +523,7 @@ impl RoomWorker {
 
     /// The waiting events, as pending outcomes naming the missing events that block them: the root
     /// missing ancestors (an event that is itself waiting is followed to what it waits for).
-    pub fn pending_outcomes(&mut self, sh: &BatchContext<'_>) -> RoomResult<Vec<EventOutcome>> {
+    pub fn pending_outcomes(&mut self, ctx: &BatchContext<'_>) -> RoomResult<Vec<EventOutcome>> {
         // What each waiting event waits for: the key it is parked under, and any other auth event
         // not stored.
         let mut blockers: FastMap<String, SmallVec<[String; 2]>> = FastMap::default();
@@ -548,7 +549,7 @@ impl RoomWorker {
                 let mut b: SmallVec<[String; 2]> = SmallVec::new();
                 b.push(missing.clone());
                 for a in &event.pdu.auth_events {
-                    if **a != **missing && self.lookup(sh, a)?.is_none() {
+                    if **a != **missing && self.lookup(ctx, a)?.is_none() {
                         b.push(a.to_string());
                     }
                 }
@@ -593,11 +594,11 @@ impl RoomWorker {
         Ok(out)
     }
 
-    fn lookup(&mut self, sh: &BatchContext<'_>, id: &str) -> RoomResult<Option<u64>> {
+    fn lookup(&mut self, ctx: &BatchContext<'_>, id: &str) -> RoomResult<Option<u64>> {
         if let Some(n) = self.ids.get(id) {
             return Ok(Some(*n));
         }
-        let n = sh.store.event_num(id)?;
+        let n = ctx.store.event_num(id)?;
         if let Some(n) = n {
             self.ids.insert(id.into(), n);
         }
@@ -608,12 +609,12 @@ impl RoomWorker {
     /// that is not stored yet (the event waits for it; missing prev events make a gap instead).
     fn parent_nums(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         pdu: &Pdu<'static>,
     ) -> RoomResult<Result<Parents, String>> {
         let mut auth = SmallVec::with_capacity(pdu.auth_events.len());
         for id in &pdu.auth_events {
-            match self.lookup(sh, id)? {
+            match self.lookup(ctx, id)? {
                 Some(n) => auth.push(n),
                 None => return Ok(Err(id.to_string())),
             }
@@ -621,7 +622,7 @@ impl RoomWorker {
         let mut prev = SmallVec::with_capacity(pdu.prev_events.len());
         let mut missing = SmallVec::new();
         for id in &pdu.prev_events {
-            match self.lookup(sh, id)? {
+            match self.lookup(ctx, id)? {
                 Some(n) => prev.push(n),
                 None => missing.push(Box::from(&**id)),
             }
@@ -637,7 +638,7 @@ impl RoomWorker {
     /// timeline events, or hints give the state at the gap), or out of it as an outlier.
     fn place(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         event: &AuthEvent,
         parents: &Parents,
         writes: &mut Writes,
@@ -650,7 +651,7 @@ impl RoomWorker {
                 .iter()
                 .filter(|id| !parents.missing.iter().any(|m| **m == ***id)),
         ) {
-            if matches!(self.info(sh, *p)?, Some((i, true)) if i.status.is_outlier()) {
+            if matches!(self.info(ctx, *p)?, Some((i, true)) if i.status.is_outlier()) {
                 gaps.push(Box::from(&**id));
             }
         }
@@ -658,41 +659,41 @@ impl RoomWorker {
             return Ok(Placement::Timeline);
         }
         let event_id = &*event.pdu.event_id;
-        if let Some(ids) = sh.hints.before(event_id) {
-            return self.hinted_view(sh, event_id, ids, None, writes);
+        if let Some(ids) = ctx.hints.before(event_id) {
+            return self.hinted_view(ctx, event_id, ids, None, writes);
         }
         let mut views: SmallVec<[StateView; 2]> = SmallVec::new();
         for id in &event.pdu.prev_events {
             if gaps.iter().any(|g| **g == **id) {
-                let Some(ids) = sh.hints.after(id) else {
+                let Some(ids) = ctx.hints.after(id) else {
                     return Ok(Placement::Outlier(gaps));
                 };
                 // The prev event itself, when stored as a state event that was not rejected (Synapse
                 // adds it to what `/state_ids` returned).
                 let mut own = None;
-                if let Some(p) = self.lookup(sh, id)?
-                    && matches!(self.info(sh, p)?, Some((i, true)) if !i.status.is_rejected())
+                if let Some(p) = self.lookup(ctx, id)?
+                    && matches!(self.info(ctx, p)?, Some((i, true)) if !i.status.is_rejected())
                 {
                     own = Some(p);
                 }
-                match self.hinted_view(sh, id, ids, own, writes)? {
+                match self.hinted_view(ctx, id, ids, own, writes)? {
                     Placement::Hinted(Ok(v)) => views.push(v),
                     other => return Ok(other),
                 }
-            } else if let Some(p) = self.lookup(sh, id)?
-                && let Some((i, true)) = self.info(sh, p)?
+            } else if let Some(p) = self.lookup(ctx, id)?
+                && let Some((i, true)) = self.info(ctx, p)?
             {
-                views.push(self.view(sh, i.after)?);
+                views.push(self.view(ctx, i.after)?);
             }
         }
-        let before = fork_outcome(self.resolve_views(sh, &views, writes))?;
+        let before = fork_outcome(self.resolve_views(ctx, &views, writes))?;
         Ok(Placement::Hinted(before))
     }
 
     /// The state named by a hint about `about`, plus `own` (the hinted prev event itself) at its key.
     fn hinted_view(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         about: &str,
         ids: &[Box<str>],
         own: Option<u64>,
@@ -702,15 +703,15 @@ impl RoomWorker {
         // Key → (its entry in `changes`, the id that named it).
         let mut named: FastMap<u32, (usize, &str)> = FastMap::default();
         for id in ids {
-            let Some(num) = self.lookup(sh, id)? else {
+            let Some(num) = self.lookup(ctx, id)? else {
                 return Ok(Placement::Wait(id.to_string()));
             };
             // Events of other rooms and non-state events are left out, as Synapse does with what
             // `/state_ids` returns.
-            if !matches!(self.info(sh, num)?, Some((_, true))) {
+            if !matches!(self.info(ctx, num)?, Some((_, true))) {
                 continue;
             }
-            let Some(k) = self.key_of_interned(sh, num)? else {
+            let Some(k) = self.key_of_interned(ctx, num)? else {
                 continue;
             };
             if let Some(&(_, other)) = named.get(&k) {
@@ -725,7 +726,7 @@ impl RoomWorker {
             changes.push((k, Some(num)));
         }
         if let Some(p) = own
-            && let Some(k) = self.key_of_interned(sh, p)?
+            && let Some(k) = self.key_of_interned(ctx, p)?
         {
             match named.get(&k) {
                 Some(&(i, _)) => changes[i] = (k, Some(p)),
@@ -734,7 +735,7 @@ impl RoomWorker {
         }
         let view = match StateView::empty().apply(&changes) {
             None => StateView::empty(),
-            Some(draft) => self.commit_draft(sh, draft, writes)?,
+            Some(draft) => self.commit_draft(ctx, draft, writes)?,
         };
         Ok(Placement::Hinted(Ok(view)))
     }
@@ -742,7 +743,7 @@ impl RoomWorker {
     /// The outliers waiting for `event_id` whose gap it closes, as work to de-outlier them.
     fn outliers_waiting_for(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         event_id: &str,
         writes: &mut Writes,
     ) -> RoomResult<Vec<(ParsedEvent, u64)>> {
@@ -752,12 +753,12 @@ impl RoomWorker {
         let mut ready = Vec::with_capacity(nums.len());
         for num in nums {
             writes.remove(&OUTLIER_WAITS, &self.in_room((event_id, num)));
-            let event = self.load_auth(sh, num)?;
+            let event = self.load_auth(ctx, num)?;
             let (raw, redacted, line) = match self.outlier_bytes.get(&num) {
                 Some(b) => (b.raw.clone(), b.redacted.clone(), b.line),
                 None => {
                     // An outlier of an earlier process: durable, so the store has it.
-                    let rec = sh.store.event_record(num)?.ok_or_else(|| {
+                    let rec = ctx.store.event_record(num)?.ok_or_else(|| {
                         EVENTS.corrupt(&num, "outlier waiting for its prev events is missing")
                     })?;
                     let redacted = rec.redacted.then(|| rec.pdu.clone());
@@ -787,7 +788,7 @@ impl RoomWorker {
     /// an extremity. It waits to be de-outliered when its gap closes.
     fn store_outlier(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         item: ParsedEvent,
         parents: Parents,
         gaps: SmallVec<[Box<str>; 2]>,
@@ -802,7 +803,7 @@ impl RoomWorker {
             unsigned,
             ..
         } = item;
-        let num = sh.next_event.fetch_add(1, Ordering::Relaxed);
+        let num = ctx.next_event.fetch_add(1, Ordering::Relaxed);
         self.log_from = self.log_from.min(num);
         let is_create = event.is_create() && event.pdu.state_key.as_deref() == Some("");
         // Synapse validates an outlier's signatures before its auth events, as a timeline event's.
@@ -817,7 +818,7 @@ impl RoomWorker {
             }
             (None, None) => Err(Reason::NoCreate),
             (None, Some((_, create))) => {
-                self.check_auth_events(sh, &event, &parents.auth, &create)?
+                self.check_auth_events(ctx, &event, &parents.auth, &create)?
             }
         };
         let status = match verdict {
@@ -834,7 +835,7 @@ impl RoomWorker {
         if let Some(sk) = event.pdu.state_key.as_deref() {
             self.index_auth_chain(num, &parents.auth, &event, writes)?;
             if !status.is_rejected() {
-                let k = self.intern_key(sh, &event.pdu.event_type, sk)?;
+                let k = self.intern_key(ctx, &event.pdu.event_type, sk)?;
                 self.event_keys.insert(num, k);
                 self.state_log.push(num);
             }
@@ -968,21 +969,21 @@ impl RoomWorker {
     }
 
     /// The store key number of a pair, numbering it if it has none.
-    fn intern_key(&mut self, sh: &BatchContext<'_>, t: &str, s: &str) -> RoomResult<u32> {
-        match self.key_or_intern(sh, t, s, true)? {
+    fn intern_key(&mut self, ctx: &BatchContext<'_>, t: &str, s: &str) -> RoomResult<u32> {
+        match self.key_or_intern(ctx, t, s, true)? {
             Some(k) => Ok(k),
             // Interning always numbers the pair; this only keeps the types honest.
-            None => sh.keys.intern(sh.store, t, s),
+            None => ctx.keys.intern(ctx.store, t, s),
         }
     }
 
     /// The prev events of a stored soft-failed or rejected timeline event.
-    fn prevs_of(&mut self, sh: &BatchContext<'_>, num: u64) -> RoomResult<SmallVec<[u64; 2]>> {
+    fn prevs_of(&mut self, ctx: &BatchContext<'_>, num: u64) -> RoomResult<SmallVec<[u64; 2]>> {
         if let Some(p) = self.bad_prevs.get(&num) {
             return Ok(p.clone());
         }
         // Not applied by this process: durable.
-        Ok(sh
+        Ok(ctx
             .store
             .event_state(num)?
             .map(|m| m.prev.into_iter().collect())
@@ -994,14 +995,14 @@ impl RoomWorker {
     /// reached this way is stale once an accepted event cites the soft-failed or rejected event.
     fn prevs_before_rejected(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         prevs: &[u64],
         out: &mut SmallVec<[u64; 8]>,
     ) -> RoomResult<()> {
         let bad = |s: EventStatus| matches!(s, EventStatus::SoftFailed | EventStatus::Rejected);
         let mut stack: SmallVec<[u64; 8]> = SmallVec::new();
         for p in prevs {
-            if matches!(self.info(sh, *p)?, Some((i, true)) if bad(i.status)) {
+            if matches!(self.info(ctx, *p)?, Some((i, true)) if bad(i.status)) {
                 stack.push(*p);
             }
         }
@@ -1010,12 +1011,12 @@ impl RoomWorker {
         }
         let mut seen: FastSet<u64> = FastSet::default();
         while let Some(p) = stack.pop() {
-            for q in self.prevs_of(sh, p)? {
+            for q in self.prevs_of(ctx, p)? {
                 if !seen.insert(q) {
                     continue;
                 }
                 out.push(q);
-                if matches!(self.info(sh, q)?, Some((i, true)) if bad(i.status)) {
+                if matches!(self.info(ctx, q)?, Some((i, true)) if bad(i.status)) {
                     stack.push(q);
                 }
             }
@@ -1023,11 +1024,11 @@ impl RoomWorker {
         Ok(())
     }
 
-    fn info(&mut self, sh: &BatchContext<'_>, num: u64) -> RoomResult<Option<(EventInfo, bool)>> {
+    fn info(&mut self, ctx: &BatchContext<'_>, num: u64) -> RoomResult<Option<(EventInfo, bool)>> {
         if let Some(i) = self.info.get(&num) {
             return Ok(Some((*i, true)));
         }
-        match sh.store.event_state(num)? {
+        match ctx.store.event_state(num)? {
             None => Ok(None),
             Some(meta) => {
                 let i = EventInfo {
@@ -1043,17 +1044,21 @@ impl RoomWorker {
         }
     }
 
-    fn load_auth(&mut self, sh: &BatchContext<'_>, num: u64) -> RoomResult<Arc<AuthEvent>> {
+    fn load_auth(&mut self, ctx: &BatchContext<'_>, num: u64) -> RoomResult<Arc<AuthEvent>> {
         if let Some(a) = self.auth_cache.get(&num) {
             return Ok(Arc::clone(a));
         }
-        let a = Arc::new(load_auth_event(sh, num)?);
-        trim_cache(&mut self.auth_cache, &mut self.auth_limit, sh.durable.event);
+        let a = Arc::new(load_auth_event(ctx, num)?);
+        trim_cache(
+            &mut self.auth_cache,
+            &mut self.auth_limit,
+            ctx.durable.event,
+        );
         self.auth_cache.insert(num, Arc::clone(&a));
         Ok(a)
     }
 
-    fn view(&mut self, sh: &BatchContext<'_>, snap: u64) -> RoomResult<StateView> {
+    fn view(&mut self, ctx: &BatchContext<'_>, snap: u64) -> RoomResult<StateView> {
         if snap == EMPTY_SNAPSHOT {
             return Ok(StateView::empty());
         }
@@ -1064,7 +1069,7 @@ impl RoomWorker {
             return Ok(v.clone());
         }
         let unsynced = &self.unsynced;
-        let v = sh
+        let v = ctx
             .store
             .load_view_with(snap, |n| unsynced.get(&n).cloned())?;
         self.remember(v.clone());
@@ -1085,19 +1090,19 @@ impl RoomWorker {
     /// Gives a draft a snapshot number (reusing an identical stored state) and queues its record.
     fn commit_draft(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         draft: StateDraft,
         writes: &mut Writes,
     ) -> RoomResult<StateView> {
         let existing = match self.hashes.get(&draft.hash) {
             Some(s) => Some(*s),
             None if self.fresh => None,
-            None => sh.store.snapshot_by_hash(&draft.hash)?,
+            None => ctx.store.snapshot_by_hash(&draft.hash)?,
         };
         if let Some(snap) = existing {
-            return self.view(sh, snap);
+            return self.view(ctx, snap);
         }
-        let snap = sh.next_snapshot.fetch_add(1, Ordering::Relaxed);
+        let snap = ctx.next_snapshot.fetch_add(1, Ordering::Relaxed);
         let (view, record) = draft.commit(snap);
         writes.insert(&SNAPSHOTS, &snap, &record);
         writes.insert(&SNAPSHOT_HASHES, &view.hash, &snap);
@@ -1111,7 +1116,7 @@ impl RoomWorker {
     /// (those that exist), sorted.
     fn check_keys(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         event: &AuthEvent,
     ) -> RoomResult<SmallVec<[u32; 12]>> {
         let mut pairs: SmallVec<[(&str, &str); 12]> = SmallVec::new();
@@ -1134,7 +1139,7 @@ impl RoomWorker {
             if pairs[..i].iter().any(same) {
                 continue;
             }
-            if let Some(k) = self.key(sh, t, s)? {
+            if let Some(k) = self.key(ctx, t, s)? {
                 keys.push(k);
             }
         }
@@ -1145,20 +1150,20 @@ impl RoomWorker {
 
     /// The store key number of a `(type, state_key)` pair, if it has one: from the room's own cache,
     /// which spares the shared interner's lock on the hot path.
-    fn key(&mut self, sh: &BatchContext<'_>, t: &str, s: &str) -> RoomResult<Option<u32>> {
-        self.key_or_intern(sh, t, s, false)
+    fn key(&mut self, ctx: &BatchContext<'_>, t: &str, s: &str) -> RoomResult<Option<u32>> {
+        self.key_or_intern(ctx, t, s, false)
     }
 
     /// [`RoomWorker::key`]; with `intern`, a pair without a number gets one (and the room's cache
     /// remembers it), so a new state key costs one interner call.
     fn key_or_intern(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         t: &str,
         s: &str,
         intern: bool,
     ) -> RoomResult<Option<u32>> {
-        let ask = || ask_interner(sh, t, s, intern);
+        let ask = || ask_interner(ctx, t, s, intern);
         // The pairs every check reads get a slot each, members are looked up by user id alone, the
         // rest by their encoding (built in that arm only: the common pairs clear no 512-byte buffer;
         // too long to encode: ask the interner every time).
@@ -1189,14 +1194,14 @@ impl RoomWorker {
     /// into the cache and returns them as an [`AuthState`].
     fn state_for_check(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         keys: &[u32],
         view: &StateView,
     ) -> RoomResult<SmallVec<[Arc<AuthEvent>; 8]>> {
         let mut events = SmallVec::new();
         for &k in keys {
             let Some(num) = view.get(k) else { continue };
-            let a = self.load_auth(sh, num)?;
+            let a = self.load_auth(ctx, num)?;
             if !events.iter().any(|e: &Arc<AuthEvent>| Arc::ptr_eq(e, &a)) {
                 events.push(a);
             }
@@ -1210,7 +1215,7 @@ impl RoomWorker {
     #[allow(clippy::too_many_arguments)]
     fn apply(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         item: ParsedEvent,
         parents: Parents,
         hinted: Option<Result<StateView, String>>,
@@ -1231,7 +1236,7 @@ impl RoomWorker {
         let num = match existing {
             Some(n) => n,
             None => {
-                let n = sh.next_event.fetch_add(1, Ordering::Relaxed);
+                let n = ctx.next_event.fetch_add(1, Ordering::Relaxed);
                 self.log_from = self.log_from.min(n);
                 n
             }
@@ -1243,10 +1248,10 @@ impl RoomWorker {
         let (before, foreign_prev) = match hinted {
             Some(before) => (before, None),
             None if is_create => (Ok(StateView::empty()), None),
-            None => self.state_from_prevs(sh, &event, &parents.prev, writes)?,
+            None => self.state_from_prevs(ctx, &event, &parents.prev, writes)?,
         };
         let (verdict, before) = self.check(
-            sh,
+            ctx,
             &event,
             is_create,
             before,
@@ -1271,7 +1276,7 @@ impl RoomWorker {
         if verdict.status != EventStatus::Rejected
             && let Some((t, s)) = state_key
         {
-            let k = self.intern_key(sh, t, s)?;
+            let k = self.intern_key(ctx, t, s)?;
             if self.event_keys.insert(num, k).is_none() || was.is_some_and(EventStatus::is_rejected)
             {
                 // A de-outliered event that was a rejected outlier enters the log at its place.
@@ -1281,7 +1286,7 @@ impl RoomWorker {
                 }
             }
             if let Some(draft) = before.apply(&[(k, Some(num))]) {
-                after = self.commit_draft(sh, draft, writes)?;
+                after = self.commit_draft(ctx, draft, writes)?;
             }
         }
 
@@ -1296,7 +1301,7 @@ impl RoomWorker {
 
         // Forward extremities and current state: only accepted events move them.
         if verdict.status == EventStatus::Accepted {
-            match self.advance_extremities(sh, num, &event_id, &parents, &after, writes)? {
+            match self.advance_extremities(ctx, num, &event_id, &parents, &after, writes)? {
                 Ok(()) => {
                     if gap {
                         self.cite_gaps(&event, &parents, writes);
@@ -1389,7 +1394,7 @@ impl RoomWorker {
     /// resolution of the states after the new extremities. `Err` when that cannot be resolved.
     fn advance_extremities(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         num: u64,
         event_id: &str,
         parents: &Parents,
@@ -1397,7 +1402,7 @@ impl RoomWorker {
         writes: &mut Writes,
     ) -> RoomResult<Result<(), String>> {
         let mut gone: SmallVec<[u64; 8]> = parents.prev.iter().copied().collect();
-        self.prevs_before_rejected(sh, &parents.prev, &mut gone)?;
+        self.prevs_before_rejected(ctx, &parents.prev, &mut gone)?;
         let mut ext: Vec<u64> = self
             .extremities
             .iter()
@@ -1418,11 +1423,11 @@ impl RoomWorker {
                 if *e == num {
                     views.push(after.clone());
                 } else {
-                    let snap = self.info(sh, *e)?.map_or(EMPTY_SNAPSHOT, |(i, _)| i.after);
-                    views.push(self.view(sh, snap)?);
+                    let snap = self.info(ctx, *e)?.map_or(EMPTY_SNAPSHOT, |(i, _)| i.after);
+                    views.push(self.view(ctx, snap)?);
                 }
             }
-            fork_outcome(self.resolve_views(sh, &views, writes))?
+            fork_outcome(self.resolve_views(ctx, &views, writes))?
         };
         Ok(new_current.map(|current| {
             self.current = current;
@@ -1477,7 +1482,7 @@ impl RoomWorker {
     /// states after them. Also names a prev event of another room, if any.
     fn state_from_prevs(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         event: &AuthEvent,
         prev_nums: &[u64],
         writes: &mut Writes,
@@ -1485,15 +1490,15 @@ impl RoomWorker {
         let mut foreign_prev = None;
         let mut prev_views: SmallVec<[StateView; 2]> = SmallVec::new();
         for (p, id) in prev_nums.iter().zip(&event.pdu.prev_events) {
-            match self.info(sh, *p)? {
-                Some((i, true)) => prev_views.push(self.view(sh, i.after)?),
+            match self.info(ctx, *p)? {
+                Some((i, true)) => prev_views.push(self.view(ctx, i.after)?),
                 _ => foreign_prev = Some(id.to_string()),
             }
         }
         let before = if prev_views.is_empty() {
             Ok(StateView::empty())
         } else {
-            fork_outcome(self.resolve_views(sh, &prev_views, writes))?
+            fork_outcome(self.resolve_views(ctx, &prev_views, writes))?
         };
         Ok((before, foreign_prev))
     }
@@ -1501,7 +1506,7 @@ impl RoomWorker {
     /// Step 4 of the receipt checks: the event against its own auth events (rejected ones left out).
     fn check_auth_events(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         event: &Arc<AuthEvent>,
         auth_nums: &[u64],
         create: &Arc<AuthEvent>,
@@ -1510,8 +1515,8 @@ impl RoomWorker {
         // At most 10 auth events: a list beats a map.
         let mut statuses: SmallVec<[(&str, EventStatus); 8]> = SmallVec::new();
         for (a, id) in auth_nums.iter().zip(&event.pdu.auth_events) {
-            let ae = self.load_auth(sh, *a)?;
-            let status = match self.info(sh, *a)? {
+            let ae = self.load_auth(ctx, *a)?;
+            let status = match self.info(ctx, *a)? {
                 Some((i, _)) => i.status,
                 None => EventStatus::Rejected,
             };
@@ -1549,7 +1554,7 @@ impl RoomWorker {
     #[allow(clippy::too_many_arguments)]
     fn check(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         event: &Arc<AuthEvent>,
         is_create: bool,
         before: Result<StateView, String>,
@@ -1600,13 +1605,13 @@ impl RoomWorker {
         }
 
         // Step 4: the event's own auth events.
-        if let Err(reason) = self.check_auth_events(sh, event, &parents.auth, &create)? {
+        if let Err(reason) = self.check_auth_events(ctx, event, &parents.auth, &create)? {
             return Ok((reject(reason), Some(before)));
         }
 
         // Step 5: the state before the event.
-        let keys = self.check_keys(sh, event)?;
-        let state = self.state_for_check(sh, &keys, &before)?;
+        let keys = self.check_keys(ctx, event)?;
+        let state = self.state_for_check(ctx, &keys, &before)?;
         if let Err(e) = auth::check_state_dependent(event, &ArcState(&state), &create) {
             return Ok((reject(Reason::StateBefore(Box::new(e))), Some(before)));
         }
@@ -1615,11 +1620,11 @@ impl RoomWorker {
         let current = if gap {
             let mut views: Vec<StateView> = Vec::with_capacity(self.extremities.len() + 1);
             for e in self.extremities.clone() {
-                let snap = self.info(sh, e)?.map_or(EMPTY_SNAPSHOT, |(i, _)| i.after);
-                views.push(self.view(sh, snap)?);
+                let snap = self.info(ctx, e)?.map_or(EMPTY_SNAPSHOT, |(i, _)| i.after);
+                views.push(self.view(ctx, snap)?);
             }
             views.push(before.clone());
-            match fork_outcome(self.resolve_views(sh, &views, writes))? {
+            match fork_outcome(self.resolve_views(ctx, &views, writes))? {
                 Ok(v) => v,
                 Err(reason) => {
                     return Ok((
@@ -1635,7 +1640,7 @@ impl RoomWorker {
             self.current.clone()
         };
         if current.snap != before.snap {
-            let state = self.state_for_check(sh, &keys, &current)?;
+            let state = self.state_for_check(ctx, &keys, &current)?;
             if let Err(e) = auth::check_state_dependent(event, &ArcState(&state), &create) {
                 return Ok((
                     Verdict {
@@ -1655,30 +1660,30 @@ impl RoomWorker {
         ))
     }
     /// [`RoomWorker::key_of`], numbering the pair if it has none.
-    fn key_of_interned(&mut self, sh: &BatchContext<'_>, num: u64) -> RoomResult<Option<u32>> {
-        self.event_key(sh, num, true)
+    fn key_of_interned(&mut self, ctx: &BatchContext<'_>, num: u64) -> RoomResult<Option<u32>> {
+        self.event_key(ctx, num, true)
     }
 
     /// The store key number of one of this room's state events (`None`: not a state event).
-    fn key_of(&mut self, sh: &BatchContext<'_>, num: u64) -> RoomResult<Option<u32>> {
-        self.event_key(sh, num, false)
+    fn key_of(&mut self, ctx: &BatchContext<'_>, num: u64) -> RoomResult<Option<u32>> {
+        self.event_key(ctx, num, false)
     }
 
     /// [`RoomWorker::key_of`]; with `intern`, a pair without a number gets one.
     fn event_key(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         num: u64,
         intern: bool,
     ) -> RoomResult<Option<u32>> {
         if let Some(k) = self.event_keys.get(&num) {
             return Ok(Some(*k));
         }
-        let event = self.load_auth(sh, num)?;
+        let event = self.load_auth(ctx, num)?;
         let Some(state_key) = event.pdu.state_key.as_deref() else {
             return Ok(None);
         };
-        let k = self.key_or_intern(sh, &event.pdu.event_type, state_key, intern)?;
+        let k = self.key_or_intern(ctx, &event.pdu.event_type, state_key, intern)?;
         if let Some(k) = k {
             self.event_keys.insert(num, k);
         }
@@ -1698,7 +1703,7 @@ impl RoomWorker {
     /// resolution: the caller then resolves the full sets.
     fn fast_inputs<S: KeyedState>(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         views: &[&S],
         conflicted_keys: &[u32],
     ) -> RoomResult<Option<FastInputs>> {
@@ -1727,7 +1732,7 @@ impl RoomWorker {
         let mut covered = Closure::default();
         for &d in candidates.iter().rev() {
             if !self.in_cover(&covered, d)
-                && self.is_unconflicted(sh, base, conflicted_keys, d)?
+                && self.is_unconflicted(ctx, base, conflicted_keys, d)?
                 && self.cover.extend(&mut covered, &[d]).is_err()
             {
                 return Ok(None);
@@ -1749,7 +1754,7 @@ impl RoomWorker {
             for i in from..self.state_log.len() {
                 let u = self.state_log[i];
                 if self.in_cover(&covered, u)
-                    || !self.is_unconflicted(sh, base, conflicted_keys, u)?
+                    || !self.is_unconflicted(ctx, base, conflicted_keys, u)?
                 {
                     continue;
                 }
@@ -1787,11 +1792,11 @@ impl RoomWorker {
             read.push(*create);
         }
         for e in readers {
-            let event = self.load_auth(sh, e)?;
+            let event = self.load_auth(ctx, e)?;
             let mut types: SmallVec<[(&str, &str); 8]> = SmallVec::new();
             auth::for_each_auth_type(&event, |t, s| types.push((t, s)));
             for (t, s) in types {
-                let Some(k) = self.key(sh, t, s)? else {
+                let Some(k) = self.key(ctx, t, s)? else {
                     continue;
                 };
                 if conflicted_keys.binary_search(&k).is_err()
@@ -1817,12 +1822,12 @@ impl RoomWorker {
     /// Whether `e` is an unconflicted entry of the views whose first member is `base`.
     fn is_unconflicted<S: KeyedState>(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         base: &S,
         conflicted_keys: &[u32],
         e: u64,
     ) -> RoomResult<bool> {
-        Ok(match self.key_of(sh, e)? {
+        Ok(match self.key_of(ctx, e)? {
             Some(k) => conflicted_keys.binary_search(&k).is_err() && base.get(k) == Some(e),
             None => false,
         })
@@ -1831,7 +1836,7 @@ impl RoomWorker {
     /// The resolution of `views` as a stored snapshot (memoised by input snapshots).
     fn resolve_views(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         views: &[StateView],
         writes: &mut Writes,
     ) -> Result<StateView, StoredResolveError> {
@@ -1842,7 +1847,7 @@ impl RoomWorker {
             return Ok(views[0].clone());
         }
         if let Some(s) = self.memo.get(&snaps).copied() {
-            return Ok(self.view(sh, s)?);
+            return Ok(self.view(ctx, s)?);
         }
         let mut unique: Vec<&StateView> = Vec::with_capacity(snaps.len());
         for v in views {
@@ -1867,21 +1872,21 @@ impl RoomWorker {
         let fast = if self.version.state_res == StateResAlgorithm::V1 {
             None
         } else {
-            self.fast_inputs(sh, &unique, &conflicted_keys)?
+            self.fast_inputs(ctx, &unique, &conflicted_keys)?
         };
         let resolved = match &fast {
             Some(inputs) => {
                 self.stats.partial += 1;
-                let got = self.resolve_sets_with(sh, &inputs.sets, Some(&inputs.difference))?;
-                if sh.check_resolutions {
-                    let full = self.resolve_full(sh, &unique)?;
+                let got = self.resolve_sets_with(ctx, &inputs.sets, Some(&inputs.difference))?;
+                if ctx.check_resolutions {
+                    let full = self.resolve_full(ctx, &unique)?;
                     check_same(&conflicted_keys, &got, &full)?;
                 }
                 got
             }
             None => {
                 self.stats.full += 1;
-                self.resolve_full(sh, &unique)?
+                self.resolve_full(ctx, &unique)?
             }
         };
         let mut keys: IntMap<u32, Option<u64>> =
@@ -1894,7 +1899,7 @@ impl RoomWorker {
         let changes: Vec<(u32, Option<u64>)> = keys.into_iter().collect();
         let view = match base.apply(&changes) {
             None => base.clone(),
-            Some(draft) => self.commit_draft(sh, draft, writes)?,
+            Some(draft) => self.commit_draft(ctx, draft, writes)?,
         };
         self.memo.insert(snaps, view.snap);
         if self.memo.len() > 100_000 {
@@ -1916,20 +1921,20 @@ impl RoomWorker {
     /// history this process has not seen, resolves the full sets.
     pub fn resolve_sets(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         base: &[u64],
         overlays: &[Vec<SetChange>],
     ) -> Result<StateDelta, StoredResolveError> {
         let mut base_map: IntMap<u32, u64> = IntMap::default();
         base_map.reserve(base.len());
         for &e in base {
-            let k = self.state_key_num(sh, e)?;
+            let k = self.state_key_num(ctx, e)?;
             if let Some(other) = base_map.insert(k, e)
                 && other != e
             {
                 return Err(StoredResolveError::TwoEventsForKey {
-                    first: self.name_of(sh, other),
-                    second: self.name_of(sh, e),
+                    first: self.name_of(ctx, other),
+                    second: self.name_of(ctx, e),
                 });
             }
         }
@@ -1940,8 +1945,8 @@ impl RoomWorker {
             map.reserve(overlay.len());
             for change in overlay {
                 let (k, v) = match *change {
-                    SetChange::Set(e) => (self.state_key_num(sh, e)?, Some(e)),
-                    SetChange::Remove(e) => (self.state_key_num(sh, e)?, None),
+                    SetChange::Set(e) => (self.state_key_num(ctx, e)?, Some(e)),
+                    SetChange::Remove(e) => (self.state_key_num(ctx, e)?, None),
                 };
                 if base_map.get(&k).copied() != v {
                     conflicted_keys.push(k);
@@ -1963,12 +1968,12 @@ impl RoomWorker {
         let fast = if self.version.state_res == StateResAlgorithm::V1 {
             None
         } else {
-            self.fast_inputs(sh, &refs, &conflicted_keys)?
+            self.fast_inputs(ctx, &refs, &conflicted_keys)?
         };
         let resolved: IntMap<u32, u64> = match fast {
             Some(inputs) => {
                 self.stats.partial += 1;
-                self.resolve_sets_with(sh, &inputs.sets, Some(&inputs.difference))?
+                self.resolve_sets_with(ctx, &inputs.sets, Some(&inputs.difference))?
                     .into_iter()
                     .filter(|(k, _)| conflicted_keys.binary_search(k).is_ok())
                     .collect()
@@ -1976,7 +1981,7 @@ impl RoomWorker {
             None => {
                 self.stats.full += 1;
                 let full: Vec<Vec<u64>> = views.iter().map(Overlay::events).collect();
-                self.resolve_sets_with(sh, &full, None)?
+                self.resolve_sets_with(ctx, &full, None)?
                     .into_iter()
                     .collect()
             }
@@ -1995,35 +2000,35 @@ impl RoomWorker {
     }
 
     /// The key number of a state event, or an error naming the event.
-    fn state_key_num(&mut self, sh: &BatchContext<'_>, e: u64) -> Result<u32, StoredResolveError> {
-        match self.key_of_interned(sh, e)? {
+    fn state_key_num(&mut self, ctx: &BatchContext<'_>, e: u64) -> Result<u32, StoredResolveError> {
+        match self.key_of_interned(ctx, e)? {
             Some(k) => Ok(k),
-            None => Err(StoredResolveError::NotState(self.name_of(sh, e))),
+            None => Err(StoredResolveError::NotState(self.name_of(ctx, e))),
         }
     }
 
     /// The id of a stored event, for an error (its number when even that cannot be read).
-    fn name_of(&mut self, sh: &BatchContext<'_>, num: u64) -> String {
-        match self.load_auth(sh, num) {
+    fn name_of(&mut self, ctx: &BatchContext<'_>, num: u64) -> String {
+        match self.load_auth(ctx, num) {
             Ok(a) => a.pdu.event_id.to_string(),
             Err(_) => format!("event number {num}"),
         }
     }
 
     /// The number of an event id of this room (cached in memory), `None` if not stored.
-    pub fn event_num(&mut self, sh: &BatchContext<'_>, id: &str) -> RoomResult<Option<u64>> {
-        self.lookup(sh, id)
+    pub fn event_num(&mut self, ctx: &BatchContext<'_>, id: &str) -> RoomResult<Option<u64>> {
+        self.lookup(ctx, id)
     }
 
     /// A stored event's auth facts (cached in memory).
-    pub fn auth_event(&mut self, sh: &BatchContext<'_>, num: u64) -> RoomResult<Arc<AuthEvent>> {
-        self.load_auth(sh, num)
+    pub fn auth_event(&mut self, ctx: &BatchContext<'_>, num: u64) -> RoomResult<Arc<AuthEvent>> {
+        self.load_auth(ctx, num)
     }
 
     /// Resolves the full state of `views` (O(state): the fallback of [`RoomWorker::fast_inputs`]).
     fn resolve_full(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         views: &[&StateView],
     ) -> Result<Vec<(u32, u64)>, StoredResolveError> {
         let sets: Vec<Vec<u64>> = views
@@ -2034,14 +2039,14 @@ impl RoomWorker {
                 set
             })
             .collect();
-        self.resolve_sets_with(sh, &sets, None)
+        self.resolve_sets_with(ctx, &sets, None)
     }
 
     /// [`RoomWorker::resolve_sets`], optionally with the auth difference of the full sets given (when
     /// `sets` hold only part of each state, see [`RoomWorker::fast_inputs`]).
     fn resolve_sets_with(
         &mut self,
-        sh: &BatchContext<'_>,
+        ctx: &BatchContext<'_>,
         sets: &[Vec<u64>],
         difference: Option<&[u64]>,
     ) -> Result<Vec<(u32, u64)>, StoredResolveError> {
@@ -2066,8 +2071,8 @@ impl RoomWorker {
             if self.graph_idx.contains_key(&n) {
                 continue;
             }
-            let ae = self.load_auth(sh, n)?;
-            let rejected = match self.info(sh, n)? {
+            let ae = self.load_auth(ctx, n)?;
+            let rejected = match self.info(ctx, n)? {
                 Some((i, true)) => i.status.is_rejected(),
                 _ => continue,
             };
@@ -2085,7 +2090,7 @@ impl RoomWorker {
             for e in set {
                 match self.graph_idx.get(e) {
                     Some(i) => s.push(*i),
-                    None => return Err(StoredResolveError::NotInGraph(self.name_of(sh, *e))),
+                    None => return Err(StoredResolveError::NotInGraph(self.name_of(ctx, *e))),
                 }
             }
             idx_sets.push(s);
@@ -2112,7 +2117,7 @@ impl RoomWorker {
                 Some(kn) if kn != u32::MAX => kn,
                 _ => {
                     let (t, s) = graph.keys().resolve(k);
-                    let kn = sh.keys.intern(sh.store, t, s)?;
+                    let kn = ctx.keys.intern(ctx.store, t, s)?;
                     if self.graph_keys.len() <= k.ix() {
                         self.graph_keys.resize(k.ix() + 1, u32::MAX);
                     }
@@ -2310,8 +2315,8 @@ fn trim_cache<V>(cache: &mut IntMap<u64, V>, limit: &mut usize, durable_event: u
 }
 
 /// Parses a stored event back into an [`AuthEvent`].
-pub(crate) fn load_auth_event(sh: &BatchContext<'_>, num: u64) -> RoomResult<AuthEvent> {
-    let rec = sh
+pub(crate) fn load_auth_event(ctx: &BatchContext<'_>, num: u64) -> RoomResult<AuthEvent> {
+    let rec = ctx
         .store
         .event_record(num)?
         .ok_or_else(|| EVENTS.corrupt(&num, format!("event {num} is referenced but missing")))?;
@@ -2344,11 +2349,11 @@ where
 }
 
 /// The shared interner's number for `(t, s)`; with `intern`, one is given if the pair has none.
-fn ask_interner(sh: &BatchContext<'_>, t: &str, s: &str, intern: bool) -> RoomResult<Option<u32>> {
+fn ask_interner(ctx: &BatchContext<'_>, t: &str, s: &str, intern: bool) -> RoomResult<Option<u32>> {
     if intern {
-        sh.keys.intern(sh.store, t, s).map(Some)
+        ctx.keys.intern(ctx.store, t, s).map(Some)
     } else {
-        sh.keys.get(sh.store, t, s)
+        ctx.keys.get(ctx.store, t, s)
     }
 }
 
