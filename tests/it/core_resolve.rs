@@ -123,7 +123,7 @@ mod resolve_intern {
             let events: Vec<AuthEvent> = room.events.iter().cloned().map(AuthEvent::new).collect();
             let ordered = EventGraph::build(version, events.clone(), &|_| false).expect("valid");
             let mut shuffled_events = events.clone();
-            let mut rng = roomgraph_testkit::room_generator::Rng::new(3);
+            let mut rng = roomgraph_testkit::rng::Rng::new(3);
             for i in (1..shuffled_events.len()).rev() {
                 shuffled_events.swap(i, rng.below(i + 1));
             }

@@ -10,7 +10,8 @@ use roomgraph::ingest::{Engine, EngineOptions, EventOutcome, Outcome, Position, 
 use roomgraph::pdu::Pdu;
 use roomgraph::resolve::{EventGraph, EventIdx, resolve};
 use roomgraph::room_version::RoomVersion;
-use roomgraph_testkit::trace::{Rng, Trace, TraceSpec, generate};
+use roomgraph_testkit::rng::Rng;
+use roomgraph_testkit::trace::{Trace, TraceSpec, generate};
 
 /// Every fork is also resolved from the full state sets and compared (the engine's self-check).
 fn checked() -> EngineOptions {

@@ -11,8 +11,8 @@ use roomgraph::canonical_json::{JsonValue, to_canonical_string};
 use roomgraph::ingest::{Engine, EngineOptions, EventOutcome, Outcome, Position, StateMap};
 use roomgraph::resolve::{EventGraph, EventIdx, resolve};
 use roomgraph::room_version::RoomVersion;
+use roomgraph_testkit::rng::Rng;
 use roomgraph_testkit::room_generator::{GeneratedRoom, RoomConfig, generate};
-use roomgraph_testkit::trace::Rng;
 
 /// Every fork is also resolved from the full state sets and compared (the engine's self-check).
 fn checked() -> EngineOptions {

@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::builder::EventBuilder;
-use crate::trace::Rng;
+use crate::rng::Rng;
 use roomgraph_core::canonical_json::{JsonValue, to_canonical_string};
 use roomgraph_core::room_version::RoomVersion;
 

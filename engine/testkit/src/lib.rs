@@ -5,5 +5,6 @@
 
 pub mod builder;
 pub mod join;
+pub mod rng;
 pub mod room_generator;
 pub mod trace;

@@ -4,6 +4,7 @@
 //! hashes are real.
 
 use crate::builder::EventBuilder;
+use crate::rng::Rng;
 use roomgraph_core::canonical_json::{JsonValue, to_canonical_string};
 use roomgraph_core::room_version::RoomVersion;
 
@@ -65,36 +66,6 @@ impl Trace {
         self.ids.push(id);
         self.lines.push(line);
         self.line_versions.push(version);
-    }
-}
-
-/// A small deterministic PRNG (xorshift64*).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next_u64() % n as u64) as usize
-        }
-    }
-    /// Fisher–Yates shuffle.
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i + 1);
-            items.swap(i, j);
-        }
     }
 }
 

@@ -10,7 +10,8 @@ use roomgraph::ingest::{Engine, Position};
 use roomgraph::room_version::RoomVersion;
 use roomgraph_store::{Store, test_support};
 use roomgraph_testkit::builder::EventBuilder;
-use roomgraph_testkit::trace::{Rng, Trace, TraceSpec, generate};
+use roomgraph_testkit::rng::Rng;
+use roomgraph_testkit::trace::{Trace, TraceSpec, generate};
 
 /// The binary under test; `ROOMGRAPH_BIN` overrides it (useful when a shared target directory may hold a
 /// build without the `store` feature).

@@ -382,7 +382,7 @@ fn a_generated_trace_gives_identical_results_in_every_batching() {
     // Shuffled within windows of 12 lines: events arrive before their parents, wait, become outliers
     // and are de-outliered.
     let mut lines = trace.lines.clone();
-    let mut rng = roomgraph_testkit::trace::Rng::new(11);
+    let mut rng = roomgraph_testkit::rng::Rng::new(11);
     for window in lines.chunks_mut(12) {
         rng.shuffle(window);
     }
