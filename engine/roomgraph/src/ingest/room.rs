@@ -184,7 +184,6 @@ struct Verdict {
 }
 
 impl RoomWorker {
-    /// A room about to receive its create event.
     /// A key of one of this room's rows in a room-scoped table.
     fn in_room<T>(&self, key: T) -> InRoom<'_, T> {
         InRoom {
@@ -193,6 +192,7 @@ impl RoomWorker {
         }
     }
 
+    /// A room about to receive its create event.
     pub fn new(room_id: String, version: &'static RoomVersion) -> RoomWorker {
         RoomWorker {
             room_id,
