@@ -1,15 +1,19 @@
 """Runs Synapse's own tests under twisted.trial with roomgraph's drop-in installed.
 
-Usage: python run_synapse_tests.py TEST_MODULE...   (``tests.state.test_v2`` ...)
+Usage: python run_synapse_tests.py SYNAPSE_SRC TEST_MODULE...   (``tests.state.test_v2`` ...)
 
-Synapse's ``tests`` package and the ``roomgraph`` package must be importable. Installs the drop-in
+SYNAPSE_SRC is Synapse's unpacked source distribution: its ``tests`` package is imported from there,
+Synapse itself from the installed package (the source tree is put last on the path, since its
+``synapse`` lacks the compiled parts). ``roomgraph`` must be importable. Installs the drop-in
 before the tests are imported (they bind ``resolve_events_with_store`` at import), runs them, then
 prints the drop-in's counters and fails unless the tests passed and roomgraph resolved at least once.
 """
 
 import sys
 
-import roomgraph.synapse as dropin
+sys.path.append(sys.argv.pop(1))
+
+import roomgraph.synapse as dropin  # noqa: E402
 
 dropin.install()
 
