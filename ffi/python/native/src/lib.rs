@@ -5,6 +5,8 @@
 //! `("done", {(type, state_key): event_id})`. The work runs with the GIL released; the module does no
 //! I/O. Engine errors are raised as `roomgraph.ResolveError` with the engine's message.
 
+mod event_cache;
+
 use std::collections::BTreeMap;
 
 use pyo3::create_exception;
@@ -69,9 +71,9 @@ fn refused(e: EngineError) -> PyErr {
     ResolveError::new_err(e.to_string())
 }
 
-/// PDUs as received (JSON bytes), parsed in `version`. With `ids`, event `i` goes by `ids[i]`
-/// rather than the id its JSON gives or hashes to: the host's store is keyed by the ids it checked
-/// on receipt, and test fixtures carry made-up ones.
+/// PDUs as received (JSON bytes), parsed in `version` (or taken from the [`event_cache`]). With
+/// `ids`, event `i` goes by `ids[i]` rather than the id its JSON gives or hashes to: the host's store
+/// is keyed by the ids it checked on receipt, and test fixtures carry made-up ones.
 fn parse_events(
     events: Vec<Vec<u8>>,
     ids: Option<Vec<String>>,
@@ -91,10 +93,15 @@ fn parse_events(
         .iter()
         .enumerate()
         .map(|(i, bytes)| {
+            let id = ids.as_mut().and_then(Iterator::next);
+            if let Some(id) = &id
+                && let Some(event) = event_cache::get(version, id, bytes)
+            {
+                return Ok(event);
+            }
             let mut pdu = Pdu::parse(bytes, version)
-                .map_err(|e| EngineError::Request(format!("events[{i}]: {e}")))?
-                .into_owned();
-            if let Some(id) = ids.as_mut().and_then(Iterator::next) {
+                .map_err(|e| EngineError::Request(format!("events[{i}]: {e}")))?;
+            if let Some(id) = id {
                 // A room version 12 create event names its room: the host's id renames both.
                 if version.room_id_from_create
                     && pdu.event_type == "m.room.create"
@@ -104,7 +111,9 @@ fn parse_events(
                 }
                 pdu.event_id = id.into();
             }
-            Ok(AuthEvent::new(pdu))
+            let event = AuthEvent::detached(&pdu);
+            event_cache::put(version, bytes, &event);
+            Ok(event)
         })
         .collect()
 }
@@ -197,10 +206,25 @@ impl ResolveSession {
     }
 }
 
+/// Sets how many parsed events are kept across resolutions (0: none; default 50 000) and empties
+/// the cache.
+#[pyfunction]
+fn set_event_cache_capacity(capacity: usize) {
+    event_cache::set_capacity(capacity);
+}
+
+/// How many parsed events are kept now.
+#[pyfunction]
+fn event_cache_len() -> usize {
+    event_cache::len()
+}
+
 #[pymodule]
 #[pyo3(name = "_native")]
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ResolveSession>()?;
+    m.add_function(wrap_pyfunction!(set_event_cache_capacity, m)?)?;
+    m.add_function(wrap_pyfunction!(event_cache_len, m)?)?;
     m.add("ResolveError", m.py().get_type::<ResolveError>())?;
     Ok(())
 }

@@ -28,12 +28,13 @@ fn here() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// cargo's profile directory (`target/debug`), holding this build's `libroomgraph_python.so`.
-fn profile_dir() -> PathBuf {
+/// This build's `libroomgraph_python.so` (in `target/debug/deps`, beside this test).
+fn module() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
     for dir in exe.ancestors().skip(1) {
-        if dir.join("libroomgraph_python.so").exists() {
-            return dir.to_path_buf();
+        let lib = dir.join("libroomgraph_python.so");
+        if lib.exists() {
+            return lib;
         }
     }
     panic!("libroomgraph_python.so not found above {}", exe.display());
@@ -51,9 +52,9 @@ fn skipped(test: &str) -> bool {
 fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
-        let target = profile_dir()
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .parent()
-            .expect("the profile directory is inside the target directory")
+            .expect("target/tmp is inside the target directory")
             .to_path_buf();
         let out = Command::new("python3")
             .arg(here().join("tests/synapse_env.py"))
@@ -88,11 +89,7 @@ fn package(dir: &Path) -> PathBuf {
         let entry = entry.expect("directory entry");
         std::fs::copy(entry.path(), dest.join(entry.file_name())).expect("copy a source");
     }
-    std::fs::copy(
-        profile_dir().join("libroomgraph_python.so"),
-        dest.join("_native.abi3.so"),
-    )
-    .expect("copy the module");
+    std::fs::copy(module(), dest.join("_native.abi3.so")).expect("copy the module");
     pkg
 }
 

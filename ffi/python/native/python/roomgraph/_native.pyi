@@ -29,3 +29,9 @@ class ResolveSession:
         rejected: list[str],
         event_ids: list[str] | None = None,
     ) -> Step: ...
+
+def set_event_cache_capacity(capacity: int) -> None:
+    """How many parsed events are kept across resolutions (0: none; default 50 000); empties it."""
+
+def event_cache_len() -> int:
+    """How many parsed events are kept now."""

@@ -26,6 +26,7 @@ import itertools
 import json
 import logging
 import sys
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -82,7 +83,23 @@ def _engine_cache_key(synapse_key: bytes) -> bytes:
     return hashlib.sha256(b"roomgraph\0" + synapse_key).digest()
 
 
+# Each event's PDU JSON, made once per event object: Synapse keeps the events it resolves with in
+# its event cache, and the same auth chains come back resolution after resolution. Entries go with
+# the events.
+_PDU_CACHE: weakref.WeakKeyDictionary[Any, tuple[int, bytes]] = weakref.WeakKeyDictionary()
+
+
 def _pdu_json(event: EventBase, room_format: int) -> bytes:
+    """The event's PDU JSON as the engine reads it (`_PDU_CACHE`, else `_pdu_json_of`)."""
+    cached = _PDU_CACHE.get(event)
+    if cached is not None and cached[0] == room_format:
+        return cached[1]
+    pdu = _pdu_json_of(event, room_format)
+    _PDU_CACHE[event] = (room_format, pdu)
+    return pdu
+
+
+def _pdu_json_of(event: EventBase, room_format: int) -> bytes:
     """The event's PDU JSON as the engine reads it.
 
     Synapse's events are stored in their room version's format with their hashes and signatures, and
