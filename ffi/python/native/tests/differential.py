@@ -4,7 +4,8 @@
 
 ROOMS_DIR holds the generated rooms of tests/support/rooms.rs (forks, power-level and membership
 changes, events that fail auth flagged rejected). Each room's events become Synapse events
-(``make_event_from_dict``, rejected ones with a ``rejected_reason``); its fork states are resolved
+(``make_event_from_dict``, rejected ones with a ``rejected_reason``) in an in-memory store (Synapse's
+test store, completed with v2.1's conflicted subgraph); its fork states are resolved
 all together and two by two, by Synapse 1.163.2's own ``resolve_events_with_store`` (v1 for room
 version 1, v2 otherwise) and by ``roomgraph.synapse``'s, each from a fresh store and
 ``event_map=None``; for v2 the drop-in runs twice more with one conflict cache (a miss, then a
@@ -24,11 +25,55 @@ sys.path.append(sys.argv.pop(1))
 import synapse.event_auth  # noqa: E402,F401  (before synapse.state: Synapse's import cycle)
 from synapse.api.room_versions import KNOWN_ROOM_VERSIONS, StateResolutionVersions  # noqa: E402
 from synapse.events import make_event_from_dict  # noqa: E402
-from tests.state.test_v2 import TestStateResolutionStore  # noqa: E402
+from synapse.storage.databases.main.event_federation import StateDifference  # noqa: E402
+from tests.state.test_v2 import TestStateResolutionStore as SynapseTestStore  # noqa: E402
 from twisted.internet import defer  # noqa: E402
 from twisted.python.failure import Failure  # noqa: E402
 
 import roomgraph.synapse as dropin  # noqa: E402
+
+
+class TestStateResolutionStore(SynapseTestStore):
+    """Synapse's in-memory test store, with the conflicted subgraph of state resolution v2.1
+    (MSC4297) that Synapse's database computes and the test store leaves empty: the events that are
+    both ancestors and descendants (along auth events) of a conflicted event."""
+
+    def get_auth_chain_difference(
+        self,
+        room_id: str,
+        auth_sets: list[set[str]],
+        conflicted_state: set[str] | None,
+        additional_backwards_reachable_conflicted_events: set[str] | None,
+    ) -> "defer.Deferred[StateDifference]":
+        chains = [set(self._get_auth_chain(a)) for a in auth_sets]
+        difference = set().union(*chains) - set.intersection(*chains)
+        if conflicted_state is None:
+            return defer.succeed(StateDifference(auth_difference=difference,
+                                                 conflicted_subgraph=None))
+        starts = set(conflicted_state) | set(additional_backwards_reachable_conflicted_events or ())
+        ancestors = set(self._get_auth_chain(starts))
+        reaches: dict[str, bool] = {}
+
+        def reaches_conflicted(event_id: str) -> bool:
+            # Iterative: auth chains can be long.
+            stack = [event_id]
+            while stack:
+                top = stack[-1]
+                if top in reaches:
+                    stack.pop()
+                    continue
+                parents = self.event_map[top].auth_event_ids()
+                pending = [p for p in parents if p not in reaches]
+                if pending:
+                    stack.extend(pending)
+                    continue
+                reaches[top] = top in conflicted_state or any(reaches[p] for p in parents)
+                stack.pop()
+            return reaches[event_id]
+
+        subgraph = {e for e in ancestors if reaches_conflicted(e)}
+        return defer.succeed(StateDifference(auth_difference=difference,
+                                             conflicted_subgraph=subgraph))
 
 
 class Clock:
