@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release -p roomgraph-python --example dump_rooms -- bench DIR 100 1000 3000
+//! cargo run --release -p roomgraph-python --example dump_rooms -- large DIR 20000
 //! cargo run --release -p roomgraph-python --example dump_rooms -- differential DIR SEEDS [HEAVY]
 //! ```
 
@@ -18,6 +19,10 @@ fn main() -> ExitCode {
     };
     let generated = match (args.first().map(String::as_str), args.get(1)) {
         (Some("bench"), Some(dir)) => numbers(2).map(|sizes| (dir, rooms::bench(&sizes))),
+        (Some("large"), Some(dir)) => match numbers(2).as_deref() {
+            Some([members]) => Some((dir, rooms::large(*members))),
+            _ => None,
+        },
         (Some("differential"), Some(dir)) => numbers(2).and_then(|n| match n.as_slice() {
             [seeds] => Some((dir, rooms::differential(*seeds as u64, 0))),
             [seeds, heavy] => Some((dir, rooms::differential(*seeds as u64, *heavy))),
@@ -27,7 +32,7 @@ fn main() -> ExitCode {
     };
     let Some((dir, generated)) = generated else {
         eprintln!(
-            "usage: dump_rooms bench DIR SIZE... | dump_rooms differential DIR SEEDS [HEAVY]"
+            "usage: dump_rooms bench DIR SIZE... | large DIR MEMBERS | differential DIR SEEDS [HEAVY]"
         );
         return ExitCode::from(2);
     };

@@ -82,6 +82,14 @@ pub fn bench(sizes: &[usize]) -> Vec<(String, GeneratedRoom)> {
         .collect()
 }
 
+/// A big room of room version 10: `members` joined members, one power-levels change per 100 of them,
+/// then two servers that fork and send 50 state events each.
+pub fn large(members: usize) -> Vec<(String, GeneratedRoom)> {
+    let version = RoomVersion::from_id("10").expect("room version 10 is known");
+    let config = RoomConfig::large(version, 1, members, members / 100, 2, 50);
+    vec![(format!("members-{members}"), generate(&config))]
+}
+
 /// Writes each room to `dir/<label>.json`.
 pub fn write_all(dir: &Path, rooms: &[(String, GeneratedRoom)]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
