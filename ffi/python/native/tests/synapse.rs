@@ -3,6 +3,7 @@
 //!
 //! - Synapse's own `tests/state/test_v2.py` and `test_v21.py` pass with the drop-in installed, and the
 //!   drop-in resolved in them (`run_synapse_tests.py`);
+//! - `install()` and `uninstall()` swap every binding of Synapse's functions (`check_install.py`);
 //! - on the generated rooms of every room version (tests/support/rooms.rs), Synapse's resolver and the
 //!   drop-in give the same state (`differential.py`; thousands of resolutions with
 //!   `ROOMGRAPH_SYNAPSE_DIFF_LONG=1`).
@@ -134,6 +135,15 @@ fn synapse_own_state_tests_pass_with_the_drop_in() {
         .collect();
     println!("{}", summary.join("\n"));
     assert!(out.contains("PASSED"), "{out}");
+}
+
+#[test]
+fn install_and_uninstall_swap_every_binding() {
+    if skipped("install_and_uninstall_swap_every_binding") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    println!("{}", python(dir.path(), "check_install.py", &[]));
 }
 
 #[test]

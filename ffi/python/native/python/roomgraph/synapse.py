@@ -314,6 +314,7 @@ async def resolve_events_with_store_v1(
 
 # Synapse's functions, kept by install() (until then, they are still in their modules).
 _SYNAPSE: dict[str, Any] = {}
+_NAME = "resolve_events_with_store"
 #: (module, attribute, original) of every binding install() changed.
 _PATCHED: list[tuple[Any, str, Any]] = []
 
@@ -341,9 +342,9 @@ def installed() -> bool:
 
 def install() -> None:
     """Makes Synapse resolve state with roomgraph: replaces ``resolve_events_with_store`` in
-    ``synapse.state.v1`` and ``synapse.state.v2`` and every imported module that holds either
-    function under any name (``from synapse.state.v2 import resolve_events_with_store``). Modules
-    imported afterwards find the drop-in in ``synapse.state.v1``/``v2``. Idempotent."""
+    ``synapse.state.v1`` and ``synapse.state.v2`` and in every imported module that bound that name
+    to either function (``from synapse.state.v2 import resolve_events_with_store``). Modules imported
+    afterwards find the drop-in in ``synapse.state.v1``/``v2``. Idempotent."""
     if _PATCHED:
         return
     # synapse.event_auth first: importing synapse.state on its own trips Synapse's import cycle.
@@ -360,11 +361,11 @@ def install() -> None:
         names = getattr(module, "__dict__", None)
         if not isinstance(names, dict) or module is sys.modules[__name__]:
             continue
-        for name, value in list(names.items()):
-            for original, new in replacements:
-                if value is original:
-                    _PATCHED.append((module, name, value))
-                    setattr(module, name, new)
+        value = names.get(_NAME)
+        for original, new in replacements:
+            if value is original:
+                _PATCHED.append((module, _NAME, value))
+                setattr(module, _NAME, new)
     logger.info("roomgraph resolves state for Synapse (%d bindings replaced)", len(_PATCHED))
 
 
