@@ -33,12 +33,14 @@ enum Answer {
 }
 
 impl Answer {
-    fn of(step: Step) -> Answer {
+    fn of(step: Step) -> Result<Answer, EngineError> {
         match step {
-            Step::Need(ids) => Answer::Need(ids),
-            Step::Done(done) => Answer::Done(done.state.to_named(&done.prepared.graph)),
+            Step::Need(ids) => Ok(Answer::Need(ids)),
+            Step::Done(done) => Ok(Answer::Done(done.state.to_named(&done.prepared.graph))),
             // `Step` is non-exhaustive: a future variant is nothing this binding can answer.
-            _ => Answer::Need(Vec::new()),
+            _ => Err(EngineError::Request(
+                "the engine asked for something this binding does not know".into(),
+            )),
         }
     }
 
@@ -155,7 +157,7 @@ impl ResolveSession {
                 let events = parse_events(events, event_ids, version)?;
                 let (session, step) = Session::begin(version, state_sets, events, &rejected)?;
                 let done = matches!(step, Step::Done(_));
-                Ok::<_, EngineError>(((!done).then_some(session), Answer::of(step)))
+                Ok::<_, EngineError>(((!done).then_some(session), Answer::of(step)?))
             })
             .map_err(refused)?;
         Ok(ResolveSession {
@@ -191,7 +193,7 @@ impl ResolveSession {
                 let events = parse_events(events, event_ids, session.version())?;
                 let step = session.supply(events, &rejected)?;
                 let done = matches!(step, Step::Done(_));
-                Ok::<_, EngineError>(((!done).then_some(session), Answer::of(step)))
+                Ok::<_, EngineError>(((!done).then_some(session), Answer::of(step)?))
             })
             .map_err(refused)?;
         self.session = session;
