@@ -10,6 +10,8 @@ compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/li
 command -v c++ >/dev/null 2>&1 || need+=(g++)
 # The Python socket client's tests (ffi/python/, run by engine/cli/tests/cli/serve.rs).
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# The Synapse drop-in's tests (ffi/python/native/tests/synapse.rs) make a virtualenv with pip.
+python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need+=(python3-venv)
 # The C API test (ffi/cdylib/tests/c_api.rs): a C compiler, and Valgrind to run it under.
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)

@@ -1,0 +1,232 @@
+//! `roomgraph._native`: host-driven state resolution ([`roomgraph_core::resolve::Session`]) for Python.
+//!
+//! A Python host (the `roomgraph.synapse` drop-in) starts a [`ResolveSession`] with the state sets and
+//! the events it has at hand, answers each `("need", ids)` with the events' PDU JSON, and receives
+//! `("done", {(type, state_key): event_id})`. The work runs with the GIL released; the module does no
+//! I/O. Engine errors are raised as `roomgraph.ResolveError` with the engine's message.
+
+mod event_cache;
+
+use std::collections::BTreeMap;
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+
+use roomgraph_core::auth::AuthEvent;
+use roomgraph_core::event_id::room_id_from_create_event_id;
+use roomgraph_core::resolve::{ResolveError as EngineError, Session, Step};
+use roomgraph_core::{Pdu, RoomVersion};
+
+create_exception!(
+    roomgraph,
+    ResolveError,
+    PyException,
+    "A resolution the engine refused: a malformed PDU, an unknown room version, or an event asked for and not supplied."
+);
+
+/// What a step hands back to Python: the ids wanted next, or the resolved state by name.
+enum Answer {
+    Need(Vec<String>),
+    Done(BTreeMap<String, BTreeMap<String, String>>),
+}
+
+impl Answer {
+    fn of(step: Step) -> Result<Answer, EngineError> {
+        match step {
+            Step::Need(ids) => Ok(Answer::Need(ids)),
+            Step::Done(done) => Ok(Answer::Done(done.state.to_named(&done.prepared.graph))),
+            // `Step` is non-exhaustive: a future variant is nothing this binding can answer.
+            _ => Err(EngineError::Request(
+                "the engine asked for something this binding does not know".into(),
+            )),
+        }
+    }
+
+    fn into_py(self, py: Python<'_>) -> PyResult<Py<PyTuple>> {
+        match self {
+            Answer::Need(ids) => {
+                let ids = PyList::new(py, ids)?;
+                Ok(
+                    PyTuple::new(py, ["need".into_pyobject(py)?.into_any(), ids.into_any()])?
+                        .unbind(),
+                )
+            }
+            Answer::Done(state) => {
+                let map = PyDict::new(py);
+                for (kind, keys) in state {
+                    for (state_key, event_id) in keys {
+                        map.set_item((kind.as_str(), state_key), event_id)?;
+                    }
+                }
+                Ok(
+                    PyTuple::new(py, ["done".into_pyobject(py)?.into_any(), map.into_any()])?
+                        .unbind(),
+                )
+            }
+        }
+    }
+}
+
+fn refused(e: EngineError) -> PyErr {
+    ResolveError::new_err(e.to_string())
+}
+
+/// PDUs as received (JSON bytes), parsed in `version` (or taken from the [`event_cache`]). With
+/// `ids`, event `i` goes by `ids[i]` rather than the id its JSON gives or hashes to: the host's store
+/// is keyed by the ids it checked on receipt, and test fixtures carry made-up ones.
+fn parse_events(
+    events: Vec<Vec<u8>>,
+    ids: Option<Vec<String>>,
+    version: &'static RoomVersion,
+) -> Result<Vec<AuthEvent>, EngineError> {
+    if let Some(ids) = &ids
+        && ids.len() != events.len()
+    {
+        return Err(EngineError::Request(format!(
+            "{} event ids for {} events",
+            ids.len(),
+            events.len()
+        )));
+    }
+    let mut ids = ids.map(Vec::into_iter);
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let id = ids.as_mut().and_then(Iterator::next);
+            if let Some(id) = &id
+                && let Some(event) = event_cache::get(version, id, bytes)
+            {
+                return Ok(event);
+            }
+            let mut pdu = Pdu::parse(bytes, version)
+                .map_err(|e| EngineError::Request(format!("events[{i}]: {e}")))?;
+            if let Some(id) = id {
+                // A room version 12 create event names its room: the host's id renames both.
+                if version.room_id_from_create
+                    && pdu.event_type == "m.room.create"
+                    && pdu.state_key.as_deref() == Some("")
+                {
+                    pdu.room_id = room_id_from_create_event_id(&id).into();
+                }
+                pdu.event_id = id.into();
+            }
+            let event = AuthEvent::detached(&pdu);
+            event_cache::put(version, bytes, &event);
+            Ok(event)
+        })
+        .collect()
+}
+
+/// The bytes of each `bytes` object, copied so the work can run without the GIL.
+fn copy_bytes(events: &[Bound<'_, PyBytes>]) -> Vec<Vec<u8>> {
+    events.iter().map(|b| b.as_bytes().to_vec()).collect()
+}
+
+/// One resolution in progress: `ResolveSession(room_version, state_sets, events, rejected)`.
+#[pyclass(module = "roomgraph._native")]
+pub struct ResolveSession {
+    /// `None` once done or failed.
+    session: Option<Session>,
+    /// The latest answer (the constructor's, then each `supply`'s).
+    last: Py<PyTuple>,
+}
+
+#[pymethods]
+impl ResolveSession {
+    /// Starts a resolution of `state_sets` (event ids) in a room of `room_version`; `events` are the
+    /// PDUs at hand (JSON bytes), `rejected` the ids among them that were rejected, `event_ids`
+    /// (optional, one per event) the ids the host knows them by.
+    #[new]
+    #[pyo3(signature = (room_version, state_sets, events, rejected, event_ids = None))]
+    fn new(
+        py: Python<'_>,
+        room_version: &str,
+        state_sets: Vec<Vec<String>>,
+        events: Vec<Bound<'_, PyBytes>>,
+        rejected: Vec<String>,
+        event_ids: Option<Vec<String>>,
+    ) -> PyResult<ResolveSession> {
+        let version =
+            RoomVersion::from_id(room_version).map_err(|e| ResolveError::new_err(e.to_string()))?;
+        let events = copy_bytes(&events);
+        let (session, answer) = py
+            .detach(move || {
+                let events = parse_events(events, event_ids, version)?;
+                let (session, step) = Session::begin(version, state_sets, events, &rejected)?;
+                let done = matches!(step, Step::Done(_));
+                Ok::<_, EngineError>(((!done).then_some(session), Answer::of(step)?))
+            })
+            .map_err(refused)?;
+        Ok(ResolveSession {
+            session,
+            last: answer.into_py(py)?,
+        })
+    }
+
+    /// The latest step: `("need", [id, ...])` or `("done", {(type, state_key): event_id})`.
+    #[getter]
+    fn step(&self, py: Python<'_>) -> Py<PyTuple> {
+        self.last.clone_ref(py)
+    }
+
+    /// Answers the last `("need", ids)` with those events (JSON bytes), `rejected` naming the ids
+    /// among them that were rejected (and `event_ids` as in the constructor); returns the next step.
+    #[pyo3(signature = (events, rejected, event_ids = None))]
+    fn supply(
+        &mut self,
+        py: Python<'_>,
+        events: Vec<Bound<'_, PyBytes>>,
+        rejected: Vec<String>,
+        event_ids: Option<Vec<String>>,
+    ) -> PyResult<Py<PyTuple>> {
+        let Some(mut session) = self.session.take() else {
+            return Err(ResolveError::new_err(
+                "the session is finished (done or failed): begin another",
+            ));
+        };
+        let events = copy_bytes(&events);
+        let (session, answer) = py
+            .detach(move || {
+                let events = parse_events(events, event_ids, session.version())?;
+                let step = session.supply(events, &rejected)?;
+                let done = matches!(step, Step::Done(_));
+                Ok::<_, EngineError>(((!done).then_some(session), Answer::of(step)?))
+            })
+            .map_err(refused)?;
+        self.session = session;
+        self.last = answer.into_py(py)?;
+        Ok(self.last.clone_ref(py))
+    }
+
+    /// Whether the session is over (done, or failed on an error).
+    #[getter]
+    fn finished(&self) -> bool {
+        self.session.is_none()
+    }
+}
+
+/// Sets how many parsed events are kept across resolutions (0: none; default 50 000) and empties
+/// the cache.
+#[pyfunction]
+fn set_event_cache_capacity(capacity: usize) {
+    event_cache::set_capacity(capacity);
+}
+
+/// How many parsed events are kept now.
+#[pyfunction]
+fn event_cache_len() -> usize {
+    event_cache::len()
+}
+
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ResolveSession>()?;
+    m.add_function(wrap_pyfunction!(set_event_cache_capacity, m)?)?;
+    m.add_function(wrap_pyfunction!(event_cache_len, m)?)?;
+    m.add("ResolveError", m.py().get_type::<ResolveError>())?;
+    Ok(())
+}
