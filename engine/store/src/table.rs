@@ -14,12 +14,16 @@
 
 use std::marker::PhantomData;
 
+use crate::codec;
 use crate::codec::{
     ChainRow, EventMeta, EventRecord, EventStatus, Reader, RoomRecord, TypeStateKey,
     encode_event_meta, encode_event_record_into, u64_from,
 };
+use crate::error::StoreError;
+use crate::layout::{
+    COLUMN_FAMILIES, Cf, META_CITED_PREFIX, META_OUTLIER_WAIT_PREFIX, META_PENDING_PREFIX,
+};
 use crate::snapshot::{SnapshotRecord, StateHash};
-use crate::{COLUMN_FAMILIES, Cf, StoreError, codec};
 
 /// What a key or value's bytes read back as.
 pub trait Format {
@@ -118,12 +122,11 @@ pub const SNAPSHOT_HASHES: Table<StateHash, u64> = Table::new(Cf::SnapshotHashes
 /// Room ‖ event number → the event's chain cover row (state events).
 pub const AUTH_CHAINS: Table<ChainKey, ChainRow> = Table::new(Cf::AuthChains, b"");
 /// Sequence number → the raw bytes of an event held back for its auth events (replayed at open).
-pub const PENDING: Table<u64, [u8]> = Table::new(Cf::Meta, crate::META_PENDING_PREFIX);
+pub const PENDING: Table<u64, [u8]> = Table::new(Cf::Meta, META_PENDING_PREFIX);
 /// Room ‖ prev event id ‖ outlier number: an outlier waiting for a missing or outlier prev event.
-pub const OUTLIER_WAITS: Table<OutlierWaitKey, ()> =
-    Table::new(Cf::Meta, crate::META_OUTLIER_WAIT_PREFIX);
+pub const OUTLIER_WAITS: Table<OutlierWaitKey, ()> = Table::new(Cf::Meta, META_OUTLIER_WAIT_PREFIX);
 /// Room ‖ event id: a missing or outlier event an accepted timeline event cites as a prev event.
-pub const CITED: Table<CitedKey, ()> = Table::new(Cf::Meta, crate::META_CITED_PREFIX);
+pub const CITED: Table<CitedKey, ()> = Table::new(Cf::Meta, META_CITED_PREFIX);
 
 // ----- plain formats -----
 

@@ -1,8 +1,9 @@
 //! Rows older builds wrote, for tests of upgrades and refusals (feature `test-support`, enabled only
 //! by the workspace's tests): the raw writes that no other code may make.
 
+use crate::layout::{Cf, META_SCHEMA};
 use crate::table::{AUTH_CHAINS, InRoom};
-use crate::{Cf, META_SCHEMA, Store, StoreError, Writes};
+use crate::{Store, StoreError, Writes};
 
 /// Marks the store with schema version `version` (a version this build refuses, or an older one).
 pub fn set_schema_version(store: &Store, version: &str) -> Result<(), StoreError> {
