@@ -31,7 +31,9 @@ unsafe fn answer(step: &Step, out: *mut roomgraph_buffer) -> bool {
 }
 
 /// Starts a resolution: the socket's `resolve_begin` document (`{"room_version", "state_sets":
-/// [[id, ...], ...], "events"?: [PDU, ...], "rejected"?: [id, ...]}`) in; `*session` receives the
+/// [[id, ...], ...], "events"?: [PDU, ...], "rejected"?: [id, ...]}`, or, for a host that computes the
+/// auth difference itself, `"full_conflicted_set": [id, ...], "base_state": state map` in place of
+/// `state_sets`; docs/protocol.md) in; `*session` receives the
 /// session and `*out` `{"need": {"events": [id, ...]}}` or `{"done": state map}`. A done session
 /// needs only [`roomgraph_resolve_free`].
 ///

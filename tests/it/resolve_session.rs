@@ -2,12 +2,13 @@
 //! every room version (forks, power changes, rejected events), a host that ships nothing up front and
 //! answers each `Need` from its own events gets exactly the state `ResolveRequest` gives for all the
 //! events at once; it is asked for every id at most once, in batches, and a host that withholds an
-//! event gets an error naming it.
+//! event gets an error naming it. A host with its own auth-chain index (`Session::begin_conflicted`)
+//! gets the same state while being asked only for what the conflict reads.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use roomgraph::auth::AuthEvent;
-use roomgraph::resolve::{ResolveError, ResolveRequest, Session, Step};
+use roomgraph::resolve::{ConflictedSet, ResolveError, ResolveRequest, Session, Step};
 use roomgraph::room_version::RoomVersion;
 use roomgraph_testkit::room_generator::{GeneratedRoom, RoomConfig, generate};
 
@@ -91,7 +92,7 @@ fn hosted(room: &GeneratedRoom, up_front: usize) -> Result<(Named, usize), Resol
                 step = session.supply(events, &flagged)?;
             }
             Step::Done(done) => {
-                return Ok((done.state.to_named(&done.prepared.graph), session.rounds()));
+                return Ok((done.to_named(), session.rounds()));
             }
             _ => unreachable!("no other steps today"),
         }
@@ -209,4 +210,120 @@ fn rejected_must_name_a_supplied_event_and_a_finished_session_refuses_more() {
         .map(|_| ())
         .expect_err("finished");
     assert!(again.to_string().contains("finished"), "{again}");
+}
+
+#[test]
+fn a_host_with_its_own_auth_index_is_asked_only_for_what_the_conflict_reads() {
+    let mut sessions = 0;
+    let mut asked_total = 0;
+    let mut events_total = 0;
+    for room in rooms() {
+        if room.version.id == "1" {
+            continue;
+        }
+        let expected = stateless(&room).expect("the stateless resolver resolves");
+        let (unconflicted, full) = room.conflicted_set();
+        let by_id: HashMap<&str, &roomgraph::Pdu<'static>> =
+            room.events.iter().map(|p| (&*p.event_id, p)).collect();
+        let rejected: HashSet<String> = rejected_ids(&room).into_iter().collect();
+        // What the second half may read: the full conflicted set, its auth events, the base
+        // state, power-levels chains (a power-levels event's auth events), the create event.
+        let mut allowed: HashSet<&str> = full.iter().map(String::as_str).collect();
+        for id in &full {
+            allowed.extend(by_id[id.as_str()].auth_events.iter().map(|a| &**a));
+        }
+        allowed.extend(unconflicted.iter().map(|(_, _, id)| id.as_str()));
+        for p in &room.events {
+            if p.event_type == "m.room.power_levels" || p.event_type == "m.room.create" {
+                allowed.insert(&p.event_id);
+                allowed.extend(p.auth_events.iter().map(|a| &**a));
+            }
+        }
+        // Begun from the full conflicted set and the unconflicted state, or from the state sets
+        // and their auth difference (the sets' events are then asked for too).
+        for with_sets in [false, true] {
+            let (mut session, mut step) = if with_sets {
+                allowed.extend(room.fork_states.iter().flatten().map(String::as_str));
+                Session::begin_with_difference(
+                    room.version,
+                    room.fork_states.clone(),
+                    full.clone(),
+                    Vec::new(),
+                    &[],
+                )
+            } else {
+                let conflicted = ConflictedSet {
+                    events: full.clone(),
+                    base_state: unconflicted.clone(),
+                };
+                Session::begin_conflicted(room.version, conflicted, Vec::new(), &[])
+            }
+            .expect("begins");
+            let mut asked: HashSet<String> = HashSet::new();
+            let got = loop {
+                match step {
+                    Step::Need(ids) => {
+                        let mut events = Vec::new();
+                        let mut flagged = Vec::new();
+                        for id in &ids {
+                            assert!(asked.insert(id.clone()), "{id} asked twice");
+                            assert!(
+                                allowed.contains(id.as_str()),
+                                "v{}: {id} is not read by the conflict",
+                                room.version.id
+                            );
+                            events.push(AuthEvent::new(by_id[id.as_str()].clone()));
+                            if rejected.contains(id) {
+                                flagged.push(id.clone());
+                            }
+                        }
+                        step = session.supply(events, &flagged).expect("supplied");
+                    }
+                    Step::Done(done) => break done.to_named(),
+                    _ => unreachable!("no other steps today"),
+                }
+            };
+            assert_eq!(
+                got,
+                expected,
+                "v{} {}: begun from {}",
+                room.version.id,
+                room.room_id,
+                if with_sets {
+                    "the state sets and their auth difference"
+                } else {
+                    "the conflicted set"
+                }
+            );
+            sessions += 1;
+            asked_total += asked.len();
+            events_total += room.events.len();
+        }
+    }
+    assert!(sessions >= 60, "{sessions} sessions");
+    assert!(
+        asked_total < events_total,
+        "asked for {asked_total} of {events_total} events"
+    );
+}
+
+#[test]
+fn a_conflicted_session_refuses_room_version_1_and_a_base_state_with_two_events_per_key() {
+    let v1 = RoomVersion::from_id("1").expect("known");
+    let err = Session::begin_conflicted(v1, ConflictedSet::default(), Vec::new(), &[])
+        .map(|_| ())
+        .expect_err("room version 1");
+    assert!(err.to_string().contains("room version 1"), "{err}");
+    let v11 = RoomVersion::from_id("11").expect("known");
+    let twice = ConflictedSet {
+        events: vec!["$a".into()],
+        base_state: vec![
+            ("m.room.topic".into(), String::new(), "$x".into()),
+            ("m.room.topic".into(), String::new(), "$y".into()),
+        ],
+    };
+    let err = Session::begin_conflicted(v11, twice, Vec::new(), &[])
+        .map(|_| ())
+        .expect_err("two events for one key");
+    assert!(err.to_string().contains("two events for one key"), "{err}");
 }

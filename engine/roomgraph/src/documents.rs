@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use crate::auth::AuthEvent;
 use crate::ingest::{Engine, EventOutcome, IngestError, Reader, StateMap, Summary};
 use crate::pdu::Pdu;
-use crate::resolve::{ResolveError, ResolveRequest, Resolver, Session, Step};
+use crate::resolve::{ConflictedSet, ResolveError, ResolveRequest, Resolver, Session, Step};
 use crate::room_version::RoomVersion;
 
 /// Lines per atomic commit of [`ingest_json`], as `roomgraph ingest`'s default `--batch-lines`.
@@ -158,12 +158,22 @@ pub fn resolve_json(request: &[u8]) -> Result<String, ResolveError> {
 
 /// The document that starts a host-driven resolution (`resolve_begin` on the socket,
 /// `roomgraph_resolve_begin` in C): `{"room_version", "state_sets": [[id, ...], ...], "events"?:
-/// [PDU, ...], "rejected"?: [id, ...]}`.
+/// [PDU, ...], "rejected"?: [id, ...]}`. A host that computes the auth difference itself adds
+/// `"auth_difference": [id, ...]` ([`Session::begin_with_difference`]), or gives
+/// `"full_conflicted_set": [id, ...]` and `"base_state": {type: {state_key: id}}` in place of
+/// `state_sets` ([`Session::begin_conflicted`]).
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BeginDocument<'a> {
     room_version: String,
-    state_sets: Vec<Vec<String>>,
+    #[serde(default)]
+    state_sets: Option<Vec<Vec<String>>>,
+    #[serde(default)]
+    auth_difference: Option<Vec<String>>,
+    #[serde(default)]
+    full_conflicted_set: Option<Vec<String>>,
+    #[serde(default)]
+    base_state: Option<BTreeMap<String, BTreeMap<String, String>>>,
     #[serde(default, borrow)]
     events: Vec<&'a RawValue>,
     #[serde(default)]
@@ -197,7 +207,36 @@ pub fn resolve_begin(bytes: &[u8]) -> Result<(Session, Step), ResolveError> {
     let version = RoomVersion::from_id(&doc.room_version)
         .map_err(|e| ResolveError::Request(e.to_string()))?;
     let events = parse_events(&doc.events, version)?;
-    Session::begin(version, doc.state_sets, events, &doc.rejected)
+    match (doc.state_sets, doc.full_conflicted_set) {
+        (Some(state_sets), None) if doc.base_state.is_none() => match doc.auth_difference {
+            None => Session::begin(version, state_sets, events, &doc.rejected),
+            Some(difference) => Session::begin_with_difference(
+                version,
+                state_sets,
+                difference,
+                events,
+                &doc.rejected,
+            ),
+        },
+        (None, Some(full)) if doc.auth_difference.is_none() => {
+            let base_state = doc
+                .base_state
+                .unwrap_or_default()
+                .into_iter()
+                .flat_map(|(t, keys)| keys.into_iter().map(move |(k, id)| (t.clone(), k, id)))
+                .collect();
+            let conflicted = ConflictedSet {
+                events: full,
+                base_state,
+            };
+            Session::begin_conflicted(version, conflicted, events, &doc.rejected)
+        }
+        _ => Err(ResolveError::Request(
+            "a resolve_begin document has `state_sets` (and optionally `auth_difference`), or \
+             `full_conflicted_set` with `base_state`"
+                .into(),
+        )),
+    }
 }
 
 /// Supplies a session with the events of a `resolve_supply` document.
@@ -214,7 +253,7 @@ pub fn step_json(step: &Step) -> serde_json::Value {
     match step {
         Step::Need(ids) => serde_json::json!({ "need": { "events": ids } }),
         Step::Done(done) => {
-            serde_json::json!({ "done": done.state.to_named(&done.prepared.graph) })
+            serde_json::json!({ "done": done.to_named() })
         }
         _ => serde_json::json!({}),
     }

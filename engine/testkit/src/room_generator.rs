@@ -20,8 +20,8 @@ use crate::builder::EventBuilder;
 use roomgraph_core::auth::{self, AuthEvent, AuthState};
 use roomgraph_core::canonical_json::{JsonValue, to_canonical_string};
 use roomgraph_core::pdu::Pdu;
-use roomgraph_core::resolve::{EventGraph, EventIdx, Resolver};
-use roomgraph_core::room_version::RoomVersion;
+use roomgraph_core::resolve::{EventGraph, EventIdx, Reachability, Resolver};
+use roomgraph_core::room_version::{RoomVersion, StateResAlgorithm};
 
 use crate::rng::Rng;
 
@@ -236,6 +236,67 @@ impl GeneratedRoom {
                     .collect()
             })
             .collect()
+    }
+
+    /// What a host with an auth-chain index computes before the expensive half of state resolution
+    /// v2 (Synapse's `resolve_events_with_store` up to `_resolve_conflicted_set`), for the fork states:
+    /// the unconflicted state by key (`(type, state_key, event_id)`, in key order) and the full
+    /// conflicted set (conflicted events, auth difference and, for room version 12, the conflicted
+    /// subgraph; sorted ids). The input of `Session::begin_conflicted`.
+    pub fn conflicted_set(&self) -> (Vec<(String, String, String)>, Vec<String>) {
+        use std::collections::BTreeMap;
+        let rejected: std::collections::HashSet<&str> = self
+            .events
+            .iter()
+            .zip(&self.rejected)
+            .filter(|(_, r)| **r)
+            .map(|(p, _)| &*p.event_id)
+            .collect();
+        let events: Vec<AuthEvent> = self.events.iter().cloned().map(AuthEvent::new).collect();
+        let Ok(graph) = EventGraph::build(self.version, events, &|id| rejected.contains(id)) else {
+            return (Vec::new(), Vec::new());
+        };
+        let sets: Vec<Vec<EventIdx>> = self
+            .fork_states
+            .iter()
+            .map(|set| set.iter().filter_map(|id| graph.idx(id)).collect())
+            .collect();
+        // Per key: the event of each set (None where a set lacks the key).
+        let mut by_key: BTreeMap<(String, String), Vec<Option<EventIdx>>> = BTreeMap::new();
+        for (i, set) in sets.iter().enumerate() {
+            for &e in set {
+                let pdu = &graph.event(e).pdu;
+                let key = (
+                    pdu.event_type.to_string(),
+                    pdu.state_key.as_deref().unwrap_or_default().to_owned(),
+                );
+                by_key.entry(key).or_insert_with(|| vec![None; sets.len()])[i] = Some(e);
+            }
+        }
+        let mut unconflicted = Vec::new();
+        let mut conflicted = Vec::new();
+        for ((t, k), events) in by_key {
+            match events[0] {
+                Some(first) if events.iter().all(|e| *e == Some(first)) => {
+                    unconflicted.push((t, k, graph.event_id(first).to_owned()));
+                }
+                _ => conflicted.extend(events.iter().flatten().copied()),
+            }
+        }
+        let refs: Vec<&[EventIdx]> = sets.iter().map(Vec::as_slice).collect();
+        let mut reach = Reachability::default();
+        let mut full = Vec::new();
+        reach.auth_difference(&graph, &refs, &mut full);
+        full.extend_from_slice(&conflicted);
+        if self.version.state_res == StateResAlgorithm::V2_1 {
+            let mut subgraph = Vec::new();
+            reach.conflicted_subgraph(&graph, &conflicted, &mut subgraph);
+            full.extend(subgraph);
+        }
+        let mut full: Vec<String> = full.iter().map(|&e| graph.event_id(e).to_owned()).collect();
+        full.sort_unstable();
+        full.dedup();
+        (unconflicted, full)
     }
 
     /// Counts of the room's events by kind.

@@ -264,6 +264,13 @@ impl IdTable {
     }
 }
 
+/// What [`EventGraph::build_with`] does with an auth event that is not in its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MissingAuth {
+    Refuse,
+    Skip,
+}
+
 /// The events of one room with interned ids, keys and auth edges.
 #[derive(Debug, Clone)]
 pub struct EventGraph {
@@ -331,6 +338,27 @@ impl EventGraph {
         events: Vec<E>,
         rejected: &dyn Fn(&str) -> bool,
     ) -> Result<EventGraph, ResolveError> {
+        EventGraph::build_with(version, events, rejected, MissingAuth::Refuse)
+    }
+
+    /// [`EventGraph::build`] for a part of a room: an auth event that is not among `events` is left
+    /// out (its edge dropped) instead of refused. For resolutions that hold only the events they read
+    /// ([`Session::begin_conflicted`](super::Session::begin_conflicted)): reachability over such a graph
+    /// is that of the part, not of the room.
+    pub fn build_partial<E: Into<Arc<AuthEvent>>>(
+        version: &'static RoomVersion,
+        events: Vec<E>,
+        rejected: &dyn Fn(&str) -> bool,
+    ) -> Result<EventGraph, ResolveError> {
+        EventGraph::build_with(version, events, rejected, MissingAuth::Skip)
+    }
+
+    fn build_with<E: Into<Arc<AuthEvent>>>(
+        version: &'static RoomVersion,
+        events: Vec<E>,
+        rejected: &dyn Fn(&str) -> bool,
+        missing: MissingAuth,
+    ) -> Result<EventGraph, ResolveError> {
         let events: Vec<Arc<AuthEvent>> = events.into_iter().map(Into::into).collect();
         let Some(first) = events.first() else {
             return Ok(EventGraph::new(version, ""));
@@ -377,6 +405,9 @@ impl EventGraph {
             }
             for a in dedup_refs(&ev.pdu.auth_events) {
                 let Some(p) = table.find(IdTable::hash(a), |p| input_id(p) == a) else {
+                    if missing == MissingAuth::Skip {
+                        continue;
+                    }
                     return Err(ResolveError::MissingAuthEvent {
                         event_id: ev.event_id().to_owned(),
                         auth_event_id: a.to_owned(),

@@ -32,7 +32,7 @@ pub use graph::{
 };
 pub use request::{PreparedRequest, ResolveRequest};
 pub use resolved::ResolvedState;
-pub use session::{Resolution, Session, Step};
+pub use session::{ConflictedSet, Resolution, Session, Step};
 
 use crate::room_version::StateResAlgorithm;
 
@@ -128,6 +128,43 @@ impl Resolver {
                 Some(auth_difference),
             ),
         }
+    }
+
+    /// The second half of v2 and v2.1 on a full conflicted set the caller computed: `full_conflicted_set`
+    /// is the conflicted events, the auth difference of the state sets and, in v2.1, the conflicted
+    /// subgraph; `base` is the unconflicted state (one event per key), of which only the keys the auth
+    /// rules of the full conflicted set read and the power levels are used. The result is `base` over
+    /// the conflicted events that pass, Synapse's `_resolve_conflicted_set` with its overlay; laid
+    /// under the whole unconflicted state it is [`Resolver::resolve`]'s answer on the sets. Needs only
+    /// the events of the full conflicted set, their auth events, the base events at the keys read and
+    /// the power-levels chains of all these, so its cost follows the conflict, not the room. Room
+    /// version 1 has no such split: [`ResolveError::Request`].
+    pub fn resolve_conflicted(
+        &mut self,
+        graph: &EventGraph,
+        full_conflicted_set: &[EventIdx],
+        base: &[(TypeStateKeyIdx, EventIdx)],
+    ) -> Result<ResolvedState, ResolveError> {
+        let v2_1 = match graph.version().state_res {
+            StateResAlgorithm::V1 => {
+                return Err(ResolveError::Request(
+                    "room version 1 resolves from the state sets, not from a conflicted set".into(),
+                ));
+            }
+            StateResAlgorithm::V2 => false,
+            StateResAlgorithm::V2_1 => true,
+        };
+        if full_conflicted_set.is_empty() {
+            return Ok(ResolvedState::from_entries(base.to_vec()));
+        }
+        v2::resolve_full_conflicted_set(
+            &mut self.scratch,
+            self.options.parallel,
+            graph,
+            full_conflicted_set,
+            base,
+            v2_1,
+        )
     }
 }
 

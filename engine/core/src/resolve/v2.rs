@@ -311,7 +311,8 @@ pub(crate) fn resolve(
     if conflicted.is_empty() {
         return Ok(ResolvedState::from_entries(unconflicted));
     }
-    let create = create_event(graph)?;
+    // Checked before the reachability passes, which are the expensive part.
+    create_event(graph)?;
 
     // Full conflicted set: conflicted ∪ auth difference (∪ conflicted state subgraph in v2.1).
     {
@@ -345,14 +346,32 @@ pub(crate) fn resolve(
             do_sub();
         }
     }
-    reset_marks(&mut s.event_mark, graph.len());
-    let mut fcs: Vec<EventIdx> =
+    let mut full: Vec<EventIdx> =
         Vec::with_capacity(conflicted.len() + s.diff.len() + s.subgraph.len());
-    for &e in conflicted
-        .iter()
-        .chain(s.diff.iter())
-        .chain(s.subgraph.iter())
-    {
+    full.extend_from_slice(&conflicted);
+    full.extend_from_slice(&s.diff);
+    full.extend_from_slice(&s.subgraph);
+    resolve_full_conflicted_set(s, parallel, graph, &full, &unconflicted, v2_1)
+}
+
+/// The second half of v2 and v2.1, from the full conflicted set (`full`: conflicted events, auth
+/// difference and, in v2.1, the conflicted subgraph; duplicates allowed) and the base state `base`
+/// (the unconflicted state, or the part of it the auth checks and the mainline read): the power events
+/// sorted and checked, the rest in mainline order, then `base` over the result. This is Synapse's
+/// `_resolve_conflicted_set` followed by its overlay of the unconflicted state; for v2.1 the checks
+/// start from the empty state. `base` holds one event per key.
+pub(crate) fn resolve_full_conflicted_set(
+    s: &mut Scratch,
+    parallel: bool,
+    graph: &EventGraph,
+    full: &[EventIdx],
+    base: &[(TypeStateKeyIdx, EventIdx)],
+    v2_1: bool,
+) -> Result<ResolvedState, ResolveError> {
+    let create = create_event(graph)?;
+    reset_marks(&mut s.event_mark, graph.len());
+    let mut fcs: Vec<EventIdx> = Vec::with_capacity(full.len());
+    for &e in full {
         if s.event_mark[e.ix()] & FCS == 0 {
             s.event_mark[e.ix()] |= FCS;
             fcs.push(e);
@@ -433,7 +452,7 @@ pub(crate) fn resolve(
     let nkeys = graph.keys().len();
     s.state.reset(nkeys);
     if !v2_1 {
-        for &(k, e) in &unconflicted {
+        for &(k, e) in base {
             s.state.set(k, e);
         }
     }
@@ -449,7 +468,7 @@ pub(crate) fn resolve(
     s.mainline.sort(graph, resolved_pl, &mut rest);
     iterative_auth_checks(graph, &rest, &mut s.state, create);
 
-    for &(k, e) in &unconflicted {
+    for &(k, e) in base {
         s.state.set(k, e);
     }
     for &e in &fcs {

@@ -16,7 +16,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use roomgraph_core::auth::AuthEvent;
 use roomgraph_core::event_id::room_id_from_create_event_id;
-use roomgraph_core::resolve::{ResolveError as EngineError, Session, Step};
+use roomgraph_core::resolve::{ConflictedSet, ResolveError as EngineError, Session, Step};
 use roomgraph_core::{Pdu, RoomVersion};
 
 create_exception!(
@@ -36,7 +36,7 @@ impl Answer {
     fn of(step: Step) -> Result<Answer, EngineError> {
         match step {
             Step::Need(ids) => Ok(Answer::Need(ids)),
-            Step::Done(done) => Ok(Answer::Done(done.state.to_named(&done.prepared.graph))),
+            Step::Done(done) => Ok(Answer::Done(done.to_named())),
             // `Step` is non-exhaustive: a future variant is nothing this binding can answer.
             _ => Err(EngineError::Request(
                 "the engine asked for something this binding does not know".into(),
@@ -156,6 +156,51 @@ impl ResolveSession {
             .detach(move || {
                 let events = parse_events(events, event_ids, version)?;
                 let (session, step) = Session::begin(version, state_sets, events, &rejected)?;
+                let done = matches!(step, Step::Done(_));
+                Ok::<_, EngineError>(((!done).then_some(session), Answer::of(step)?))
+            })
+            .map_err(refused)?;
+        Ok(ResolveSession {
+            session,
+            last: answer.into_py(py)?,
+        })
+    }
+
+    /// Starts the second half of a v2 or v2.1 resolution (room versions 2–12) from what the host
+    /// computed with its own auth-chain index: `full_conflicted_set` (event ids: the conflicted
+    /// events, the auth difference and, for v2.1, the conflicted subgraph) and `base_state`
+    /// (`{(type, state_key): event_id}`: the unconflicted state, or the part of it at the keys the
+    /// auth rules of the full conflicted set look up and the power levels; empty for v2.1). The
+    /// session then asks only for the events the algorithm reads. Done, it answers the base state
+    /// with the conflicted events that pass applied, as Synapse's `_resolve_conflicted_set` does.
+    #[staticmethod]
+    #[pyo3(signature = (room_version, full_conflicted_set, base_state, events, rejected, event_ids = None))]
+    fn conflicted(
+        py: Python<'_>,
+        room_version: &str,
+        full_conflicted_set: Vec<String>,
+        base_state: &Bound<'_, PyDict>,
+        events: Vec<Bound<'_, PyBytes>>,
+        rejected: Vec<String>,
+        event_ids: Option<Vec<String>>,
+    ) -> PyResult<ResolveSession> {
+        let version =
+            RoomVersion::from_id(room_version).map_err(|e| ResolveError::new_err(e.to_string()))?;
+        let mut base = Vec::with_capacity(base_state.len());
+        for (key, id) in base_state.iter() {
+            let (event_type, state_key): (String, String) = key.extract()?;
+            base.push((event_type, state_key, id.extract::<String>()?));
+        }
+        let conflicted = ConflictedSet {
+            events: full_conflicted_set,
+            base_state: base,
+        };
+        let events = copy_bytes(&events);
+        let (session, answer) = py
+            .detach(move || {
+                let events = parse_events(events, event_ids, version)?;
+                let (session, step) =
+                    Session::begin_conflicted(version, conflicted, events, &rejected)?;
                 let done = matches!(step, Step::Done(_));
                 Ok::<_, EngineError>(((!done).then_some(session), Answer::of(step)?))
             })

@@ -17,6 +17,18 @@ class ResolveSession:
         rejected: list[str],
         event_ids: list[str] | None = None,
     ) -> None: ...
+    @staticmethod
+    def conflicted(
+        room_version: str,
+        full_conflicted_set: list[str],
+        base_state: StateMap,
+        events: list[bytes],
+        rejected: list[str],
+        event_ids: list[str] | None = None,
+    ) -> ResolveSession:
+        """The second half of a v2/v2.1 resolution from the host's full conflicted set (conflicted
+        events, auth difference, v2.1 conflicted subgraph) and base state; asks only for the events
+        the algorithm reads, and is done with the base state plus the conflicted events that pass."""
     @property
     def step(self) -> Step:
         """The latest step: the constructor's, then each `supply`'s."""

@@ -8,9 +8,14 @@ Enable it with one entry under ``modules:`` in homeserver.yaml::
 or call `install()` before Synapse resolves state. `resolve_events_with_store` (state resolution v2
 and v2.1, room versions 2-12) and `resolve_events_with_store_v1` (room version 1) take the arguments
 of Synapse 1.163.2's ``synapse.state.v2`` and ``synapse.state.v1`` functions and return what they
-return; the work is done by roomgraph's engine (``roomgraph._native.ResolveSession``) with the GIL
-released, the events coming from ``event_map`` first and then from Synapse's store, one store call
-per batch the engine asks for.
+return. For v2 and v2.1 the cheap half stays Synapse's own — the auth chain difference from its
+store's index (with, in v2.1, the conflicted subgraph), the full conflicted set and the base state, by
+Synapse's helpers — and the expensive half (`_resolve_conflicted_set`: power ordering, iterative auth
+checks, mainline) is roomgraph's engine (``roomgraph._native.ResolveSession.conflicted``), with the
+GIL released. The engine asks only for the events that half reads (the full conflicted set, its auth
+events, the base events at the keys its auth rules look up, the power-levels chains), taken from
+``event_map`` first and then from Synapse's store, one store call per batch. Room version 1 is
+resolved from the state sets and their auth chains.
 
 What is not the engine's to decide goes to Synapse's own function, unchanged, and is counted in
 `fallbacks` (reason in `fallback_reasons`): a room version the engine does not know (the
@@ -21,13 +26,12 @@ to parse. `resolutions` counts the resolutions the engine did.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
 import sys
 import weakref
-from collections import Counter
+from collections import ChainMap, Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -64,23 +68,6 @@ _FORMAT_V12 = 4
 
 class _Delegate(Exception):
     """This input is Synapse's resolver's to answer (the reason is the message)."""
-
-
-class _CachedResolution(dict):  # type: ignore[type-arg]
-    """The conflict cache's entry for one resolution: the engine's answer for every key except the
-    unconflicted ones of the call that computed it (`unconflicted_keys`), whose resolved value the
-    engine does not report.
-
-    An entry serves a later call with the same cache key when that call's unconflicted keys include
-    `unconflicted_keys`; otherwise the engine runs again. Entries are filed under their own digest
-    (`_engine_cache_key`), so Synapse's resolver never reads one, nor the drop-in one of Synapse's.
-    """
-
-    unconflicted_keys: frozenset[StateKey] = frozenset()
-
-
-def _engine_cache_key(synapse_key: bytes) -> bytes:
-    return hashlib.sha256(b"roomgraph\0" + synapse_key).digest()
 
 
 # Each event's PDU JSON, made once per event object: Synapse keeps the events it resolves with in
@@ -144,20 +131,34 @@ def _check_room(room_id: str, events: Collection[EventBase]) -> None:
             )
 
 
-async def _drive(
-    room_id: str,
-    room_version: RoomVersion,
-    state_sets: Sequence[StateMap],
-    held: dict[str, EventBase],
-    fetch: Callable[[list[str]], Awaitable[Mapping[str, EventBase]]],
-) -> dict[StateKey, str]:
-    """Runs one engine session: events from `held` first, the rest from `fetch` (one call per
-    batch the engine asks for), each added to `held`."""
+def _engine_version(room_version: RoomVersion) -> str:
     version = _ENGINE_VERSION.get(room_version.identifier)
     if version is None:
         raise _Delegate(f"room version {room_version.identifier} unknown to the engine")
+    return version
+
+
+def _supplied(
+    events: Collection[EventBase], room_format: int
+) -> tuple[list[bytes], list[str], list[str]]:
+    """The arguments a session takes for `events`: PDU JSON, rejected ids, ids."""
+    return (
+        [_pdu_json(e, room_format) for e in events],
+        [e.event_id for e in events if e.rejected_reason is not None],
+        [e.event_id for e in events],
+    )
+
+
+async def _drive(
+    room_id: str,
+    room_version: RoomVersion,
+    session: ResolveSession,
+    held: dict[str, EventBase],
+    fetch: Callable[[list[str]], Awaitable[Mapping[str, EventBase]]],
+) -> dict[StateKey, str]:
+    """Runs an engine session to its end: events from `held` first, the rest from `fetch` (one
+    call per batch the engine asks for), each added to `held`."""
     room_format = room_version.event_format
-    session = ResolveSession(version, [list(s.values()) for s in state_sets], [], [])
     step = session.step
     while step[0] == "need":
         ids: list[str] = step[1]
@@ -170,11 +171,7 @@ async def _drive(
         events = [held[i] for i in ids]
         _check_room(room_id, events)
         try:
-            step = session.supply(
-                [_pdu_json(e, room_format) for e in events],
-                [e.event_id for e in events if e.rejected_reason is not None],
-                [e.event_id for e in events],
-            )
+            step = session.supply(*_supplied(events, room_format))
         except ResolveError as e:
             raise _Delegate(f"the engine refused an event: {e}") from e
     return step[1]
@@ -207,9 +204,14 @@ async def resolve_events_with_store(
     """``synapse.state.v2.resolve_events_with_store``, by roomgraph: same arguments, same answer.
 
     ``event_map`` is used as Synapse uses it, a cache of events that is filled from the store as the
-    resolution goes. With a ``conflict_cache``, the cache key is Synapse's (computed by Synapse's own
-    helpers, which ask the store for the auth chain difference as Synapse does).
+    resolution goes. A ``conflict_cache`` is used as Synapse uses it: the same key (the full
+    conflicted set and the base state) and the same value (the conflicted set resolved over the
+    base state), so entries made by either resolver serve both. The answer is, as Synapse's, the
+    unconflicted state laid over that value (a ``ChainMap``, no copy of the room's state).
     """
+    from synapse import event_auth
+    from synapse.api.constants import EventTypes
+    from synapse.api.room_versions import StateResolutionVersions
     from synapse.state import v2 as synapse_v2
 
     if event_map is None:
@@ -222,69 +224,58 @@ async def resolve_events_with_store(
         return await state_res_store.get_events(ids, allow_rejected=True)
 
     try:
+        version = _engine_version(room_version)
+        # The cheap half is Synapse's own: the auth chain difference (with, in v2.1, the conflicted
+        # subgraph) from its store's index, the full conflicted set and the base state.
+        conflicted_ids = set(itertools.chain.from_iterable(conflicted.values()))
+        v21 = room_version.state_res == StateResolutionVersions.V2_1
+        auth_diff = await synapse_v2._get_auth_chain_difference(
+            room_id, state_sets, event_map, state_res_store, conflicted_ids if v21 else None
+        )
+        full = conflicted_ids | set(auth_diff)
+        missing = [i for i in full if i not in event_map]
+        if missing:
+            event_map.update(await fetch(missing))
+        _check_room(room_id, event_map.values())
+        # As Synapse does, events of the full conflicted set the store does not have are left out.
+        full = {i for i in full if i in event_map}
+        base: dict[StateKey, str] = {}
+        if not v21:
+            keys = {(EventTypes.PowerLevels, "")}
+            for event_id in full:
+                keys.update(event_auth.auth_types_for_event(room_version, event_map[event_id]))
+            base = {k: unconflicted[k] for k in keys if k in unconflicted}
+
         cache_key = None
         if conflict_cache is not None:
-            cache_key = await _synapse_cache_key(
-                room_id, room_version, state_sets, conflicted, unconflicted, event_map,
-                state_res_store, fetch,
-            )
-            entry = conflict_cache.get(cache_key)
-            if isinstance(entry, _CachedResolution) and entry.unconflicted_keys <= unconflicted.keys():
+            # Synapse's key and Synapse's value (the conflicted set resolved over the base state):
+            # an entry either resolver made serves the other.
+            cache_key = synapse_v2._conflict_cache_key(room_id, room_version, full, base)
+            cached = conflict_cache.get(cache_key)
+            if cached is not None:
                 global cache_hits
                 cache_hits += 1
                 _counted(room_id, room_version.identifier, len(state_sets))
-                return {**entry, **unconflicted}
-        resolved = await _drive(room_id, room_version, state_sets, event_map, fetch)
+                return ChainMap(unconflicted, cached)
+
+        ordered = sorted(full)
+        session = ResolveSession.conflicted(
+            version,
+            ordered,
+            base,
+            *_supplied([event_map[i] for i in ordered], room_version.event_format),
+        )
+        resolved = await _drive(room_id, room_version, session, event_map, fetch)
     except _Delegate as why:
         _fell_back(str(why), room_id)
         return await _ORIGINAL_V2(
             clock, room_id, room_version, state_sets, event_map, state_res_store, conflict_cache
         )
     if cache_key is not None:
-        entry = _CachedResolution((k, v) for k, v in resolved.items() if k not in unconflicted)
-        entry.unconflicted_keys = frozenset(unconflicted)
-        conflict_cache[cache_key] = entry
+        conflict_cache[cache_key] = resolved
     _counted(room_id, room_version.identifier, len(state_sets))
-    return resolved
-
-
-async def _synapse_cache_key(
-    room_id: str,
-    room_version: RoomVersion,
-    state_sets: Sequence[StateMap],
-    conflicted: Mapping[StateKey, set[str]],
-    unconflicted: StateMap,
-    event_map: dict[str, EventBase],
-    state_res_store: Any,
-    fetch: Callable[[list[str]], Awaitable[Mapping[str, EventBase]]],
-) -> bytes:
-    """The conflict cache key Synapse would file this resolution under, made distinct
-    (`_engine_cache_key`): Synapse's conflicted set (conflicted events, auth chain difference and,
-    in v2.1, the conflicted subgraph, as far as the store has them) and base state."""
-    from synapse import event_auth
-    from synapse.api.constants import EventTypes
-    from synapse.api.room_versions import StateResolutionVersions
-    from synapse.state import v2 as synapse_v2
-
-    conflicted_ids = set(itertools.chain.from_iterable(conflicted.values()))
-    v21 = room_version.state_res == StateResolutionVersions.V2_1
-    auth_diff = await synapse_v2._get_auth_chain_difference(
-        room_id, state_sets, event_map, state_res_store, conflicted_ids if v21 else None
-    )
-    full = conflicted_ids | set(auth_diff)
-    missing = [i for i in full if i not in event_map]
-    if missing:
-        event_map.update(await fetch(missing))
-    _check_room(room_id, event_map.values())
-    full = {i for i in full if i in event_map}
-    base: dict[StateKey, str] = {}
-    if not v21:
-        keys = {(EventTypes.PowerLevels, "")}
-        for event_id in full:
-            keys.update(event_auth.auth_types_for_event(room_version, event_map[event_id]))
-        base = {k: unconflicted[k] for k in keys if k in unconflicted}
-    key = synapse_v2._conflict_cache_key(room_id, room_version, full, base)
-    return _engine_cache_key(key)
+    # Synapse's answer is this same overlay (a ChainMap, not a copy of the room's state).
+    return ChainMap(unconflicted, resolved)
 
 
 async def resolve_events_with_store_v1(
@@ -304,7 +295,10 @@ async def resolve_events_with_store_v1(
         return dict(unconflicted)
     held = dict(event_map) if event_map is not None else {}
     try:
-        resolved = await _drive(room_id, room_version, state_sets, held, state_map_factory)
+        session = ResolveSession(
+            _engine_version(room_version), [list(s.values()) for s in state_sets], [], []
+        )
+        resolved = await _drive(room_id, room_version, session, held, state_map_factory)
     except _Delegate as why:
         _fell_back(str(why), room_id)
         return await _ORIGINAL_V1(room_id, room_version, state_sets, event_map, state_map_factory)
