@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyTuple};
 
 use roomgraph_core::auth::AuthEvent;
 use roomgraph_core::event_id::room_id_from_create_event_id;
@@ -253,6 +253,58 @@ impl ResolveSession {
     }
 }
 
+/// Synapse's `_seperate` on `state_sets` (mappings `(type, state_key) -> event_id`): the unconflicted
+/// state (keys every set maps to one same event) as a dict, and the conflicted state (every other key,
+/// missing from a set included) as a dict of key to the set of its events. Works on the Python
+/// objects as they are (no copy of the strings), with the mapping protocol, so plain dicts and
+/// Synapse's immutable maps both go.
+#[pyfunction]
+fn separate<'py>(
+    py: Python<'py>,
+    state_sets: Vec<Bound<'py, PyAny>>,
+) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
+    let unconflicted = PyDict::new(py);
+    let conflicted = PyDict::new(py);
+    let none = py.None().into_bound(py);
+    // The value of `key` in `set`, or None.
+    let get = |set: &Bound<'py, PyAny>, key: &Bound<'py, PyAny>| -> PyResult<Bound<'py, PyAny>> {
+        match set.cast::<PyDict>() {
+            Ok(dict) => Ok(dict.get_item(key)?.unwrap_or_else(|| none.clone())),
+            Err(_) => set.call_method1("get", (key,)),
+        }
+    };
+    for (i, set) in state_sets.iter().enumerate() {
+        let items = set.call_method0("items")?;
+        for item in items.try_iter()? {
+            let (key, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = item?.extract()?;
+            // A key is decided by the first set that has it; later sets only skip it.
+            if i > 0 && (unconflicted.contains(&key)? || conflicted.contains(&key)?) {
+                continue;
+            }
+            let mut same = i == 0;
+            let events = PySet::empty(py)?;
+            events.add(&value)?;
+            for other in &state_sets[i + 1..] {
+                let v = get(other, &key)?;
+                if v.is_none() {
+                    same = false;
+                } else {
+                    if !v.eq(&value)? {
+                        same = false;
+                    }
+                    events.add(&v)?;
+                }
+            }
+            if same {
+                unconflicted.set_item(&key, &value)?;
+            } else {
+                conflicted.set_item(&key, events)?;
+            }
+        }
+    }
+    Ok((unconflicted, conflicted))
+}
+
 /// Sets how many parsed events are kept across resolutions (0: none; default 50 000) and empties
 /// the cache.
 #[pyfunction]
@@ -270,6 +322,7 @@ fn event_cache_len() -> usize {
 #[pyo3(name = "_native")]
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ResolveSession>()?;
+    m.add_function(wrap_pyfunction!(separate, m)?)?;
     m.add_function(wrap_pyfunction!(set_event_cache_capacity, m)?)?;
     m.add_function(wrap_pyfunction!(event_cache_len, m)?)?;
     m.add("ResolveError", m.py().get_type::<ResolveError>())?;

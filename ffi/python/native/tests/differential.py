@@ -115,6 +115,10 @@ def load(path: Path) -> tuple[dict, Any, dict, list[dict]]:
 def main() -> int:
     rooms = sorted(Path(sys.argv[1]).glob("*.json"))
     synapse_v1, synapse_v2 = dropin._synapse("v1"), dropin._synapse("v2")
+    from immutabledict import immutabledict
+    from synapse.state import v2 as synapse_state_v2
+
+    import roomgraph._native as native
     counts: Counter[str] = Counter()
     conflicted: Counter[str] = Counter()
     differences = []
@@ -139,6 +143,11 @@ def main() -> int:
                         conflict_cache=c))
                     for c in (None, cache, cache)
                 ]
+            # The native split is Synapse's, on dicts and on Synapse's immutable maps.
+            expected_split = synapse_state_v2._seperate(sets)
+            for maps in (sets, [immutabledict(s) for s in sets]):
+                if native.separate(maps) != expected_split:
+                    differences.append((path.name, len(sets), ["separate"]))
             counts[version.identifier] += 1
             conflicted[version.identifier] += any(
                 len({s.get(k) for s in sets}) > 1 for k in set().union(*sets))

@@ -42,6 +42,11 @@ class ResolveSession:
         event_ids: list[str] | None = None,
     ) -> Step: ...
 
+def separate(
+    state_sets: list[StateMap],
+) -> tuple[StateMap, dict[tuple[str, str], set[str]]]:
+    """Synapse's ``_seperate``: the unconflicted state and the conflicted state (key -> events)."""
+
 def set_event_cache_capacity(capacity: int) -> None:
     """How many parsed events are kept across resolutions (0: none; default 50 000); empties it."""
 

@@ -35,7 +35,7 @@ from collections import ChainMap, Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from roomgraph._native import ResolveError, ResolveSession
+from roomgraph._native import ResolveError, ResolveSession, separate
 
 if TYPE_CHECKING:
     from synapse.api.room_versions import RoomVersion
@@ -216,7 +216,8 @@ async def resolve_events_with_store(
 
     if event_map is None:
         event_map = {}
-    unconflicted, conflicted = synapse_v2._seperate(state_sets)
+    # Synapse's `_seperate`, natively: in a big room it is the costliest Python step left.
+    unconflicted, conflicted = separate(list(state_sets))
     if not conflicted:
         return unconflicted
 
