@@ -131,7 +131,12 @@ fn synapse_own_state_tests_pass_with_the_drop_in() {
     );
     let summary: Vec<&str> = out
         .lines()
-        .filter(|l| l.starts_with("Ran ") || l.starts_with("PASSED") || l.contains("drop-in"))
+        .filter(|l| {
+            l.starts_with("Ran ")
+                || l.starts_with("PASSED")
+                || l.contains("drop-in")
+                || l.contains("fallback:")
+        })
         .collect();
     println!("{}", summary.join("\n"));
     assert!(out.contains("PASSED"), "{out}");
