@@ -1,10 +1,12 @@
 //! Host-driven resolution through the C ABI against stateless resolution through the C ABI, on the
 //! differential rooms of every room version (forks, power changes, rejected events; the rooms the
 //! core's `Session` and the ruma suites use): a host that answers each `need` from its own events gets
-//! exactly what `roomgraph_resolve_json` answers for all the events at once. The functions are called
+//! exactly what `roomgraph_resolve_json` answers for all the events at once, whether it begins with
+//! the state sets, the full conflicted set and base state, or the state sets and their auth
+//! difference. The functions are called
 //! as a C host calls them (raw pointers, buffers freed with `roomgraph_buffer_free`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use roomgraph::canonical_json::{JsonValue, to_canonical_string};
 use roomgraph::room_version::RoomVersion;
@@ -118,6 +120,12 @@ impl<'a> Host<'a> {
     /// Begins with the first `up_front` events shipped, then answers every `need`; returns the
     /// state and the number of rounds.
     fn hosted(&self, up_front: usize) -> (Value, usize) {
+        let head = format!(r#""state_sets":{}"#, json!(self.room.fork_states));
+        self.hosted_from(&head, up_front)
+    }
+
+    /// [`Host::hosted`] beginning with `head` (the document's members that say what to resolve).
+    fn hosted_from(&self, head: &str, up_front: usize) -> (Value, usize) {
         let first: Vec<&str> = self
             .room
             .events
@@ -127,9 +135,8 @@ impl<'a> Host<'a> {
             .collect();
         let (events, rejected) = self.ship(first.iter().copied());
         let begin = format!(
-            r#"{{"room_version":{},"state_sets":{},"events":{events},"rejected":{}}}"#,
+            r#"{{"room_version":{},{head},"events":{events},"rejected":{}}}"#,
             json!(self.room.version.id),
-            json!(self.room.fork_states),
             json!(rejected)
         );
         let mut session: *mut roomgraph_resolve_session = std::ptr::null_mut();
@@ -193,8 +200,41 @@ fn host_driven_resolution_through_c_matches_stateless_resolution_through_c() {
             }
             sessions += 1;
         }
+        if room.version.id == "1" {
+            continue;
+        }
+        // A host with its own auth-chain index: from the full conflicted set and the unconflicted
+        // state, or from the state sets and their auth difference.
+        let (unconflicted, full) = room.conflicted_set();
+        let mut base: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
+        for (t, k, id) in &unconflicted {
+            base.entry(t.as_str())
+                .or_default()
+                .insert(k.as_str(), id.as_str());
+        }
+        let heads = [
+            format!(
+                r#""full_conflicted_set":{},"base_state":{}"#,
+                json!(full),
+                json!(base)
+            ),
+            format!(
+                r#""state_sets":{},"auth_difference":{}"#,
+                json!(room.fork_states),
+                json!(full)
+            ),
+        ];
+        for head in heads {
+            let (state, _) = host.hosted_from(&head, 0);
+            assert_eq!(
+                state, expected,
+                "v{} {} begun with {head}",
+                room.version.id, room.room_id
+            );
+            sessions += 1;
+        }
     }
-    assert!(sessions >= 100, "{sessions} sessions");
+    assert!(sessions >= 150, "{sessions} sessions");
     assert!(
         with_rejected >= 10,
         "{with_rejected} rooms with rejected events"
