@@ -307,7 +307,7 @@ impl Format for RoomRecord {
 
 impl Encode<RoomRecord> for RoomRecord {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&RoomRecord::encode(self));
+        self.encode_into(out);
     }
 }
 
@@ -336,11 +336,7 @@ pub struct ExtremitiesRef<'a> {
 
 impl Encode<Extremities> for ExtremitiesRef<'_> {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.reserve(8 * (1 + self.events.len()));
-        out.extend_from_slice(&self.current.to_be_bytes());
-        for e in self.events {
-            out.extend_from_slice(&e.to_be_bytes());
-        }
+        codec::append_extremities(out, self.current, self.events);
     }
 }
 
@@ -353,7 +349,7 @@ impl Format for TypeStateKey {
 
 impl Encode<TypeStateKey> for TypeStateKey {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&TypeStateKey::encode(self));
+        codec::append_state_key(out, &self.event_type, &self.state_key);
     }
 }
 
@@ -412,7 +408,7 @@ impl Format for ChainRow {
 
 impl Encode<ChainRow> for ChainRow {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&ChainRow::encode(self));
+        self.encode_into(out);
     }
 }
 
