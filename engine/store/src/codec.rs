@@ -234,12 +234,18 @@ pub struct RoomRecord {
 
 impl RoomRecord {
     pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// [`RoomRecord::encode`], appending to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
         let v = &self.room_version.as_bytes()[..self.room_version.len().min(255)];
-        let mut out = Vec::with_capacity(9 + v.len());
+        out.reserve(9 + v.len());
         out.push(v.len() as u8);
         out.extend_from_slice(v);
         out.extend_from_slice(&self.create_event.to_be_bytes());
-        out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<RoomRecord, String> {
@@ -302,13 +308,19 @@ pub fn encode_state_key_into(event_type: &str, state_key: &str, out: &mut [u8]) 
 }
 
 pub fn encode_state_key(event_type: &str, state_key: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    append_state_key(&mut out, event_type, state_key);
+    out
+}
+
+/// [`encode_state_key`], appending to `out`.
+pub fn append_state_key(out: &mut Vec<u8>, event_type: &str, state_key: &str) {
     // Types are at most 255 bytes (checked at parse time), so the length always fits.
     let t = &event_type.as_bytes()[..event_type.len().min(u16::MAX as usize)];
-    let mut out = Vec::with_capacity(2 + t.len() + state_key.len());
+    out.reserve(2 + t.len() + state_key.len());
     out.extend_from_slice(&(t.len() as u16).to_be_bytes());
     out.extend_from_slice(t);
     out.extend_from_slice(state_key.as_bytes());
-    out
 }
 
 pub fn u64_from(bytes: &[u8]) -> Option<u64> {
@@ -322,20 +334,13 @@ pub fn u64_list(bytes: &[u8]) -> Option<Vec<u64>> {
     Some(bytes.chunks_exact(8).filter_map(u64_from).collect())
 }
 
-pub fn encode_u64_list(items: &[u64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(items.len() * 8);
-    for i in items {
-        out.extend_from_slice(&i.to_be_bytes());
-    }
-    out
-}
-
-/// `current snapshot u64 ‖ extremity event numbers u64…`.
-pub fn encode_extremities(current: u64, extremities: &[u64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + extremities.len() * 8);
+/// Appends the `extremities` value to `out`: `current snapshot u64 ‖ extremity event numbers u64…`.
+pub fn append_extremities(out: &mut Vec<u8>, current: u64, extremities: &[u64]) {
+    out.reserve(8 * (1 + extremities.len()));
     out.extend_from_slice(&current.to_be_bytes());
-    out.extend_from_slice(&encode_u64_list(extremities));
-    out
+    for e in extremities {
+        out.extend_from_slice(&e.to_be_bytes());
+    }
 }
 
 pub fn decode_extremities(bytes: &[u8]) -> Option<(u64, Vec<u64>)> {
@@ -398,14 +403,20 @@ pub struct ChainRow {
 
 impl ChainRow {
     pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// [`ChainRow::encode`], appending to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
         let links = &self.inserted.links;
-        let mut out = Vec::with_capacity(16 + 12 * links.len());
+        out.reserve(16 + 12 * links.len());
         out.extend_from_slice(&self.key.to_be_bytes());
         for p in std::iter::once(&self.inserted.pos).chain(links.iter()) {
             out.extend_from_slice(&p.chain.to_be_bytes());
             out.extend_from_slice(&p.seq.to_be_bytes());
         }
-        out
     }
 
     pub fn decode(v: &[u8]) -> Result<ChainRow, String> {
@@ -502,10 +513,9 @@ mod tests {
         );
         let key = TypeStateKey::new("m.room.member", "@a:x");
         assert_eq!(TypeStateKey::decode(&key.encode()), Ok(key));
-        assert_eq!(
-            decode_extremities(&encode_extremities(5, &[1, 2])),
-            Some((5, vec![1, 2]))
-        );
+        let mut extremities = Vec::new();
+        append_extremities(&mut extremities, 5, &[1, 2]);
+        assert_eq!(decode_extremities(&extremities), Some((5, vec![1, 2])));
         let meta = EventMeta {
             before: 7,
             after: 8,

@@ -307,7 +307,7 @@ impl Format for RoomRecord {
 
 impl Encode<RoomRecord> for RoomRecord {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&RoomRecord::encode(self));
+        self.encode_into(out);
     }
 }
 
@@ -336,11 +336,7 @@ pub struct ExtremitiesRef<'a> {
 
 impl Encode<Extremities> for ExtremitiesRef<'_> {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.reserve(8 * (1 + self.events.len()));
-        out.extend_from_slice(&self.current.to_be_bytes());
-        for e in self.events {
-            out.extend_from_slice(&e.to_be_bytes());
-        }
+        codec::append_extremities(out, self.current, self.events);
     }
 }
 
@@ -353,7 +349,7 @@ impl Format for TypeStateKey {
 
 impl Encode<TypeStateKey> for TypeStateKey {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&TypeStateKey::encode(self));
+        codec::append_state_key(out, &self.event_type, &self.state_key);
     }
 }
 
@@ -412,7 +408,7 @@ impl Format for ChainRow {
 
 impl Encode<ChainRow> for ChainRow {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&ChainRow::encode(self));
+        self.encode_into(out);
     }
 }
 
@@ -592,6 +588,56 @@ mod tests {
         assert!(OutlierWaitKey::decode(&[0, 0, 1, 2]).is_err());
         assert!(Extremities::decode(&[1; 7]).is_err());
         assert!(StateHash::decode(&[0; 31]).is_err());
+    }
+
+    /// The rows are appended to what `out` holds, in the layouts of `docs/store.md`.
+    #[test]
+    fn records_append_their_stored_bytes() {
+        use roomgraph_core::resolve::{ChainPos, Inserted};
+        fn appended<F: ?Sized>(value: &impl Encode<F>) -> Vec<u8> {
+            let mut out = vec![0xaa];
+            value.encode(&mut out);
+            assert_eq!(out[0], 0xaa);
+            out.split_off(1)
+        }
+        let room = RoomRecord {
+            room_version: "12".into(),
+            create_event: 42,
+        };
+        assert_eq!(
+            appended(&room),
+            [&[2, b'1', b'2'][..], &42u64.to_be_bytes()].concat()
+        );
+        assert_eq!(
+            appended(&TypeStateKey::new("m.room.member", "@a:x")),
+            [&[0, 13][..], b"m.room.member", b"@a:x"].concat()
+        );
+        let extremities = ExtremitiesRef {
+            current: 5,
+            events: &[1, 2],
+        };
+        assert_eq!(
+            appended(&extremities),
+            [5u64, 1, 2].map(u64::to_be_bytes).concat()
+        );
+        let row = ChainRow {
+            key: 0xdead_beef,
+            inserted: Inserted {
+                pos: ChainPos { chain: 7, seq: 3 },
+                links: [ChainPos { chain: 9, seq: 40 }].into_iter().collect(),
+            },
+        };
+        assert_eq!(
+            appended(&row),
+            [
+                &0xdead_beefu32.to_be_bytes()[..],
+                &7u64.to_be_bytes(),
+                &3u32.to_be_bytes(),
+                &9u64.to_be_bytes(),
+                &40u32.to_be_bytes(),
+            ]
+            .concat()
+        );
     }
 
     #[test]

@@ -416,8 +416,8 @@ impl Engine {
     pub fn resolution_stats(&self) -> ResolutionStats {
         let mut total = ResolutionStats::default();
         for room in self.rooms.values() {
-            total.partial += room.stats.partial;
-            total.full += room.stats.full;
+            total.partial += room.stats().partial;
+            total.full += room.stats().full;
         }
         total
     }

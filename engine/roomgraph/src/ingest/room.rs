@@ -54,84 +54,74 @@ pub(crate) struct ParsedEvent {
     pub outlier: bool,
 }
 
-/// What the store knows about an event of this room.
-#[derive(Debug, Clone, Copy)]
-struct EventInfo {
-    status: EventStatus,
-    after: u64,
-}
-
-/// The in-memory state of one room.
+/// The in-memory state of one room, one part per concern: its forward extremities and current state
+/// (here), event facts, state views, auth events and key numbers (`caches.rs`), the fork resolver and
+/// the state log (`forks.rs`), the pending set (`pending.rs`) and the outliers (`outliers.rs`).
 pub(crate) struct RoomWorker {
     pub room_id: String,
     pub version: &'static RoomVersion,
     /// The accepted create event.
     create: Option<(u64, Arc<AuthEvent>)>,
-    extremities: Vec<u64>,
+    /// Created in this process: every event and snapshot of the room is in the maps of the parts
+    /// below, so misses need no store lookup (event ids of v3+ rooms hash the room id, so no other
+    /// room has them).
+    fresh: bool,
+    extremities: ForwardExtremities,
+    events: EventIndex,
+    views: ViewCache,
+    auth: AuthChains,
+    keys: KeyNumbers,
+    forks: ForkResolver,
+    state_log: StateLog,
+    pending: PendingSet,
+    outliers: Outliers,
+}
+
+/// The room's forward extremities and its current state (the resolution of the states after them).
+struct ForwardExtremities {
+    events: Vec<u64>,
     current: StateView,
+    /// Changed since the last [`ForwardExtremities::flush`].
     dirty: bool,
-    ids: FastMap<Box<str>, u64>,
-    info: IntMap<u64, EventInfo>,
-    views: IntMap<u64, StateView>,
-    view_order: VecDeque<u64>,
-    /// The records of this room's snapshots that are not durable yet: a view evicted from `views`
-    /// before its batch is committed is rebuilt from them (see [`Durable`](super::Durable)).
-    unsynced: IntMap<u64, SnapshotRecord>,
-    auth_cache: IntMap<u64, Arc<AuthEvent>>,
-    /// Size at which `auth_cache` is trimmed next (`caches::trim_cache`).
-    auth_limit: usize,
-    /// The room's chain cover auth-chain index (every stored state event; loaded whole with the room).
-    cover: ChainCover,
-    hashes: FastMap<StateHash, u64>,
-    /// Memoised resolutions: sorted input snapshots → result snapshot.
-    memo: FastMap<Vec<u64>, u64>,
-    graph: Option<EventGraph>,
-    graph_idx: IntMap<u64, EventIdx>,
-    graph_nums: Vec<u64>,
-    /// Graph state-key index → store state-key number (`u32::MAX` = not cached yet).
-    graph_keys: Vec<u32>,
-    resolver: Resolver,
-    /// Store key numbers of `(type, state_key)` pairs by their encoding ([`RoomWorker::key`]).
-    key_cache: FastMap<Box<[u8]>, u32>,
-    /// The same for `m.room.member` pairs, by state key.
-    member_keys: FastMap<Box<str>, u32>,
-    /// The same for the create, power-levels and join-rules pairs (`u32::MAX`: not known yet).
-    fixed_keys: [u32; 3],
-    /// Store key number of each non-rejected state event applied here (or looked up since).
-    event_keys: IntMap<u64, u32>,
-    /// Every non-rejected state event applied by this process, ascending: the events that can have
-    /// entered a state since `log_from` (see [`RoomWorker::fast_inputs`]).
-    state_log: Vec<u64>,
-    /// The first event number from which `state_log` is complete (`u64::MAX` until the first apply of a
-    /// room loaded from the store).
-    log_from: u64,
-    /// Counts of fork resolutions by path.
-    pub stats: ResolutionStats,
-    /// Events waiting for a missing event id.
-    pub waiting: FastMap<String, Vec<ParsedEvent>>,
-    /// Events in `waiting` without a pending row yet (parked by the current run).
-    unsaved: usize,
-    /// Outliers by the missing or outlier prev event they wait for (persisted: `outlier_wait_key`).
-    outlier_wait: FastMap<Box<str>, SmallVec<[u64; 2]>>,
-    /// Outliers stored by this process, by number.
-    outlier_bytes: IntMap<u64, OutlierBytes>,
-    /// Missing or outlier events that an accepted timeline event cites as a prev event (persisted:
-    /// `cited_key`): when they join the timeline they are not forward extremities.
-    cited: FastSet<Box<str>>,
     /// The prev events of the soft-failed and rejected timeline events applied by this process (for
     /// [`RoomWorker::prevs_before_rejected`]; older ones are read from the store).
     bad_prevs: IntMap<u64, SmallVec<[u64; 2]>>,
-    /// Created in this process: every event and snapshot of the room is in the maps above, so misses
-    /// need no store lookup (event ids of v3+ rooms hash the room id, so no other room has them).
-    fresh: bool,
 }
 
-/// The bytes of an outlier stored by this process, kept to rewrite its record when it is
-/// de-outliered (older outliers are read back from the store).
-struct OutlierBytes {
-    raw: Vec<u8>,
-    redacted: Option<Vec<u8>>,
-    line: Option<u64>,
+impl ForwardExtremities {
+    fn new() -> ForwardExtremities {
+        ForwardExtremities {
+            events: Vec::new(),
+            current: StateView::empty(),
+            dirty: false,
+            bad_prevs: IntMap::default(),
+        }
+    }
+
+    /// Queues the room's extremities record if they changed.
+    fn flush(&mut self, room_id: &str, writes: &mut Writes) {
+        if self.dirty {
+            let heads = ExtremitiesRef {
+                current: self.current.snap,
+                events: &self.events,
+            };
+            writes.insert(&EXTREMITIES, room_id, &heads);
+            self.dirty = false;
+        }
+    }
+
+    /// The prev events of a stored soft-failed or rejected timeline event.
+    fn prevs_of(&self, ctx: &BatchContext<'_>, num: u64) -> RoomResult<SmallVec<[u64; 2]>> {
+        if let Some(p) = self.bad_prevs.get(&num) {
+            return Ok(p.clone());
+        }
+        // Not applied by this process: durable.
+        Ok(ctx
+            .store
+            .event_state(num)?
+            .map(|m| m.prev.into_iter().collect())
+            .unwrap_or_default())
+    }
 }
 
 /// The outcome of the checks for one event.
@@ -195,38 +185,16 @@ impl RoomWorker {
             room_id,
             version,
             create: None,
-            extremities: Vec::new(),
-            current: StateView::empty(),
-            dirty: false,
-            ids: FastMap::default(),
-            info: IntMap::default(),
-            views: IntMap::default(),
-            view_order: VecDeque::new(),
-            unsynced: IntMap::default(),
-            auth_cache: IntMap::default(),
-            auth_limit: AUTH_CACHE,
-            cover: ChainCover::new(),
-            hashes: FastMap::default(),
-            memo: FastMap::default(),
-            graph: None,
-            graph_idx: IntMap::default(),
-            graph_nums: Vec::new(),
-            graph_keys: Vec::new(),
-            resolver: Resolver::new(),
-            key_cache: FastMap::default(),
-            member_keys: FastMap::default(),
-            fixed_keys: [u32::MAX; 3],
-            event_keys: IntMap::default(),
-            state_log: Vec::new(),
-            log_from: 0,
-            stats: ResolutionStats::default(),
-            waiting: FastMap::default(),
-            unsaved: 0,
-            outlier_wait: FastMap::default(),
-            outlier_bytes: IntMap::default(),
-            cited: FastSet::default(),
-            bad_prevs: IntMap::default(),
             fresh: true,
+            extremities: ForwardExtremities::new(),
+            events: EventIndex::default(),
+            views: ViewCache::default(),
+            auth: AuthChains::new(),
+            keys: KeyNumbers::new(),
+            forks: ForkResolver::new(),
+            state_log: StateLog::complete_from(0),
+            pending: PendingSet::default(),
+            outliers: Outliers::default(),
         }
     }
 
@@ -240,25 +208,15 @@ impl RoomWorker {
             .map_err(|e| ROOMS.corrupt(room_id, e.to_string()))?;
         let mut room = RoomWorker::new(room_id.to_owned(), version);
         room.fresh = false;
-        room.log_from = u64::MAX;
-        let create = room.load_auth(ctx, record.create_event)?;
+        room.state_log = StateLog::complete_from(u64::MAX);
+        let create = room.auth.load(ctx, record.create_event)?;
         room.create = Some((record.create_event, create));
-        for (num, row) in ctx.store.chain_rows(room_id)? {
-            room.cover
-                .restore(num, row.key, &row.inserted)
-                .map_err(|e| AUTH_CHAINS.corrupt(&InRoom { room_id, key: num }, e.to_string()))?;
-        }
+        room.auth.restore_cover(ctx, room_id)?;
         if let Some((current, extremities)) = ctx.store.extremities(room_id)? {
-            room.current = room.view(ctx, current)?;
-            room.extremities = extremities;
+            room.extremities.current = room.view(ctx, current)?;
+            room.extremities.events = extremities;
         }
-        let this_room = InRoom { room_id, key: () };
-        for ((id, num), ()) in ctx.store.scan(&OUTLIER_WAITS, &this_room)? {
-            room.outlier_wait.entry(id.into()).or_default().push(num);
-        }
-        for (id, ()) in ctx.store.scan(&CITED, &this_room)? {
-            room.cited.insert(id.into());
-        }
+        room.outliers = Outliers::load(ctx, room_id)?;
         Ok(room)
     }
 
@@ -271,10 +229,7 @@ impl RoomWorker {
         ctx: &BatchContext<'_>,
         mut items: Vec<ParsedEvent>,
     ) -> RoomResult<RoomOutput> {
-        if !self.unsynced.is_empty() {
-            self.unsynced
-                .retain(|snap, _| *snap >= ctx.durable.snapshot);
-        }
+        self.views.forget_durable(ctx.durable.snapshot);
         // An event row (the PDU and a small header), its id, its state row, and for state events a
         // chain and a snapshot.
         let bytes = items.iter().map(|i| i.raw.len() + 320).sum();
@@ -285,10 +240,9 @@ impl RoomWorker {
         items.sort_by_key(|i| i.line);
         // Sized once for the run: growing them event by event rehashed ~10 % of a 38 000-event
         // send_join response's apply time away.
-        self.ids.reserve(items.len());
-        self.info.reserve(items.len());
-        self.auth_cache.reserve(items.len());
-        self.event_keys.reserve(items.len());
+        self.events.reserve(items.len());
+        self.auth.reserve(items.len());
+        self.keys.reserve(items.len());
         let mut queue: VecDeque<Work> = items.into_iter().map(Work::New).collect();
         while let Some(work) = queue.pop_front() {
             match work {
@@ -298,7 +252,7 @@ impl RoomWorker {
                 }
             }
         }
-        self.persist_waiting(ctx, &mut out.writes);
+        self.pending.persist(ctx, &mut out.writes);
         Ok(out)
     }
 
@@ -316,9 +270,9 @@ impl RoomWorker {
         let mut existing = deoutlier;
         if existing.is_none() {
             let known = if self.fresh && !self.version.reference_pairs {
-                self.ids.get(id.as_str()).copied()
+                self.events.ids.get(id.as_str()).copied()
             } else {
-                self.lookup(ctx, &id)?
+                self.events.lookup(ctx, &id)?
             };
             if let Some(num) = known {
                 // An outlier received again is processed as a timeline event if it now can be.
@@ -348,15 +302,15 @@ impl RoomWorker {
             && let Some(local) = self.room_id.strip_prefix('!')
         {
             let create_id = format!("${local}");
-            if self.lookup(ctx, &create_id)?.is_none() {
-                self.park(ctx, item, create_id, out);
+            if self.events.lookup(ctx, &create_id)?.is_none() {
+                self.pending.park(ctx, item, create_id, out);
                 return Ok(());
             }
         }
         let parents = match self.parent_nums(ctx, &item.event.pdu)? {
             Ok(parents) => parents,
             Err(missing) => {
-                self.park(ctx, item, missing, out);
+                self.pending.park(ctx, item, missing, out);
                 return Ok(());
             }
         };
@@ -369,7 +323,7 @@ impl RoomWorker {
         };
         if let Placement::Wait(missing) = placement {
             if existing.is_none() {
-                self.park(ctx, item, missing, out);
+                self.pending.park(ctx, item, missing, out);
             }
             return Ok(());
         }
@@ -391,11 +345,7 @@ impl RoomWorker {
             return Ok(());
         }
         // Taken before `apply` consumes the id; an error poisons the engine, so nothing is lost.
-        let woken = if self.waiting.is_empty() {
-            None
-        } else {
-            self.waiting.remove(&id)
-        };
+        let woken = self.pending.take(&id);
         let timeline = matches!(placement, Placement::Timeline | Placement::Hinted(_));
         let outcome = match placement {
             Placement::Outlier(gaps) => self.store_outlier(ctx, item, parents, gaps, id, out)?,
@@ -425,7 +375,7 @@ impl RoomWorker {
         }
         // A new timeline event may close the gap of outliers waiting for it.
         if timeline
-            && !self.outlier_wait.is_empty()
+            && self.outliers.any_waiting()
             && let Some(event_id) = &outcome.event_id
         {
             let ready = self.outliers_waiting_for(ctx, event_id, &mut out.writes)?;
@@ -443,17 +393,6 @@ impl RoomWorker {
         Ok(())
     }
 
-    fn lookup(&mut self, ctx: &BatchContext<'_>, id: &str) -> RoomResult<Option<u64>> {
-        if let Some(n) = self.ids.get(id) {
-            return Ok(Some(*n));
-        }
-        let n = ctx.store.event_num(id)?;
-        if let Some(n) = n {
-            self.ids.insert(id.into(), n);
-        }
-        Ok(n)
-    }
-
     /// The event numbers of `auth_events` and of the stored `prev_events`, or the first auth event
     /// that is not stored yet (the event waits for it; missing prev events make a gap instead).
     fn parent_nums(
@@ -463,7 +402,7 @@ impl RoomWorker {
     ) -> RoomResult<Result<Parents, String>> {
         let mut auth = SmallVec::with_capacity(pdu.auth_events.len());
         for id in &pdu.auth_events {
-            match self.lookup(ctx, id)? {
+            match self.events.lookup(ctx, id)? {
                 Some(n) => auth.push(n),
                 None => return Ok(Err(id.to_string())),
             }
@@ -471,7 +410,7 @@ impl RoomWorker {
         let mut prev = SmallVec::with_capacity(pdu.prev_events.len());
         let mut missing = SmallVec::new();
         for id in &pdu.prev_events {
-            match self.lookup(ctx, id)? {
+            match self.events.lookup(ctx, id)? {
                 Some(n) => prev.push(n),
                 None => missing.push(Box::from(&**id)),
             }
@@ -520,7 +459,7 @@ impl RoomWorker {
                 // The prev event itself, when stored as a state event that was not rejected (Synapse
                 // adds it to what `/state_ids` returned).
                 let mut own = None;
-                if let Some(p) = self.lookup(ctx, id)?
+                if let Some(p) = self.events.lookup(ctx, id)?
                     && matches!(self.info(ctx, p)?, Some((i, true)) if !i.status.is_rejected())
                 {
                     own = Some(p);
@@ -529,7 +468,7 @@ impl RoomWorker {
                     Placement::Hinted(Ok(v)) => views.push(v),
                     other => return Ok(other),
                 }
-            } else if let Some(p) = self.lookup(ctx, id)?
+            } else if let Some(p) = self.events.lookup(ctx, id)?
                 && let Some((i, true)) = self.info(ctx, p)?
             {
                 views.push(self.view(ctx, i.after)?);
@@ -552,7 +491,7 @@ impl RoomWorker {
         // Key → (its entry in `changes`, the id that named it).
         let mut named: FastMap<u32, (usize, &str)> = FastMap::default();
         for id in ids {
-            let Some(num) = self.lookup(ctx, id)? else {
+            let Some(num) = self.events.lookup(ctx, id)? else {
                 return Ok(Placement::Wait(id.to_string()));
             };
             // Events of other rooms and non-state events are left out, as Synapse does with what
@@ -634,45 +573,6 @@ impl RoomWorker {
         writes.insert(&EVENT_STATE, &num, &meta);
     }
 
-    /// Indexes the auth chain of a state event (the persisted index used to assemble resolutions) and
-    /// caches the event for auth lookups.
-    fn index_auth_chain(
-        &mut self,
-        num: u64,
-        auth_nums: &[u64],
-        event: &Arc<AuthEvent>,
-        writes: &mut Writes,
-    ) -> RoomResult<()> {
-        let key = state_key_hash(
-            &event.pdu.event_type,
-            event.pdu.state_key.as_deref().unwrap_or(""),
-        );
-        let row_key = InRoom {
-            room_id: self.room_id.as_str(),
-            key: num,
-        };
-        let inserted = self
-            .cover
-            .insert(num, key, auth_nums)
-            .map_err(|e| AUTH_CHAINS.corrupt(&row_key, e.to_string()))?;
-        writes.insert(&AUTH_CHAINS, &row_key, &ChainRow { key, inserted });
-        self.auth_cache.insert(num, Arc::clone(event));
-        Ok(())
-    }
-
-    /// The prev events of a stored soft-failed or rejected timeline event.
-    fn prevs_of(&mut self, ctx: &BatchContext<'_>, num: u64) -> RoomResult<SmallVec<[u64; 2]>> {
-        if let Some(p) = self.bad_prevs.get(&num) {
-            return Ok(p.clone());
-        }
-        // Not applied by this process: durable.
-        Ok(ctx
-            .store
-            .event_state(num)?
-            .map(|m| m.prev.into_iter().collect())
-            .unwrap_or_default())
-    }
-
     /// Synapse's `_get_prevs_before_rejected`: starting from `prevs`, every soft-failed or rejected
     /// timeline event adds its prev events to `out`, and the walk goes on through them. An extremity
     /// reached this way is stale once an accepted event cites the soft-failed or rejected event.
@@ -694,7 +594,7 @@ impl RoomWorker {
         }
         let mut seen: FastSet<u64> = FastSet::default();
         while let Some(p) = stack.pop() {
-            for q in self.prevs_of(ctx, p)? {
+            for q in self.extremities.prevs_of(ctx, p)? {
                 if !seen.insert(q) {
                     continue;
                 }
@@ -734,7 +634,7 @@ impl RoomWorker {
             if pairs[..i].iter().any(same) {
                 continue;
             }
-            if let Some(k) = self.key(ctx, t, s)? {
+            if let Some(k) = self.keys.get(ctx, t, s)? {
                 keys.push(k);
             }
         }
@@ -766,12 +666,12 @@ impl RoomWorker {
             ..
         } = item;
         let pdu = &event.pdu;
-        let was = existing.and_then(|n| self.info.get(&n).map(|i| i.status));
+        let was = existing.and_then(|n| self.events.info.get(&n).map(|i| i.status));
         let num = match existing {
             Some(n) => n,
             None => {
                 let n = ctx.next_event.fetch_add(1, Ordering::Relaxed);
-                self.log_from = self.log_from.min(n);
+                self.state_log.numbered(n);
                 n
             }
         };
@@ -810,14 +710,12 @@ impl RoomWorker {
         if verdict.status != EventStatus::Rejected
             && let Some((t, s)) = state_key
         {
-            let k = self.intern_key(ctx, t, s)?;
-            if self.event_keys.insert(num, k).is_none() || was.is_some_and(EventStatus::is_rejected)
+            let k = self.keys.intern(ctx, t, s)?;
+            if self.keys.of_event.insert(num, k).is_none()
+                || was.is_some_and(EventStatus::is_rejected)
             {
                 // A de-outliered event that was a rejected outlier enters the log at its place.
-                let at = self.state_log.partition_point(|&n| n < num);
-                if self.state_log.get(at) != Some(&num) {
-                    self.state_log.insert(at, num);
-                }
+                self.state_log.insert(num);
             }
             if let Some(draft) = before.apply(&[(k, Some(num))]) {
                 after = self.commit_draft(ctx, draft, writes)?;
@@ -826,11 +724,12 @@ impl RoomWorker {
 
         // Auth chain of state events (an outlier's is indexed already).
         if state_key.is_some() && existing.is_none() {
-            self.index_auth_chain(num, &parents.auth, &event, writes)?;
+            self.auth
+                .index(&self.room_id, num, &parents.auth, &event, writes)?;
         }
 
         // Visible to the resolutions below (the new current state may include this event).
-        self.ids.insert(event_id.as_str().into(), num);
+        self.events.ids.insert(event_id.as_str().into(), num);
         self.set_info(num, verdict.status, after.snap, was);
 
         // Forward extremities and current state: only accepted events move them.
@@ -860,7 +759,8 @@ impl RoomWorker {
             verdict.status,
             EventStatus::SoftFailed | EventStatus::Rejected
         ) {
-            self.bad_prevs
+            self.extremities
+                .bad_prevs
                 .insert(num, parents.prev.iter().copied().collect());
         }
         if is_create && verdict.status == EventStatus::Accepted {
@@ -885,9 +785,9 @@ impl RoomWorker {
             &parents,
         );
         if existing.is_some() {
-            self.forget_outlier(num, &event, writes);
+            self.outliers.forget(&self.room_id, num, &event, writes);
         }
-        self.remember(after);
+        self.views.remember(after);
 
         let outcome = match status {
             EventStatus::Accepted => Outcome::Accepted,
@@ -925,14 +825,15 @@ impl RoomWorker {
         self.prevs_before_rejected(ctx, &parents.prev, &mut gone)?;
         let mut ext: Vec<u64> = self
             .extremities
+            .events
             .iter()
             .copied()
             .filter(|e| !gone.contains(e))
             .collect();
-        if !self.cited.contains(event_id) {
+        if !self.outliers.is_cited(event_id) {
             ext.push(num);
         }
-        if ext.is_empty() || ext == self.extremities {
+        if ext.is_empty() || ext == self.extremities.events {
             return Ok(Ok(()));
         }
         let new_current = if ext == [num] {
@@ -950,32 +851,25 @@ impl RoomWorker {
             self.resolve_fork(ctx, &views, writes)?
         };
         Ok(new_current.map(|current| {
-            self.current = current;
-            self.extremities = ext;
-            self.dirty = true;
+            self.extremities.current = current;
+            self.extremities.events = ext;
+            self.extremities.dirty = true;
         }))
     }
 
     /// Queues the room's extremities record if they changed.
     pub fn flush(&mut self, writes: &mut Writes) {
-        if self.dirty {
-            let heads = ExtremitiesRef {
-                current: self.current.snap,
-                events: &self.extremities,
-            };
-            writes.insert(&EXTREMITIES, self.room_id.as_str(), &heads);
-            self.dirty = false;
-        }
+        self.extremities.flush(&self.room_id, writes);
     }
 
     /// The number of an event id of this room (cached in memory), `None` if not stored.
     pub fn event_num(&mut self, ctx: &BatchContext<'_>, id: &str) -> RoomResult<Option<u64>> {
-        self.lookup(ctx, id)
+        self.events.lookup(ctx, id)
     }
 
     /// A stored event's auth facts (cached in memory).
     pub fn auth_event(&mut self, ctx: &BatchContext<'_>, num: u64) -> RoomResult<Arc<AuthEvent>> {
-        self.load_auth(ctx, num)
+        self.auth.load(ctx, num)
     }
 }
 
@@ -1006,6 +900,11 @@ mod checks;
 mod forks;
 mod outliers;
 mod pending;
+
+use caches::{AuthChains, EventIndex, EventInfo, KeyNumbers, ViewCache};
+use forks::{ForkResolver, StateLog};
+use outliers::Outliers;
+use pending::PendingSet;
 
 pub use forks::{ResolutionStats, SetChange, StateDelta};
 #[cfg(test)]

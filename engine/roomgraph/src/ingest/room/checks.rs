@@ -15,7 +15,7 @@ impl RoomWorker {
         let mut events = SmallVec::new();
         for &k in keys {
             let Some(num) = view.get(k) else { continue };
-            let a = self.load_auth(ctx, num)?;
+            let a = self.auth.load(ctx, num)?;
             if !events.iter().any(|e: &Arc<AuthEvent>| Arc::ptr_eq(e, &a)) {
                 events.push(a);
             }
@@ -60,7 +60,7 @@ impl RoomWorker {
         // At most 10 auth events: a list beats a map.
         let mut statuses: SmallVec<[(&str, EventStatus); 8]> = SmallVec::new();
         for (a, id) in auth_nums.iter().zip(&event.pdu.auth_events) {
-            let ae = self.load_auth(ctx, *a)?;
+            let ae = self.auth.load(ctx, *a)?;
             let status = match self.info(ctx, *a)? {
                 Some((i, _)) => i.status,
                 None => EventStatus::Rejected,
@@ -163,8 +163,8 @@ impl RoomWorker {
 
         // Step 6: the current state (soft fail).
         let current = if gap {
-            let mut views: Vec<StateView> = Vec::with_capacity(self.extremities.len() + 1);
-            for e in self.extremities.clone() {
+            let mut views: Vec<StateView> = Vec::with_capacity(self.extremities.events.len() + 1);
+            for e in self.extremities.events.clone() {
                 let snap = self.info(ctx, e)?.map_or(EMPTY_SNAPSHOT, |(i, _)| i.after);
                 views.push(self.view(ctx, snap)?);
             }
@@ -182,7 +182,7 @@ impl RoomWorker {
                 }
             }
         } else {
-            self.current.clone()
+            self.extremities.current.clone()
         };
         if current.snap != before.snap {
             let state = self.state_for_check(ctx, &keys, &current)?;

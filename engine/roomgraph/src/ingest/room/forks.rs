@@ -4,7 +4,139 @@
 
 use super::*;
 
+/// The fork resolver's state, kept across resolutions: the event graph of the room's events that
+/// entered a resolution (with their auth chains; built on first use), and the memoised results.
+pub(super) struct ForkResolver {
+    graph: Option<EventGraph>,
+    /// The graph index of each event number in `graph`.
+    idx: IntMap<u64, EventIdx>,
+    /// The event number of each graph index.
+    nums: Vec<u64>,
+    /// Graph state-key index → store state-key number (`u32::MAX` = not cached yet).
+    store_keys: Vec<u32>,
+    resolver: Resolver,
+    /// Memoised resolutions: sorted input snapshots → result snapshot.
+    memo: FastMap<Vec<u64>, u64>,
+    /// Counts of fork resolutions by path.
+    stats: ResolutionStats,
+}
+
+impl ForkResolver {
+    pub(super) fn new() -> ForkResolver {
+        ForkResolver {
+            graph: None,
+            idx: IntMap::default(),
+            nums: Vec::new(),
+            store_keys: Vec::new(),
+            resolver: Resolver::new(),
+            memo: FastMap::default(),
+            stats: ResolutionStats::default(),
+        }
+    }
+
+    /// Drops the graph and the memoised resolutions (an event changed between rejected and not).
+    pub(super) fn invalidate(&mut self) {
+        self.graph = None;
+        self.idx.clear();
+        self.nums.clear();
+        self.store_keys.clear();
+        self.memo.clear();
+    }
+
+    /// Resolves `sets` (graph indices) over the graph, optionally with the auth difference of the full
+    /// sets given (event numbers): the resolved state as (store key number, event number) pairs.
+    fn resolve(
+        &mut self,
+        ctx: &BatchContext<'_>,
+        sets: &[Vec<EventIdx>],
+        difference: Option<&[u64]>,
+    ) -> Result<Vec<(u32, u64)>, StoredResolveError> {
+        let refs: Vec<&[EventIdx]> = sets.iter().map(Vec::as_slice).collect();
+        let Some(graph) = self.graph.as_ref() else {
+            return Err(StoredResolveError::Internal("no event graph"));
+        };
+        let resolved = match difference {
+            None => self.resolver.resolve(graph, &refs),
+            Some(diff) => {
+                let diff: Vec<EventIdx> = diff
+                    .iter()
+                    .filter_map(|n| self.idx.get(n).copied())
+                    .collect();
+                self.resolver
+                    .resolve_with_auth_difference(graph, &refs, &diff)
+            }
+        }?;
+        let mut out = Vec::with_capacity(resolved.len());
+        for (k, e) in resolved.iter() {
+            // Graph key index → store key number, cached (the graph's keys are dense and only grow).
+            let kn = match self.store_keys.get(k.ix()).copied() {
+                Some(kn) if kn != u32::MAX => kn,
+                _ => {
+                    let (t, s) = graph.keys().resolve(k);
+                    let kn = ctx.keys.intern(ctx.store, t, s)?;
+                    if self.store_keys.len() <= k.ix() {
+                        self.store_keys.resize(k.ix() + 1, u32::MAX);
+                    }
+                    self.store_keys[k.ix()] = kn;
+                    kn
+                }
+            };
+            let num = self
+                .nums
+                .get(e.ix())
+                .copied()
+                .ok_or(StoredResolveError::Internal(
+                    "resolved event outside the graph",
+                ))?;
+            out.push((kn, num));
+        }
+        Ok(out)
+    }
+}
+
+/// Every non-rejected state event applied by this process, ascending: the events that can have entered
+/// a state since `complete_from` (see [`RoomWorker::fast_inputs`]).
+pub(super) struct StateLog {
+    events: Vec<u64>,
+    /// The first event number from which `events` is complete (`u64::MAX` until the first apply of a
+    /// room loaded from the store).
+    complete_from: u64,
+}
+
+impl StateLog {
+    /// An empty log, complete from event number `complete_from`.
+    pub(super) fn complete_from(complete_from: u64) -> StateLog {
+        StateLog {
+            events: Vec::new(),
+            complete_from,
+        }
+    }
+
+    /// Notes that this process numbered event `num`: the log is complete from the first such number.
+    pub(super) fn numbered(&mut self, num: u64) {
+        self.complete_from = self.complete_from.min(num);
+    }
+
+    /// Appends a state event numbered after every event in the log.
+    pub(super) fn push(&mut self, num: u64) {
+        self.events.push(num);
+    }
+
+    /// Inserts a state event at its place, unless it is there already.
+    pub(super) fn insert(&mut self, num: u64) {
+        let at = self.events.partition_point(|&n| n < num);
+        if self.events.get(at) != Some(&num) {
+            self.events.insert(at, num);
+        }
+    }
+}
+
 impl RoomWorker {
+    /// Counts of this room's fork resolutions by path.
+    pub fn stats(&self) -> ResolutionStats {
+        self.forks.stats
+    }
+
     /// [`RoomWorker::resolve_views`] for a fork met while applying an event: a store failure stops the
     /// batch, any other failure is the event's (its text becomes the event's reason).
     pub(super) fn resolve_fork(
@@ -37,16 +169,18 @@ impl RoomWorker {
         num: u64,
         intern: bool,
     ) -> RoomResult<Option<u32>> {
-        if let Some(k) = self.event_keys.get(&num) {
+        if let Some(k) = self.keys.of_event.get(&num) {
             return Ok(Some(*k));
         }
-        let event = self.load_auth(ctx, num)?;
+        let event = self.auth.load(ctx, num)?;
         let Some(state_key) = event.pdu.state_key.as_deref() else {
             return Ok(None);
         };
-        let k = self.key_or_intern(ctx, &event.pdu.event_type, state_key, intern)?;
+        let k = self
+            .keys
+            .number(ctx, &event.pdu.event_type, state_key, intern)?;
         if let Some(k) = k {
-            self.event_keys.insert(num, k);
+            self.keys.of_event.insert(num, k);
         }
         Ok(k)
     }
@@ -79,22 +213,22 @@ impl RoomWorker {
                 }
             }
             let mut closure = Closure::default();
-            if self.cover.extend(&mut closure, set).is_err() {
+            if self.auth.cover.extend(&mut closure, set).is_err() {
                 return Ok(None);
             }
             closures.push(closure);
         }
         // ∪ cl(K_i) ∖ ∩ cl(K_i), per chain a range of sequence numbers.
-        let candidates = self.cover.difference_of(&closures);
+        let candidates = self.auth.cover.difference_of(&closures);
 
         // cl(U) ∩ candidates. An unconflicted event inside ∩ cl(K_i) has all its ancestors there, so
         // among the union only the candidates themselves can cover candidates (descending: an event
         // already covered has its chain covered too).
         let mut covered = Closure::default();
         for &d in candidates.iter().rev() {
-            if !self.in_cover(&covered, d)
+            if !self.auth.in_cover(&covered, d)
                 && self.is_unconflicted(ctx, base, conflicted_keys, d)?
-                && self.cover.extend(&mut covered, &[d]).is_err()
+                && self.auth.cover.extend(&mut covered, &[d]).is_err()
             {
                 return Ok(None);
             }
@@ -102,27 +236,27 @@ impl RoomWorker {
         let mut undecided: Vec<u64> = candidates
             .iter()
             .copied()
-            .filter(|&d| !self.in_cover(&covered, d))
+            .filter(|&d| !self.auth.in_cover(&covered, d))
             .collect();
         if let Some(&oldest) = undecided.first() {
-            if oldest < self.log_from {
+            if oldest < self.state_log.complete_from {
                 return Ok(None);
             }
-            let from = self.state_log.partition_point(|&n| n <= oldest);
-            if self.state_log.len() - from > base.len() {
+            let from = self.state_log.events.partition_point(|&n| n <= oldest);
+            if self.state_log.events.len() - from > base.len() {
                 return Ok(None);
             }
-            for i in from..self.state_log.len() {
-                let u = self.state_log[i];
-                if self.in_cover(&covered, u)
+            for i in from..self.state_log.events.len() {
+                let u = self.state_log.events[i];
+                if self.auth.in_cover(&covered, u)
                     || !self.is_unconflicted(ctx, base, conflicted_keys, u)?
                 {
                     continue;
                 }
-                if self.cover.extend(&mut covered, &[u]).is_err() {
+                if self.auth.cover.extend(&mut covered, &[u]).is_err() {
                     return Ok(None);
                 }
-                undecided.retain(|&d| !self.in_cover(&covered, d));
+                undecided.retain(|&d| !self.auth.in_cover(&covered, d));
                 if undecided.is_empty() {
                     break;
                 }
@@ -131,7 +265,7 @@ impl RoomWorker {
         let difference: Vec<u64> = candidates
             .iter()
             .copied()
-            .filter(|&d| !self.in_cover(&covered, d))
+            .filter(|&d| !self.auth.in_cover(&covered, d))
             .collect();
 
         // The unconflicted events the iterative auth checks can read: the auth-type keys of every event
@@ -140,7 +274,7 @@ impl RoomWorker {
         readers.extend(difference.iter().copied());
         if self.version.state_res == StateResAlgorithm::V2_1 {
             let conflicted: Vec<u64> = readers.clone();
-            match self.cover.conflicted_subgraph(&conflicted) {
+            match self.auth.cover.conflicted_subgraph(&conflicted) {
                 Ok(sub) => readers.extend(sub),
                 Err(_) => return Ok(None),
             }
@@ -153,11 +287,11 @@ impl RoomWorker {
             read.push(*create);
         }
         for e in readers {
-            let event = self.load_auth(ctx, e)?;
+            let event = self.auth.load(ctx, e)?;
             let mut types: SmallVec<[(&str, &str); 8]> = SmallVec::new();
             auth::for_each_auth_type(&event, |t, s| types.push((t, s)));
             for (t, s) in types {
-                let Some(k) = self.key(ctx, t, s)? else {
+                let Some(k) = self.keys.get(ctx, t, s)? else {
                     continue;
                 };
                 if conflicted_keys.binary_search(&k).is_err()
@@ -173,11 +307,6 @@ impl RoomWorker {
             set.extend_from_slice(&read);
         }
         Ok(Some(FastInputs { sets, difference }))
-    }
-
-    /// Whether `e` is in `closure` (an event outside the index is not).
-    pub(super) fn in_cover(&self, closure: &Closure, e: u64) -> bool {
-        self.cover.in_closure(closure, e).unwrap_or(false)
     }
 
     /// Whether `e` is an unconflicted entry of the views whose first member is `base`.
@@ -207,7 +336,7 @@ impl RoomWorker {
         if snaps.len() == 1 {
             return Ok(views[0].clone());
         }
-        if let Some(s) = self.memo.get(&snaps).copied() {
+        if let Some(s) = self.forks.memo.get(&snaps).copied() {
             return Ok(self.view(ctx, s)?);
         }
         let mut unique: Vec<&StateView> = Vec::with_capacity(snaps.len());
@@ -227,7 +356,7 @@ impl RoomWorker {
         conflicted_keys.sort_unstable();
         conflicted_keys.dedup();
         if conflicted_keys.is_empty() {
-            self.memo.insert(snaps, base.snap);
+            self.forks.memo.insert(snaps, base.snap);
             return Ok(base.clone());
         }
         let fast = if self.version.state_res == StateResAlgorithm::V1 {
@@ -237,7 +366,7 @@ impl RoomWorker {
         };
         let resolved = match &fast {
             Some(inputs) => {
-                self.stats.partial += 1;
+                self.forks.stats.partial += 1;
                 let got = self.resolve_sets_with(ctx, &inputs.sets, Some(&inputs.difference))?;
                 if ctx.check_resolutions {
                     let full = self.resolve_full(ctx, &unique)?;
@@ -246,7 +375,7 @@ impl RoomWorker {
                 got
             }
             None => {
-                self.stats.full += 1;
+                self.forks.stats.full += 1;
                 self.resolve_full(ctx, &unique)?
             }
         };
@@ -262,9 +391,9 @@ impl RoomWorker {
             None => base.clone(),
             Some(draft) => self.commit_draft(ctx, draft, writes)?,
         };
-        self.memo.insert(snaps, view.snap);
-        if self.memo.len() > 100_000 {
-            self.memo.clear();
+        self.forks.memo.insert(snaps, view.snap);
+        if self.forks.memo.len() > 100_000 {
+            self.forks.memo.clear();
         }
         Ok(view)
     }
@@ -333,14 +462,14 @@ impl RoomWorker {
         };
         let resolved: IntMap<u32, u64> = match fast {
             Some(inputs) => {
-                self.stats.partial += 1;
+                self.forks.stats.partial += 1;
                 self.resolve_sets_with(ctx, &inputs.sets, Some(&inputs.difference))?
                     .into_iter()
                     .filter(|(k, _)| conflicted_keys.binary_search(k).is_ok())
                     .collect()
             }
             None => {
-                self.stats.full += 1;
+                self.forks.stats.full += 1;
                 let full: Vec<Vec<u64>> = views.iter().map(Overlay::events).collect();
                 self.resolve_sets_with(ctx, &full, None)?
                     .into_iter()
@@ -374,7 +503,7 @@ impl RoomWorker {
 
     /// The id of a stored event, for an error (its number when even that cannot be read).
     pub(super) fn name_of(&mut self, ctx: &BatchContext<'_>, num: u64) -> String {
-        match self.load_auth(ctx, num) {
+        match self.auth.load(ctx, num) {
             Ok(a) => a.pdu.event_id.to_string(),
             Err(_) => format!("event number {num}"),
         }
@@ -410,86 +539,46 @@ impl RoomWorker {
             .iter()
             .flatten()
             .copied()
-            .filter(|e| !self.graph_idx.contains_key(e))
+            .filter(|e| !self.forks.idx.contains_key(e))
             .collect();
         fresh.sort_unstable();
         fresh.dedup();
         let mut closure = Closure::default();
-        self.cover.extend(&mut closure, &fresh)?;
-        let need = self.cover.events_of(closure.reach());
-        if self.graph.is_none() {
-            self.graph = Some(EventGraph::new(self.version, &self.room_id));
-        }
+        self.auth.cover.extend(&mut closure, &fresh)?;
+        let need = self.auth.cover.events_of(closure.reach());
+        let graph = self
+            .forks
+            .graph
+            .get_or_insert_with(|| EventGraph::new(self.version, &self.room_id));
         // Event numbers grow in apply order, and an event is applied after its auth events: ascending
         // order is a topological order of the auth DAG, as `EventGraph::insert` needs.
         for &n in &need {
-            if self.graph_idx.contains_key(&n) {
+            if self.forks.idx.contains_key(&n) {
                 continue;
             }
-            let ae = self.load_auth(ctx, n)?;
-            let rejected = match self.info(ctx, n)? {
+            // `graph` borrows `self.forks`: the facts come from `self.events` itself.
+            let ae = self.auth.load(ctx, n)?;
+            let rejected = match self.events.info(ctx, &self.room_id, n)? {
                 Some((i, true)) => i.status.is_rejected(),
                 _ => continue,
             };
-            let Some(graph) = self.graph.as_mut() else {
-                break;
-            };
             if let Ok(idx) = graph.insert(Arc::clone(&ae), rejected) {
-                self.graph_idx.insert(n, idx);
-                self.graph_nums.push(n);
+                self.forks.idx.insert(n, idx);
+                self.forks.nums.push(n);
             }
         }
         let mut idx_sets: Vec<Vec<EventIdx>> = Vec::with_capacity(sets.len());
         for set in sets {
             let mut s = Vec::with_capacity(set.len());
             for e in set {
-                match self.graph_idx.get(e) {
+                match self.forks.idx.get(e) {
                     Some(i) => s.push(*i),
                     None => return Err(StoredResolveError::NotInGraph(self.name_of(ctx, *e))),
                 }
             }
             idx_sets.push(s);
         }
-        let refs: Vec<&[EventIdx]> = idx_sets.iter().map(Vec::as_slice).collect();
-        let Some(graph) = self.graph.as_ref() else {
-            return Err(StoredResolveError::Internal("no event graph"));
-        };
-        let resolved = match difference {
-            None => self.resolver.resolve(graph, &refs),
-            Some(diff) => {
-                let diff: Vec<EventIdx> = diff
-                    .iter()
-                    .filter_map(|n| self.graph_idx.get(n).copied())
-                    .collect();
-                self.resolver
-                    .resolve_with_auth_difference(graph, &refs, &diff)
-            }
-        }?;
-        let mut out = Vec::with_capacity(resolved.len());
-        for (k, e) in resolved.iter() {
-            // Graph key index → store key number, cached (the graph's keys are dense and only grow).
-            let kn = match self.graph_keys.get(k.ix()).copied() {
-                Some(kn) if kn != u32::MAX => kn,
-                _ => {
-                    let (t, s) = graph.keys().resolve(k);
-                    let kn = ctx.keys.intern(ctx.store, t, s)?;
-                    if self.graph_keys.len() <= k.ix() {
-                        self.graph_keys.resize(k.ix() + 1, u32::MAX);
-                    }
-                    self.graph_keys[k.ix()] = kn;
-                    kn
-                }
-            };
-            let num = self
-                .graph_nums
-                .get(e.ix())
-                .copied()
-                .ok_or(StoredResolveError::Internal(
-                    "resolved event outside the graph",
-                ))?;
-            out.push((kn, num));
-        }
-        Ok(out)
+        self.forks.resolve(ctx, &idx_sets, difference)
     }
 }
 

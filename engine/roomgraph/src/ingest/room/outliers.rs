@@ -3,6 +3,80 @@
 
 use super::*;
 
+/// The room's outliers and the gaps they wait on.
+#[derive(Default)]
+pub(super) struct Outliers {
+    /// Outliers by the missing or outlier prev event they wait for (persisted: [`OUTLIER_WAITS`]).
+    waits: FastMap<Box<str>, SmallVec<[u64; 2]>>,
+    /// Outliers stored by this process, by number.
+    bytes: IntMap<u64, OutlierBytes>,
+    /// Missing or outlier events that an accepted timeline event cites as a prev event (persisted:
+    /// [`CITED`]): when they join the timeline they are not forward extremities.
+    cited: FastSet<Box<str>>,
+}
+
+/// The bytes of an outlier stored by this process, kept to rewrite its record when it is
+/// de-outliered (older outliers are read back from the store).
+struct OutlierBytes {
+    raw: Vec<u8>,
+    redacted: Option<Vec<u8>>,
+    line: Option<u64>,
+}
+
+impl Outliers {
+    /// The persisted waits and cited events of a stored room.
+    pub(super) fn load(ctx: &BatchContext<'_>, room_id: &str) -> RoomResult<Outliers> {
+        let mut outliers = Outliers::default();
+        let this_room = InRoom { room_id, key: () };
+        for ((id, num), ()) in ctx.store.scan(&OUTLIER_WAITS, &this_room)? {
+            outliers.waits.entry(id.into()).or_default().push(num);
+        }
+        for (id, ()) in ctx.store.scan(&CITED, &this_room)? {
+            outliers.cited.insert(id.into());
+        }
+        Ok(outliers)
+    }
+
+    /// Whether any outlier waits for a prev event.
+    pub(super) fn any_waiting(&self) -> bool {
+        !self.waits.is_empty()
+    }
+
+    /// The prev events outliers wait for.
+    pub(super) fn gaps(&self) -> Vec<Box<str>> {
+        self.waits.keys().cloned().collect()
+    }
+
+    /// Whether an accepted timeline event cites `event_id` as a missing or outlier prev event.
+    pub(super) fn is_cited(&self, event_id: &str) -> bool {
+        self.cited.contains(event_id)
+    }
+
+    /// Drops what was kept for an outlier that is now a timeline event.
+    pub(super) fn forget(
+        &mut self,
+        room_id: &str,
+        num: u64,
+        event: &AuthEvent,
+        writes: &mut Writes,
+    ) {
+        self.bytes.remove(&num);
+        for id in &event.pdu.prev_events {
+            if let Some(list) = self.waits.get_mut(&**id) {
+                list.retain(|n| *n != num);
+                if list.is_empty() {
+                    self.waits.remove(&**id);
+                }
+            }
+            let key = InRoom {
+                room_id,
+                key: (&**id, num),
+            };
+            writes.remove(&OUTLIER_WAITS, &key);
+        }
+    }
+}
+
 impl RoomWorker {
     /// The outliers waiting for `event_id` whose gap it closes, as work to de-outlier them.
     pub(super) fn outliers_waiting_for(
@@ -11,14 +85,14 @@ impl RoomWorker {
         event_id: &str,
         writes: &mut Writes,
     ) -> RoomResult<Vec<(ParsedEvent, u64)>> {
-        let Some(nums) = self.outlier_wait.remove(event_id) else {
+        let Some(nums) = self.outliers.waits.remove(event_id) else {
             return Ok(Vec::new());
         };
         let mut ready = Vec::with_capacity(nums.len());
         for num in nums {
             writes.remove(&OUTLIER_WAITS, &self.in_room((event_id, num)));
-            let event = self.load_auth(ctx, num)?;
-            let (raw, redacted, line) = match self.outlier_bytes.get(&num) {
+            let event = self.auth.load(ctx, num)?;
+            let (raw, redacted, line) = match self.outliers.bytes.get(&num) {
                 Some(b) => (b.raw.clone(), b.redacted.clone(), b.line),
                 None => {
                     // An outlier of an earlier process: durable, so the store has it.
@@ -70,7 +144,7 @@ impl RoomWorker {
             ..
         } = item;
         let num = ctx.next_event.fetch_add(1, Ordering::Relaxed);
-        self.log_from = self.log_from.min(num);
+        self.state_log.numbered(num);
         let is_create = event.is_create() && event.pdu.state_key.as_deref() == Some("");
         // Synapse validates an outlier's signatures before its auth events, as a timeline event's.
         let verdict = match (unsigned, self.create.clone()) {
@@ -99,17 +173,18 @@ impl RoomWorker {
             self.set_create(num, &event, writes);
         }
         if let Some(sk) = event.pdu.state_key.as_deref() {
-            self.index_auth_chain(num, &parents.auth, &event, writes)?;
+            self.auth
+                .index(&self.room_id, num, &parents.auth, &event, writes)?;
             if !status.is_rejected() {
-                let k = self.intern_key(ctx, &event.pdu.event_type, sk)?;
-                self.event_keys.insert(num, k);
+                let k = self.keys.intern(ctx, &event.pdu.event_type, sk)?;
+                self.keys.of_event.insert(num, k);
                 self.state_log.push(num);
             }
         }
         // Kept until durable: de-outliering reads it back before its batch may be committed.
-        self.auth_cache.insert(num, Arc::clone(&event));
-        self.ids.insert(event_id.as_str().into(), num);
-        self.info.insert(
+        self.auth.insert(num, &event);
+        self.events.ids.insert(event_id.as_str().into(), num);
+        self.events.info.insert(
             num,
             EventInfo {
                 status,
@@ -129,13 +204,13 @@ impl RoomWorker {
         );
         for g in &gaps {
             writes.insert(&OUTLIER_WAITS, &self.in_room((g.as_ref(), num)), &());
-            self.outlier_wait.entry(g.clone()).or_default().push(num);
+            self.outliers.waits.entry(g.clone()).or_default().push(num);
         }
         let was_redacted = redacted.is_some();
         // Kept to de-outlier it when its gap closes (an outlier by request waits for nothing: it is
         // de-outliered only when received again, with its bytes).
         if !gaps.is_empty() {
-            self.outlier_bytes.insert(
+            self.outliers.bytes.insert(
                 num,
                 OutlierBytes {
                     raw,
@@ -169,27 +244,14 @@ impl RoomWorker {
         for id in &event.pdu.prev_events {
             let gap = parents.missing.iter().any(|m| **m == **id)
                 || self
+                    .events
                     .ids
                     .get(&**id)
-                    .and_then(|n| self.info.get(n))
+                    .and_then(|n| self.events.info.get(n))
                     .is_some_and(|i| i.status.is_outlier());
-            if gap && self.cited.insert(Box::from(&**id)) {
+            if gap && self.outliers.cited.insert(Box::from(&**id)) {
                 writes.insert(&CITED, &self.in_room(&**id), &());
             }
-        }
-    }
-
-    /// Drops what was kept for an outlier that is now a timeline event.
-    pub(super) fn forget_outlier(&mut self, num: u64, event: &AuthEvent, writes: &mut Writes) {
-        self.outlier_bytes.remove(&num);
-        for id in &event.pdu.prev_events {
-            if let Some(list) = self.outlier_wait.get_mut(&**id) {
-                list.retain(|n| *n != num);
-                if list.is_empty() {
-                    self.outlier_wait.remove(&**id);
-                }
-            }
-            writes.remove(&OUTLIER_WAITS, &self.in_room((&**id, num)));
         }
     }
 }

@@ -3,11 +3,20 @@
 
 use super::*;
 
-impl RoomWorker {
+/// The room's events waiting for a missing event id.
+#[derive(Default)]
+pub(super) struct PendingSet {
+    /// The waiting events, by the event id they wait for.
+    waiting: FastMap<String, Vec<ParsedEvent>>,
+    /// Events in `waiting` without a pending row yet (parked by the current run).
+    unsaved: usize,
+}
+
+impl PendingSet {
     /// Writes the pending rows of the events parked by this run that are still waiting. An event
     /// parked and woken within one run (unordered input: most of a send_join response) costs no row:
     /// writing each one and deleting it in the same batch doubled the bytes committed.
-    pub(super) fn persist_waiting(&mut self, ctx: &BatchContext<'_>, writes: &mut Writes) {
+    pub(super) fn persist(&mut self, ctx: &BatchContext<'_>, writes: &mut Writes) {
         if self.unsaved == 0 {
             return;
         }
@@ -22,7 +31,7 @@ impl RoomWorker {
     }
 
     /// Puts an event into the waiting set (persisted at the end of the run if it still waits then:
-    /// [`RoomWorker::persist_waiting`]), or reports it when the set is full.
+    /// [`PendingSet::persist`]), or reports it when the set is full.
     pub(super) fn park(
         &mut self,
         ctx: &BatchContext<'_>,
@@ -50,6 +59,17 @@ impl RoomWorker {
         self.waiting.entry(missing).or_default().push(item);
     }
 
+    /// Takes the events waiting for `event_id`.
+    pub(super) fn take(&mut self, event_id: &str) -> Option<Vec<ParsedEvent>> {
+        if self.waiting.is_empty() {
+            None
+        } else {
+            self.waiting.remove(event_id)
+        }
+    }
+}
+
+impl RoomWorker {
     /// Moves waiting events whose missing parent is now stored (e.g. in another room) back into play,
     /// and outliers whose missing prev event is now stored in another room (they are then rejected).
     /// The deletions of the outliers' wait rows go into `writes`, committed with the work.
@@ -59,18 +79,18 @@ impl RoomWorker {
         writes: &mut Writes,
     ) -> RoomResult<Vec<ParsedEvent>> {
         let mut ready = Vec::new();
-        let gaps: Vec<Box<str>> = self.outlier_wait.keys().cloned().collect();
+        let gaps = self.outliers.gaps();
         for g in gaps {
-            if !self.ids.contains_key(&*g) && ctx.store.event_num(&g)?.is_some() {
+            if !self.events.ids.contains_key(&*g) && ctx.store.event_num(&g)?.is_some() {
                 for (item, _) in self.outliers_waiting_for(ctx, &g, writes)? {
                     ready.push(item);
                 }
             }
         }
-        let keys: Vec<String> = self.waiting.keys().cloned().collect();
+        let keys: Vec<String> = self.pending.waiting.keys().cloned().collect();
         for k in keys {
-            if (ctx.store.event_num(&k)?.is_some() || self.ids.contains_key(k.as_str()))
-                && let Some(items) = self.waiting.remove(&k)
+            if (ctx.store.event_num(&k)?.is_some() || self.events.ids.contains_key(k.as_str()))
+                && let Some(items) = self.pending.waiting.remove(&k)
             {
                 ctx.pending_count.fetch_sub(items.len(), Ordering::Relaxed);
                 ready.extend(items);
@@ -86,6 +106,7 @@ impl RoomWorker {
         // not stored.
         let mut blockers: FastMap<String, SmallVec<[String; 2]>> = FastMap::default();
         let waiting: Vec<(String, Vec<WaitingEvent>)> = self
+            .pending
             .waiting
             .iter()
             .map(|(missing, items)| {
@@ -107,7 +128,7 @@ impl RoomWorker {
                 let mut b: SmallVec<[String; 2]> = SmallVec::new();
                 b.push(missing.clone());
                 for a in &event.pdu.auth_events {
-                    if **a != **missing && self.lookup(ctx, a)?.is_none() {
+                    if **a != **missing && self.events.lookup(ctx, a)?.is_none() {
                         b.push(a.to_string());
                     }
                 }
