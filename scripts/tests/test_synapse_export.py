@@ -26,6 +26,7 @@ EXPECTED_FIELDS = {"room_version", "room_id", "server_name", "current_state", "f
                    "rejected", "soft_failed", "outliers", "state_before_samples"}
 META_FIELDS = {"event_id", "stream_ordering", "received_ts", "outlier", "rejected", "soft_failed",
                "missing_prev_events"}
+OPTIONAL_META = {"out_of_band_membership", "censored"}
 
 
 def canonical(value) -> str:
@@ -95,7 +96,9 @@ class TraceTest(unittest.TestCase):
                 for n, (line, meta) in enumerate(zip(lines, metas)):
                     pdu = json.loads(line)
                     self.assertEqual(canonical(pdu), line, f"{base}.ndjson:{n + 1} is canonical JSON")
-                    self.assertEqual(set(meta), META_FIELDS | ({"censored"} & set(meta)))
+                    self.assertEqual(set(meta), META_FIELDS | (OPTIONAL_META & set(meta)))
+                    for key in OPTIONAL_META & set(meta):
+                        self.assertIs(meta[key], True, "optional meta keys are there only when true")
                     if version == "12" and pdu["type"] == "m.room.create":
                         self.assertNotIn("room_id", pdu)  # v12: the room id is the create event's
                         self.assertEqual("!" + meta["event_id"][1:], room_id)
