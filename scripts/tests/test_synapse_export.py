@@ -92,9 +92,13 @@ class TraceTest(unittest.TestCase):
                 self.assertEqual(len(lines), counts["events"])
                 self.assertEqual(len(lines), len(metas))
                 total += len(lines)
-                ids = set()
+                ids, placed, placed_before, prevs = set(), set(), {}, {}
                 for n, (line, meta) in enumerate(zip(lines, metas)):
                     pdu = json.loads(line)
+                    prevs[meta["event_id"]] = [p[0] if isinstance(p, list) else p for p in pdu["prev_events"]]
+                    placed_before[meta["event_id"]] = set(placed)
+                    if not meta["outlier"] and meta["stream_ordering"] > 0 and not meta.get("out_of_band_membership"):
+                        placed.add(meta["event_id"])
                     self.assertEqual(canonical(pdu), line, f"{base}.ndjson:{n + 1} is canonical JSON")
                     self.assertEqual(set(meta), META_FIELDS | (OPTIONAL_META & set(meta)))
                     for key in OPTIONAL_META & set(meta):
@@ -139,7 +143,8 @@ class TraceTest(unittest.TestCase):
                     hint = json.loads(line)
                     self.assertEqual(canonical(hint), line)
                     self.assertEqual(set(hint), {"event_id", "state_before"})
-                    self.assertTrue(by_id[hint["event_id"]]["missing_prev_events"])
+                    self.assertTrue(set(prevs[hint["event_id"]]) - placed_before[hint["event_id"]],
+                                    "a hint is for an event with a prev event not placed before it")
                     self.assertFalse(by_id[hint["event_id"]]["outlier"])
                     for sid in hint["state_before"]:
                         self.assertIn(sid, ids, "hinted state is in the PDUs")
