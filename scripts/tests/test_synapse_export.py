@@ -26,7 +26,7 @@ EXPECTED_FIELDS = {"room_version", "room_id", "server_name", "current_state", "f
                    "rejected", "soft_failed", "outliers", "state_before_samples"}
 META_FIELDS = {"event_id", "stream_ordering", "received_ts", "outlier", "rejected", "soft_failed",
                "missing_prev_events"}
-OPTIONAL_META = {"out_of_band_membership", "censored"}
+OPTIONAL_META = {"out_of_band_membership", "censored", "deoutlier"}
 
 
 def canonical(value) -> str:
@@ -93,11 +93,13 @@ class TraceTest(unittest.TestCase):
                 self.assertEqual(len(lines), len(metas))
                 total += len(lines)
                 ids, placed, placed_before, prevs = set(), set(), {}, {}
+                first_outlier, deoutliered = set(), set()
                 for n, (line, meta) in enumerate(zip(lines, metas)):
                     pdu = json.loads(line)
                     prevs[meta["event_id"]] = [p[0] if isinstance(p, list) else p for p in pdu["prev_events"]]
                     placed_before[meta["event_id"]] = set(placed)
-                    if not meta["outlier"] and meta["stream_ordering"] > 0 and not meta.get("out_of_band_membership"):
+                    if meta.get("deoutlier") or (not meta["outlier"] and meta["stream_ordering"] > 0
+                                                 and not meta.get("out_of_band_membership")):
                         placed.add(meta["event_id"])
                     self.assertEqual(canonical(pdu), line, f"{base}.ndjson:{n + 1} is canonical JSON")
                     self.assertEqual(set(meta), META_FIELDS | (OPTIONAL_META & set(meta)))
@@ -112,7 +114,17 @@ class TraceTest(unittest.TestCase):
                         self.assertEqual(pdu["event_id"], meta["event_id"])
                     else:
                         self.assertNotIn("event_id", pdu)
-                    self.assertNotIn(meta["event_id"], ids, "an event is listed once")
+                    if meta.get("deoutlier"):
+                        # listed again where the server placed an outlier it had in the DAG
+                        self.assertIn(meta["event_id"], first_outlier, "a deoutlier line follows an outlier line")
+                        self.assertFalse(meta["outlier"])
+                        self.assertGreater(meta["stream_ordering"], 0)
+                        first_outlier.discard(meta["event_id"])
+                        deoutliered.add(meta["event_id"])
+                    else:
+                        self.assertNotIn(meta["event_id"], ids, "an event's first line is its only other")
+                        if meta["outlier"]:
+                            first_outlier.add(meta["event_id"])
                     ids.add(meta["event_id"])
                 self.assertEqual(set(expected), EXPECTED_FIELDS)
                 self.assertEqual(expected["room_id"], room_id)
@@ -127,9 +139,12 @@ class TraceTest(unittest.TestCase):
                     self.assertIsInstance(r["reason"], str)
                 by_id = {m["event_id"]: m for m in metas}
                 self.assertEqual([r["event_id"] for r in expected["rejected"]],
-                                 [m["event_id"] for m in metas if m["rejected"] is not None])
-                self.assertEqual(expected["soft_failed"], [m["event_id"] for m in metas if m["soft_failed"]])
-                self.assertEqual(expected["outliers"], [m["event_id"] for m in metas if m["outlier"]])
+                                 [m["event_id"] for m in metas if m["rejected"] is not None and not m.get("deoutlier")])
+                firsts = [m for m in metas if not m.get("deoutlier")]
+                self.assertEqual(expected["soft_failed"], [m["event_id"] for m in firsts if m["soft_failed"]])
+                self.assertEqual(expected["outliers"], [m["event_id"] for m in firsts
+                                                        if m["outlier"] and m["event_id"] not in deoutliered])
+                self.assertEqual(len(deoutliered), counts.get("deoutliered", 0))
                 for e, state in expected["state_before_samples"].items():
                     self.assertIn(e, by_id)
                     self.assertFalse(by_id[e]["outlier"])
