@@ -9,6 +9,7 @@
 
 mod heavy;
 mod process;
+mod replay;
 
 mod join;
 mod socket;
@@ -137,6 +138,10 @@ enum Cmd {
     /// `roomgraph serve` over its Unix socket against the library in-process: requests/s and
     /// p50/p99 latency for resolve, auth_check and ingest at 1–32 clients (`socket.rs`).
     Socket(socket::SocketArgs),
+    /// Replay recorded federation traces (datasets/README.md, "Trace format") into fresh stores,
+    /// rooms and servers in parallel, and check the conclusions against the recording servers'
+    /// (`replay.rs`).
+    Replay(replay::ReplayArgs),
 }
 
 fn main() {
@@ -167,6 +172,7 @@ fn main() {
         Cmd::Batches { file, sizes, dir } => batches(&file, &sizes, dir),
         Cmd::Join(args) => join::run(&args),
         Cmd::Socket(args) => socket::run(&args),
+        Cmd::Replay(args) => replay::run(&args),
     };
     if let Err(e) = result {
         eprintln!("roomgraph-bench: {e}");
