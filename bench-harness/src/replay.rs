@@ -344,6 +344,22 @@ fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, String> {
         .collect())
 }
 
+/// Each line of an optional NDJSON file parsed by `parse` (none when the file is absent); an error
+/// names the file and the line.
+fn parse_optional_lines<T>(
+    path: &Path,
+    parse: impl Fn(&[u8]) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    read_lines(path)?
+        .iter()
+        .enumerate()
+        .map(|(i, l)| parse(l).map_err(|e| format!("{} line {}: {e}", path.display(), i + 1)))
+        .collect()
+}
+
 fn with_ext(stem: &Path, ext: &str) -> PathBuf {
     let mut name = stem.as_os_str().to_owned();
     name.push(ext);
@@ -353,18 +369,9 @@ fn with_ext(stem: &Path, ext: &str) -> PathBuf {
 fn replay_one(job: &Job, db: &Path, args: &ReplayArgs) -> Result<Replayed, String> {
     let pdus = read_lines(&with_ext(&job.stem, ".ndjson"))?;
     let meta_path = with_ext(&job.stem, ".meta.ndjson");
-    let metas: Vec<Meta> = if meta_path.exists() {
-        read_lines(&meta_path)?
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                serde_json::from_slice(l)
-                    .map_err(|e| format!("{} line {}: {e}", meta_path.display(), i + 1))
-            })
-            .collect::<Result<_, _>>()?
-    } else {
-        Vec::new()
-    };
+    let metas: Vec<Meta> = parse_optional_lines(&meta_path, |l| {
+        serde_json::from_slice(l).map_err(|e| e.to_string())
+    })?;
     if !metas.is_empty() && metas.len() != pdus.len() {
         return Err(format!(
             "{}: {} lines for {} PDUs",
@@ -373,19 +380,9 @@ fn replay_one(job: &Job, db: &Path, args: &ReplayArgs) -> Result<Replayed, Strin
             pdus.len()
         ));
     }
-    let hints_path = with_ext(&job.stem, ".hints.ndjson");
-    let hints: Vec<StateHint> = if hints_path.exists() {
-        read_lines(&hints_path)?
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                StateHint::from_json(l)
-                    .map_err(|e| format!("{} line {}: {e}", hints_path.display(), i + 1))
-            })
-            .collect::<Result<_, _>>()?
-    } else {
-        Vec::new()
-    };
+    let hints: Vec<StateHint> = parse_optional_lines(&with_ext(&job.stem, ".hints.ndjson"), |l| {
+        StateHint::from_json(l).map_err(|e| e.to_string())
+    })?;
 
     let options = EngineOptions {
         store: StoreOptions {
@@ -435,7 +432,7 @@ fn replay_one(job: &Job, db: &Path, args: &ReplayArgs) -> Result<Replayed, Strin
             serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         verify(&engine, &expected, &outcomes, &mut checks)?;
     }
-    let store_bytes = dir_size(db);
+    let store_bytes = engine.store().size_on_disk();
     drop(engine);
     Ok(Replayed {
         events: pdus.len(),
@@ -563,18 +560,4 @@ fn verify(
         }
     }
     Ok(())
-}
-
-fn dir_size(path: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }

@@ -999,10 +999,11 @@ fn host_driven_resolution_over_the_socket_on_the_differential_rooms() {
                 json!(room.fork_states)
             );
             let expected = c.result("resolve", &format!("{{{head},{}}}", ship(&all)));
-            for up_front in [0, all.len() / 2] {
-                let begin = format!("{{{head},{}}}", ship(&all[..up_front]));
-                let mut answer = c.result("resolve_begin", &begin);
+            // Begins a session, answers every `need`; the answer and how many events were asked.
+            let mut drive = |begin: &str| -> (Value, usize) {
+                let mut answer = c.result("resolve_begin", begin);
                 let session = answer["session"].as_u64().expect("a session id");
+                let mut asked = 0;
                 while let Some(need) = answer.get("need") {
                     let ids: Vec<&str> = need["events"]
                         .as_array()
@@ -1010,11 +1011,16 @@ fn host_driven_resolution_over_the_socket_on_the_differential_rooms() {
                         .iter()
                         .map(|id| id.as_str().expect("id"))
                         .collect();
+                    asked += ids.len();
                     let supply = format!(r#"{{"session":{session},{}}}"#, ship(&ids));
                     answer = c.result("resolve_supply", &supply);
                 }
+                (answer["done"].clone(), asked)
+            };
+            for up_front in [0, all.len() / 2] {
+                let (done, _) = drive(&format!("{{{head},{}}}", ship(&all[..up_front])));
                 assert_eq!(
-                    answer["done"], expected,
+                    done, expected,
                     "v{} seed {seed}, {up_front} up front",
                     version.id
                 );
@@ -1043,22 +1049,9 @@ fn host_driven_resolution_over_the_socket_on_the_differential_rooms() {
                 }),
             ];
             for begin in begins {
-                let mut answer = c.result("resolve_begin", &begin.to_string());
-                let session = answer["session"].as_u64().expect("a session id");
-                let mut asked = 0;
-                while let Some(need) = answer.get("need") {
-                    let ids: Vec<&str> = need["events"]
-                        .as_array()
-                        .expect("ids")
-                        .iter()
-                        .map(|id| id.as_str().expect("id"))
-                        .collect();
-                    asked += ids.len();
-                    let supply = format!(r#"{{"session":{session},{}}}"#, ship(&ids));
-                    answer = c.result("resolve_supply", &supply);
-                }
+                let (done, asked) = drive(&begin.to_string());
                 assert_eq!(
-                    answer["done"], expected,
+                    done, expected,
                     "v{} seed {seed}, begun with {begin}",
                     version.id
                 );

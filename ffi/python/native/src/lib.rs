@@ -134,6 +134,31 @@ pub struct ResolveSession {
     last: Py<PyTuple>,
 }
 
+impl ResolveSession {
+    /// Parses `events` and begins a session with `begin`, without the GIL.
+    fn start(
+        py: Python<'_>,
+        version: &'static RoomVersion,
+        events: &[Bound<'_, PyBytes>],
+        event_ids: Option<Vec<String>>,
+        begin: impl FnOnce(Vec<AuthEvent>) -> Result<(Session, Step), EngineError> + Send,
+    ) -> PyResult<ResolveSession> {
+        let events = copy_bytes(events);
+        let (session, answer) = py
+            .detach(move || {
+                let events = parse_events(events, event_ids, version)?;
+                let (session, step) = begin(events)?;
+                let done = matches!(step, Step::Done(_));
+                Ok::<_, EngineError>(((!done).then_some(session), Answer::of(step)?))
+            })
+            .map_err(refused)?;
+        Ok(ResolveSession {
+            session,
+            last: answer.into_py(py)?,
+        })
+    }
+}
+
 #[pymethods]
 impl ResolveSession {
     /// Starts a resolution of `state_sets` (event ids) in a room of `room_version`; `events` are the
@@ -151,18 +176,8 @@ impl ResolveSession {
     ) -> PyResult<ResolveSession> {
         let version =
             RoomVersion::from_id(room_version).map_err(|e| ResolveError::new_err(e.to_string()))?;
-        let events = copy_bytes(&events);
-        let (session, answer) = py
-            .detach(move || {
-                let events = parse_events(events, event_ids, version)?;
-                let (session, step) = Session::begin(version, state_sets, events, &rejected)?;
-                let done = matches!(step, Step::Done(_));
-                Ok::<_, EngineError>(((!done).then_some(session), Answer::of(step)?))
-            })
-            .map_err(refused)?;
-        Ok(ResolveSession {
-            session,
-            last: answer.into_py(py)?,
+        ResolveSession::start(py, version, &events, event_ids, move |events| {
+            Session::begin(version, state_sets, events, &rejected)
         })
     }
 
@@ -195,19 +210,8 @@ impl ResolveSession {
             events: full_conflicted_set,
             base_state: base,
         };
-        let events = copy_bytes(&events);
-        let (session, answer) = py
-            .detach(move || {
-                let events = parse_events(events, event_ids, version)?;
-                let (session, step) =
-                    Session::begin_conflicted(version, conflicted, events, &rejected)?;
-                let done = matches!(step, Step::Done(_));
-                Ok::<_, EngineError>(((!done).then_some(session), Answer::of(step)?))
-            })
-            .map_err(refused)?;
-        Ok(ResolveSession {
-            session,
-            last: answer.into_py(py)?,
+        ResolveSession::start(py, version, &events, event_ids, move |events| {
+            Session::begin_conflicted(version, conflicted, events, &rejected)
         })
     }
 
