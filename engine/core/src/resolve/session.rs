@@ -309,8 +309,9 @@ impl Session {
                         &self.events,
                         need.held,
                     )?;
-                    let goal = ConflictedGoal::new(conflicted)?;
-                    goal_next(&mut self.goal, goal, self.version, &self.events, &mut need);
+                    let mut goal = Box::new(ConflictedGoal::new(conflicted)?);
+                    goal.next(self.version, &self.events, &mut need);
+                    self.goal = Goal::Conflicted(goal);
                 }
             }
             Goal::Conflicted(goal) => goal.next(self.version, &self.events, &mut need),
@@ -354,20 +355,6 @@ impl Session {
                 "internal: the state sets were never split".into(),
             )),
         }
-    }
-}
-
-/// Replaces `slot` with `goal` and asks `goal` for its first ids.
-fn goal_next(
-    slot: &mut Goal,
-    goal: ConflictedGoal,
-    version: &'static RoomVersion,
-    events: &[AuthEvent],
-    need: &mut Wanted<'_>,
-) {
-    *slot = Goal::Conflicted(Box::new(goal));
-    if let Goal::Conflicted(goal) = slot {
-        goal.next(version, events, need);
     }
 }
 
